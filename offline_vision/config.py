@@ -1,0 +1,93 @@
+"""Settings: one frozen dataclass, filled from `OVISION_*` environment variables in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HUB_URL = "https://huggingface.co"
+DEFAULT_PYPI_URL = "https://pypi.org/simple"
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads counted once)."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    n_logical = len(allowed) if allowed else (os.cpu_count() or 1)
+    try:
+        cores: set[tuple[str, str]] = set()
+        phys = core = ""
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                    cores.add((phys, core))
+        if cores:
+            return max(1, min(len(cores), n_logical))
+    except OSError:
+        pass
+    return max(1, n_logical)
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where models, caches and data live, and how hard to work."""
+
+    home: Path  # models and caches (OVISION_HOME)
+    data_dir: Path  # evaluation datasets (OVISION_DATA)
+    runs_dir: Path  # evaluation outputs (OVISION_RUNS)
+    hub_url: str = (
+        DEFAULT_HUB_URL  # Hugging Face–compatible endpoint (OVISION_HUB_URL / HF_ENDPOINT)
+    )
+    pypi_url: str = DEFAULT_PYPI_URL  # PEP 503 simple index (OVISION_PYPI_URL / PIP_INDEX_URL)
+    threads: int = 1
+    device: str = "auto"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        home = (
+            Path(env["OVISION_HOME"])
+            if env.get("OVISION_HOME")
+            else (_xdg("XDG_CACHE_HOME", ".cache") / "offline_vision")
+        )
+        data = (
+            Path(env["OVISION_DATA"])
+            if env.get("OVISION_DATA")
+            else (_xdg("XDG_DATA_HOME", ".local/share") / "offline_vision" / "data")
+        )
+        runs = Path(env["OVISION_RUNS"]) if env.get("OVISION_RUNS") else Path("runs")
+        values: dict[str, object] = {
+            "home": home.expanduser(),
+            "data_dir": data.expanduser(),
+            "runs_dir": runs.expanduser(),
+            "hub_url": (env.get("OVISION_HUB_URL") or env.get("HF_ENDPOINT") or DEFAULT_HUB_URL),
+            "pypi_url": (
+                env.get("OVISION_PYPI_URL") or env.get("PIP_INDEX_URL") or DEFAULT_PYPI_URL
+            ),
+            "threads": int(env.get("OVISION_THREADS") or physical_cores()),
+            "device": env.get("OVISION_DEVICE") or "auto",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

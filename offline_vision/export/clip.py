@@ -1,0 +1,223 @@
+"""A Hugging Face CLIP checkpoint → two ONNX towers (fp32 + int8), validated, with a manifest."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from offline_vision.errors import ExportError
+from offline_vision.export.onnx import (
+    OPSET,
+    compare,
+    quantize_int8,
+    quiet,
+    require_export_extra,
+    versions,
+)
+from offline_vision.images import IMAGE_SUFFIXES, load_image
+from offline_vision.models.clip import ClipTokenizer, Preprocess
+
+log = logging.getLogger("ovision")
+
+# Acceptance thresholds for fp32 (L2-normalised embeddings, ONNX vs PyTorch).
+FP32_MIN_COSINE = 0.9999
+FP32_MAX_ABS = 1e-4
+CHECKPOINT_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
+VALIDATION_TEXTS = (
+    "a photo of a cat.",
+    "a photo of a dog.",
+    "a blurry photo of an airplane.",
+    "an astronaut in a white suit",
+    "a cup of coffee on a saucer",
+    "a rocket launch at night",
+    "a black and white photo of the truck.",
+    "itap of a goldfish.",
+)
+
+
+def validation_images(photo_dir: Path | None, n: int = 4) -> tuple[list[Image.Image], str]:
+    """Real photos when a directory of them is at hand, else fixed synthetic images (said so)."""
+    if photo_dir and photo_dir.is_dir():
+        paths = sorted(p for p in photo_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+        if paths:
+            return [load_image(p) for p in paths], ", ".join(p.name for p in paths)
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) for _ in range(n)]
+    return imgs, f"{n} synthetic noise images (no photo directory found)"
+
+
+def _check_checkpoint(ckpt: Path) -> None:
+    missing = [f for f in CHECKPOINT_FILES if not (ckpt / f).exists()]
+    if missing:
+        raise ExportError(
+            f"{ckpt} is not a CLIP checkpoint directory: missing {', '.join(missing)}"
+        )
+    if not (ckpt / "model.safetensors").exists():
+        extra = " (pickle checkpoints are refused)" if (ckpt / "pytorch_model.bin").exists() else ""
+        raise ExportError(f"{ckpt}: no model.safetensors{extra}")
+    config = json.loads((ckpt / "config.json").read_text())
+    if config.get("model_type") != "clip":
+        raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not 'clip'")
+
+
+def _onnx_configs():
+    from optimum.exporters.onnx.model_configs import (
+        CLIPTextWithProjectionOnnxConfig,
+        CLIPVisionModelOnnxConfig,
+    )
+
+    class TextConfig(CLIPTextWithProjectionOnnxConfig):
+        @property
+        def outputs(self):
+            return {"text_embeds": {0: "batch_size"}}
+
+    class VisionConfig(CLIPVisionModelOnnxConfig):
+        @property
+        def inputs(self):
+            return {"pixel_values": {0: "batch_size"}}
+
+        @property
+        def outputs(self):
+            return {"image_embeds": {0: "batch_size"}}
+
+    return TextConfig, VisionConfig
+
+
+def _towers(model):
+    """Text and vision towers that share the full model's weights (so nothing is reloaded)."""
+    from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
+
+    tc = copy.deepcopy(model.config.text_config)
+    vc = copy.deepcopy(model.config.vision_config)
+    tc.projection_dim = vc.projection_dim = model.config.projection_dim
+    text = CLIPTextModelWithProjection(tc).eval()
+    text.text_model, text.text_projection = model.text_model, model.text_projection
+    vision = CLIPVisionModelWithProjection(vc).eval()
+    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
+    return text, vision
+
+
+def _run(path: Path, feed: dict) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+    return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
+
+
+@quiet()
+def export_clip(
+    ckpt: Path, out: Path, *, photo_dir: Path | None, source: dict
+) -> tuple[dict, dict]:
+    """Export into `out`; returns (files, manifest meta) for `store.install`."""
+    require_export_extra()
+    import torch
+    from optimum.exporters.onnx import export_models
+    from transformers import CLIPModel
+
+    _check_checkpoint(ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
+    text, vision = _towers(model)
+    TextConfig, VisionConfig = _onnx_configs()
+    export_models(
+        {
+            "text_model": (text, TextConfig(text.config, task="feature-extraction")),
+            "vision_model": (vision, VisionConfig(vision.config, task="feature-extraction")),
+        },
+        output_dir=out,
+        opset=OPSET,
+    )
+    for tower in ("text_model", "vision_model"):
+        quantize_int8(out / f"{tower}.onnx", out / f"{tower}.int8.onnx")
+    for f in CHECKPOINT_FILES:
+        shutil.copyfile(ckpt / f, out / f)
+
+    # Validation: the PyTorch reference against both exports, on real photos where available.
+    images, described = validation_images(photo_dir)
+    pre = Preprocess.from_config(json.loads((ckpt / "preprocessor_config.json").read_text()))
+    pixels = pre(images)
+    pad_id = _pad_id(ckpt)
+    ids, mask = ClipTokenizer(
+        (ckpt / "tokenizer.json").read_text(),
+        model.config.text_config.max_position_embeddings,
+        pad_id,
+    )(VALIDATION_TEXTS)
+    with torch.no_grad():
+        ref_img = vision(pixel_values=torch.from_numpy(pixels)).image_embeds.numpy()
+        ref_txt = text(input_ids=torch.from_numpy(ids)).text_embeds.numpy()
+    feed_img, feed_txt = {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask}
+    fp32 = {
+        "image": compare(ref_img, _run(out / "vision_model.onnx", feed_img)),
+        "text": compare(ref_txt, _run(out / "text_model.onnx", feed_txt)),
+    }
+    int8 = {
+        "image": compare(
+            _run(out / "vision_model.onnx", feed_img),
+            _run(out / "vision_model.int8.onnx", feed_img),
+        ),
+        "text": compare(
+            _run(out / "text_model.onnx", feed_txt), _run(out / "text_model.int8.onnx", feed_txt)
+        ),
+    }
+    for tower, r in fp32.items():
+        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
+            raise ExportError(
+                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
+                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
+            )
+    files = {
+        f: out / f
+        for f in (
+            *CHECKPOINT_FILES,
+            "vision_model.onnx",
+            "text_model.onnx",
+            "vision_model.int8.onnx",
+            "text_model.int8.onnx",
+        )
+    }
+    meta = {
+        "source": source,
+        "opset": OPSET,
+        "logit_scale": float(model.logit_scale.exp().item()),
+        "text": {
+            "context_length": model.config.text_config.max_position_embeddings,
+            "pad_id": pad_id,
+        },
+        "onnx": {
+            "fp32": {"vision": "vision_model.onnx", "text": "text_model.onnx"},
+            "int8": {"vision": "vision_model.int8.onnx", "text": "text_model.int8.onnx"},
+        },
+        "validation": {
+            "images": described,
+            "texts": len(VALIDATION_TEXTS),
+            "fp32_vs_pytorch": fp32,
+            "int8_vs_fp32": int8,
+            "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
+        },
+        "exported_with": versions(
+            "torch", "transformers", "optimum", "optimum-onnx", "onnxruntime"
+        ),
+    }
+    return files, meta
+
+
+def _pad_id(ckpt: Path) -> int:
+    """The pad token's id: from tokenizer_config.json when present, else CLIP's <|endoftext|>."""
+    tok = json.loads((ckpt / "tokenizer.json").read_text())
+    vocab = tok.get("model", {}).get("vocab", {})
+    pad = "<|endoftext|>"
+    cfg = ckpt / "tokenizer_config.json"
+    if cfg.exists():
+        value = json.loads(cfg.read_text()).get("pad_token")
+        pad = value.get("content", pad) if isinstance(value, dict) else (value or pad)
+    for added in tok.get("added_tokens", []):
+        if added["content"] == pad:
+            return int(added["id"])
+    return int(vocab.get(pad, 0))

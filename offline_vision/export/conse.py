@@ -1,0 +1,188 @@
+"""ConSE's two towers → ONNX: EfficientNet-Lite2 (ImageNet logits) and all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from offline_vision.errors import ExportError
+from offline_vision.export.clip import validation_images
+from offline_vision.export.onnx import (
+    OPSET,
+    OnnxSpec,
+    compare,
+    export_torch,
+    quiet,
+    require_export_extra,
+    versions,
+)
+from offline_vision.models.conse import (
+    IMAGE_PREPROCESS,
+    LOGIT_SCALE,
+    TEXT_MAX_TOKENS,
+    TOP_T,
+    MiniLMTokenizer,
+    mean_pool,
+)
+
+IMAGE_SPEC = OnnxSpec(
+    inputs={"pixel_values": {0: "batch_size"}}, outputs={"logits": {0: "batch_size"}}
+)
+TEXT_SPEC = OnnxSpec(
+    inputs={
+        "input_ids": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "sequence_length"},
+        "token_type_ids": {0: "batch_size", 1: "sequence_length"},
+    },
+    outputs={"last_hidden_state": {0: "batch_size", 1: "sequence_length"}},
+)
+FP32_MIN_COSINE = 0.9999
+FP32_MAX_ABS = 1e-4
+
+
+def class_texts() -> list[str]:
+    """The 1000 ImageNet class texts, in class-index order (data file, see its header)."""
+    raw = resources.files("offline_vision").joinpath("data", "conse_imagenet_texts.tsv")
+    rows = [
+        line.split("\t", 1) for line in raw.read_text().splitlines() if not line.startswith("#")
+    ]
+    return [text for _wnid, text in rows]
+
+
+def _efficientnet(arch_dir: Path, weights: Path):
+    """The architecture package from its (hash-verified) wheel, with weights loaded safely."""
+    import torch
+
+    sys.path.insert(0, str(arch_dir))
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    finally:
+        sys.path.remove(str(arch_dir))
+    net = EfficientNet.from_name("efficientnet-lite2")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def _sentence_encoder(model_dir: Path):
+    """MiniLM as a module taking the three BERT inputs positionally, returning hidden states."""
+    import torch
+    from transformers import BertModel
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = BertModel.from_pretrained(model_dir, use_safetensors=True)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return out.last_hidden_state
+
+    return Encoder().eval()
+
+
+def _run(path: Path, feed: dict) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+
+
+def _check(name: str, r: dict) -> None:
+    if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
+        raise ExportError(
+            f"{name} ONNX does not match PyTorch: cosine {r['cosine_min']:.6f}, max-abs {r['max_abs']:.2e}"
+        )
+
+
+@quiet()
+def export_conse(
+    arch_dir: Path,
+    weights: Path,
+    text_dir: Path,
+    out: Path,
+    *,
+    photo_dir: Path | None,
+    source: dict,
+) -> tuple[dict, dict]:
+    """Export both towers and the class-text embeddings into `out`; returns (files, meta)."""
+    require_export_extra()
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    net = _efficientnet(arch_dir, weights)
+    size = IMAGE_PREPROCESS.crop
+    export_torch(net, IMAGE_SPEC, (torch.zeros(1, 3, *size),), out / "image_model.onnx")
+    bert = _sentence_encoder(text_dir)
+    tok_json = (text_dir / "tokenizer.json").read_text()
+    tokenizer = MiniLMTokenizer(tok_json)
+    dummy = tokenizer(["a photo of a cat", "a dog"])
+    export_torch(
+        bert, TEXT_SPEC, tuple(torch.from_numpy(a) for a in dummy), out / "text_model.onnx"
+    )
+    (out / "tokenizer.json").write_text(tok_json)
+
+    # Validation against PyTorch, then the class-text embeddings from the ONNX text tower itself,
+    # so that runtime labels and class texts are embedded by the very same graph.
+    images, described = validation_images(photo_dir)
+    pixels = IMAGE_PREPROCESS(images)
+    with torch.no_grad():
+        ref_logits = net(torch.from_numpy(pixels)).numpy()
+    image_check = compare(ref_logits, _run(out / "image_model.onnx", {"pixel_values": pixels}))
+    texts = class_texts()
+    ids, mask, types = tokenizer(texts[:16])
+    with torch.no_grad():
+        ref = bert(*(torch.from_numpy(a) for a in (ids, mask, types))).numpy()
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    text_check = compare(mean_pool(ref, mask), mean_pool(_run(out / "text_model.onnx", feed), mask))
+    _check("image tower", image_check)
+    _check("text tower", text_check)
+
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "text_model.onnx"), providers=["CPUExecutionProvider"])
+    chunks = []
+    for i in range(0, len(texts), 64):
+        ids, mask, types = tokenizer(texts[i : i + 64])
+        hidden = sess.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )[0]
+        chunks.append(mean_pool(hidden, mask))
+    np.save(out / "class_text_embeddings.npy", np.concatenate(chunks).astype(np.float32))
+    shutil.copyfile(
+        Path(str(resources.files("offline_vision").joinpath("data", "conse_imagenet_texts.tsv"))),
+        out / "class_texts.tsv",
+    )
+    files = {
+        f: out / f
+        for f in (
+            "image_model.onnx",
+            "text_model.onnx",
+            "tokenizer.json",
+            "class_text_embeddings.npy",
+            "class_texts.tsv",
+        )
+    }
+    meta = {
+        "source": source,
+        "opset": OPSET,
+        "standin": True,
+        "note": "ConSE stand-in scorer, weaker than CLIP",
+        "logit_scale": LOGIT_SCALE,
+        "top_t": TOP_T,
+        "text": {"max_tokens": TEXT_MAX_TOKENS},
+        "validation": {
+            "images": described,
+            "fp32_vs_pytorch": {"image_logits": image_check, "text_embeddings": text_check},
+            "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
+        },
+        "exported_with": versions("torch", "transformers", "onnxruntime"),
+    }
+    json.dumps(meta)  # fail here, not at install, if anything is not serialisable
+    return files, meta

@@ -1,0 +1,103 @@
+"""Label sets and prompt templates (data, not code): built-in sets, comma lists, @files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from offline_vision.errors import BadInput
+
+log = logging.getLogger("ovision")
+
+CIFAR10 = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+SINGLE_TEMPLATE = "a photo of a {}."
+
+
+@cache
+def _data(name: str) -> str:
+    return resources.files("offline_vision").joinpath("data", name).read_text(encoding="utf-8")
+
+
+@cache
+def templates() -> dict[str, tuple[str, ...]]:
+    """Named template ensembles: `cifar10` (CLIP's 18), `imagenet` (open_clip's 7 simple)."""
+    raw = json.loads(_data("templates.json"))
+    named = {k: tuple(v) for k, v in raw.items() if not k.startswith("_")}
+    named["single"] = (SINGLE_TEMPLATE,)
+    return named
+
+
+def builtin_sets() -> dict[str, tuple[str, ...]]:
+    imagenet = tuple(line for line in _data("imagenet_classes.txt").splitlines() if line)
+    return {"imagenet": imagenet, "cifar10": CIFAR10}
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    name: str  # a built-in set's name, or "custom"
+    labels: tuple[str, ...]
+
+    @property
+    def default_templates(self) -> tuple[str, ...]:
+        """CLIP's published ensemble for the built-in sets; one plain template otherwise."""
+        return templates().get(self.name, (SINGLE_TEMPLATE,))
+
+
+def _dedupe(labels: list[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for label in labels:
+        if label in seen:
+            log.warning("duplicate label %r ignored", label)
+        seen.setdefault(label, None)
+    return tuple(seen)
+
+
+def parse_labels(spec: str) -> LabelSet:
+    """`imagenet` | `cifar10` | `a,b,c` | `@file.txt` (one label a line) → a LabelSet."""
+    spec = spec.strip()
+    sets = builtin_sets()
+    if spec in sets:
+        return LabelSet(spec, sets[spec])
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInput(f"cannot read label file {path}: {e}") from e
+        raw = [line.strip() for line in text.splitlines()]
+    else:
+        raw = [part.strip() for part in spec.split(",")]
+    labels = [label for label in raw if label]
+    if not labels:
+        raise BadInput(
+            f"empty label list {spec!r}: give a built-in set ({', '.join(sets)}), "
+            "a comma list or @file.txt"
+        )
+    return LabelSet("custom", _dedupe(labels))
+
+
+def parse_template(spec: str | None, label_set: LabelSet) -> tuple[str, ...]:
+    """`--template`: an ensemble's name or one template containing `{}`; default per label set."""
+    if spec is None:
+        return label_set.default_templates
+    named = templates()
+    if spec in named:
+        return named[spec]
+    if "{}" not in spec:
+        raise BadInput(f"template {spec!r} must contain '{{}}' or be one of: {', '.join(named)}")
+    return (spec,)

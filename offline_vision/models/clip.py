@@ -1,0 +1,145 @@
+"""CLIP on ONNX Runtime: numpy/Pillow preprocessing, `tokenizers` BPE, two tower sessions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+from tokenizers import Tokenizer
+
+from offline_vision.errors import BadInput, BadModel
+from offline_vision.models import runtime
+from offline_vision.models.preprocess import Preprocess
+from offline_vision.models.scorer import EmbeddingScorer, TextCache, l2_normalize
+from offline_vision.models.store import Bundle
+
+log = logging.getLogger("ovision")
+
+PRECISIONS = ("auto", "fp32", "int8")
+
+
+class ClipTokenizer:
+    """The checkpoint's own `tokenizer.json`, truncated to the context length, padded per batch."""
+
+    def __init__(self, tokenizer_json: str, context_length: int = 77, pad_id: int | None = None):
+        self.tok = Tokenizer.from_str(tokenizer_json)
+        self.context_length = context_length
+        if pad_id is None:
+            pad_id = self.tok.token_to_id("<|endoftext|>") or 0
+        self.pad_id = pad_id
+        self.tok.enable_truncation(max_length=context_length)
+        self.tok.no_padding()
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encs = self.tok.encode_batch(list(texts))
+        for text, enc in zip(texts, encs, strict=True):
+            if enc.overflowing:
+                log.warning(
+                    "label prompt %r is over %d tokens; truncated", text[:60], self.context_length
+                )
+        n = max(len(e.ids) for e in encs)
+        ids = np.full((len(encs), n), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encs), n), dtype=np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        return ids, mask
+
+
+def _output_index(sess, preferred: str) -> int:
+    names = [o.name for o in sess.get_outputs()]
+    if preferred in names:
+        return names.index(preferred)
+    for i, o in enumerate(sess.get_outputs()):
+        if len(o.shape) == 2:
+            return i
+    raise BadModel(f"ONNX graph has no {preferred} output (outputs: {', '.join(names)})")
+
+
+class ClipScorer(EmbeddingScorer):
+    kind = "clip"
+    standin = False
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        precision: str = "auto",
+        device: str = "auto",
+        threads: int = 1,
+        cache: TextCache | None = None,
+    ):
+        if precision not in PRECISIONS:
+            raise BadInput(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        onnx = bundle.manifest["onnx"]
+        if precision == "auto":
+            precision = "fp32" if "fp32" in onnx else "int8"
+        if precision not in onnx:
+            raise BadInput(f"{bundle.name} has no {precision} export (it has: {', '.join(onnx)})")
+        self.bundle, self.precision, self.device, self.threads = bundle, precision, device, threads
+        self.files = onnx[precision]
+        m = bundle.manifest
+        super().__init__(
+            text_model_key=bundle.sha256(self.files["text"]),
+            logit_scale=m["logit_scale"],
+            cache=cache,
+        )
+        self.preprocess = Preprocess.from_config(
+            json.loads(bundle.read("preprocessor_config.json"))
+        )
+        self.context_length = m.get("text", {}).get("context_length", 77)
+        self.pad_id = m.get("text", {}).get("pad_id")
+
+    @cached_property
+    def vision(self):
+        sess = runtime.session(
+            self.bundle.read(self.files["vision"]),
+            device=self.device,
+            threads=self.threads,
+            name=self.files["vision"],
+        )
+        return sess, sess.get_inputs()[0].name, _output_index(sess, "image_embeds")
+
+    @cached_property
+    def text(self):
+        sess = runtime.session(
+            self.bundle.read(self.files["text"]),
+            device=self.device,
+            threads=self.threads,
+            name=self.files["text"],
+        )
+        inputs = {i.name for i in sess.get_inputs()}
+        return sess, inputs, _output_index(sess, "text_embeds")
+
+    @cached_property
+    def tokenizer(self) -> ClipTokenizer:
+        return ClipTokenizer(
+            self.bundle.read("tokenizer.json").decode("utf-8"), self.context_length, self.pad_id
+        )
+
+    def describe(self) -> dict:
+        return {
+            "scorer": "clip",
+            "model": self.bundle.name,
+            "precision": self.precision,
+            "source": self.bundle.manifest.get("source", {}),
+            "sha256": {k: self.bundle.sha256(v) for k, v in self.files.items()},
+            "standin": False,
+        }
+
+    def _embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        sess, name, out = self.vision
+        x = self.preprocess(images)
+        return l2_normalize(sess.run(None, {name: x})[out]).astype(np.float32)
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        sess, inputs, out = self.text
+        ids, mask = self.tokenizer(texts)
+        feed = {"input_ids": ids}
+        if "attention_mask" in inputs:
+            feed["attention_mask"] = mask
+        return l2_normalize(sess.run(None, feed)[out]).astype(np.float32)

@@ -1,0 +1,138 @@
+"""ConSE (Norouzi et al., 2014): a zero-shot image–text scorer from an ImageNet classifier and a
+sentence embedder. A stand-in for CLIP where no CLIP weights can be had; much weaker than CLIP.
+
+image embedding = normalise(Σ over the top-T ImageNet classes of p_i · text(class_i))
+label logit     = 20 · cosine(image embedding, text("a photo of a <label>"))
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+from tokenizers import Tokenizer
+
+from offline_vision.models import runtime
+from offline_vision.models.preprocess import Preprocess
+from offline_vision.models.scorer import EmbeddingScorer, TextCache, l2_normalize, softmax
+from offline_vision.models.store import Bundle
+
+TOP_T = 10
+LOGIT_SCALE = 20.0
+TEXT_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
+TEMPLATE = "a photo of a {}"
+# EfficientNet-Lite was trained with TensorFlow-style scaling (x − 127) / 128, not ImageNet
+# mean/std (which costs 6–8 points here); written as mean/std on the 0–1 scale.
+IMAGE_PREPROCESS = Preprocess(
+    shortest_edge=260, crop=(260, 260), mean=(127 / 255,) * 3, std=(128 / 255,) * 3
+)
+
+
+class MiniLMTokenizer:
+    """The sentence embedder's WordPiece `tokenizer.json`; batches padded to their longest."""
+
+    def __init__(self, tokenizer_json: str):
+        self.tok = Tokenizer.from_str(tokenizer_json)
+        self.tok.enable_truncation(max_length=TEXT_MAX_TOKENS)
+        self.tok.no_padding()
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        encs = self.tok.encode_batch(list(texts))
+        n = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), n), dtype=np.int64)
+        mask = np.zeros((len(encs), n), dtype=np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        return ids, mask, np.zeros_like(ids)
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over real tokens, then L2 normalisation (as sentence-transformers does)."""
+    m = mask[..., None].astype(np.float32)
+    return l2_normalize((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+
+
+class ConseScorer(EmbeddingScorer):
+    kind = "conse"
+    standin = True
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        device: str = "auto",
+        threads: int = 1,
+        cache: TextCache | None = None,
+    ):
+        m = bundle.manifest
+        self.bundle, self.device, self.threads = bundle, device, threads
+        self.top_t = int(m.get("top_t", TOP_T))
+        super().__init__(
+            text_model_key=bundle.sha256("text_model.onnx"),
+            logit_scale=m.get("logit_scale", LOGIT_SCALE),
+            cache=cache,
+        )
+
+    @cached_property
+    def class_embeddings(self) -> np.ndarray:
+        data = self.bundle.read("class_text_embeddings.npy")
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    @cached_property
+    def image_session(self):
+        return runtime.session(
+            self.bundle.read("image_model.onnx"),
+            device=self.device,
+            threads=self.threads,
+            name="image_model.onnx",
+        )
+
+    @cached_property
+    def text_session(self):
+        return runtime.session(
+            self.bundle.read("text_model.onnx"),
+            device=self.device,
+            threads=self.threads,
+            name="text_model.onnx",
+        )
+
+    @cached_property
+    def tokenizer(self) -> MiniLMTokenizer:
+        return MiniLMTokenizer(self.bundle.read("tokenizer.json").decode("utf-8"))
+
+    def describe(self) -> dict:
+        return {
+            "scorer": "conse",
+            "model": self.bundle.name,
+            "standin": True,
+            "note": "ConSE stand-in (EfficientNet-Lite2 + MiniLM), weaker than CLIP; not CLIP",
+            "top_t": self.top_t,
+            "sha256": {
+                "image": self.bundle.sha256("image_model.onnx"),
+                "text": self.bundle.sha256("text_model.onnx"),
+            },
+        }
+
+    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
+        return (TEMPLATE,)
+
+    def imagenet_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        logits = self.image_session.run(None, {"pixel_values": IMAGE_PREPROCESS(images)})[0]
+        return softmax(logits.astype(np.float64))
+
+    def _embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        p = self.imagenet_probabilities(images)
+        top = np.argsort(-p, axis=1)[:, : self.top_t]
+        weights = np.take_along_axis(p, top, axis=1)
+        emb = np.einsum("nt,ntd->nd", weights, self.class_embeddings[top])
+        return l2_normalize(emb).astype(np.float32)
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        ids, mask, types = self.tokenizer(texts)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = self.text_session.run(None, feed)[0]
+        return mean_pool(hidden, mask).astype(np.float32)

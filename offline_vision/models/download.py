@@ -1,0 +1,136 @@
+"""Resumable, verified downloads and sha256 helpers (the only place that touches the network)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+from offline_vision.errors import ChecksumMismatch, DownloadError
+from offline_vision.progress import bar as progress_bar
+
+CHUNK = 1 << 20
+RETRIES = 4
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK * 8):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_verified(path: Path, sha256: str) -> bytes:
+    """Read a whole file and check its sha256 on the same bytes that will be used."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ChecksumMismatch(f"{path} is missing; run `ovision models verify`") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ChecksumMismatch(
+            f"{path}: sha256 {digest[:16]}… does not match the recorded {sha256[:16]}… "
+            "(the file changed or is corrupt; `ovision models pull` or `import` it again)"
+        )
+    return data
+
+
+def git_blob_sha1(path: Path) -> str:
+    """The id git (and the Hugging Face hub) gives a non-LFS file."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def make_client() -> httpx.Client:
+    headers = {"User-Agent": "offline_vision"}
+    token = os.environ.get("HF_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.Client(follow_redirects=True, timeout=TIMEOUT, headers=headers, trust_env=True)
+
+
+def _hash_prefix(path: Path) -> hashlib._Hash:
+    h = hashlib.sha256()
+    if path.exists():
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK * 8):
+                h.update(block)
+    return h
+
+
+def download(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    desc: str | None = None,
+) -> str:
+    """Download `url` to `dest`, resuming a previous `.part`, and return the file's sha256.
+
+    With `sha256` given, a mismatch deletes the partial file and raises ChecksumMismatch.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    label = desc or dest.name
+    last_error: Exception | None = None
+    for attempt in range(RETRIES):
+        have = part.stat().st_size if part.exists() else 0
+        if size is not None and have > size:
+            part.unlink()
+            have = 0
+        h = _hash_prefix(part)
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with client.stream("GET", url, headers=headers) as r:
+                if r.status_code == 416 and size is not None and have == size:
+                    pass  # the part is already complete
+                elif r.status_code == 200 and have:
+                    have = 0  # the server ignored the range: start over
+                    h = hashlib.sha256()
+                    part.unlink()
+                elif r.status_code not in (200, 206):
+                    if r.status_code in (429,) or r.status_code >= 500:
+                        raise httpx.TransportError(f"HTTP {r.status_code}")
+                    raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
+                if r.status_code in (200, 206):
+                    total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
+                    with (
+                        open(part, "ab") as f,
+                        progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
+                    ):
+                        for block in r.iter_bytes(CHUNK):
+                            f.write(block)
+                            h.update(block)
+                            bar.update(len(block))
+            got = part.stat().st_size
+            if size is not None and got < size:
+                raise httpx.TransportError(f"connection closed at {got} of {size} bytes")
+            digest = h.hexdigest()
+            if sha256 is not None and digest != sha256:
+                part.unlink()
+                raise ChecksumMismatch(
+                    f"{label}: downloaded sha256 {digest[:16]}… is not the pinned {sha256[:16]}… "
+                    f"(from {_safe(url)}); the partial file was deleted"
+                )
+            if size is not None and got != size:
+                part.unlink()
+                raise ChecksumMismatch(f"{label}: got {got} bytes, expected {size}")
+            os.replace(part, dest)
+            return digest
+        except (httpx.TransportError, httpx.TimeoutException) as e:
+            last_error = e
+            time.sleep(min(0.5 * 2**attempt, 8.0))
+    raise DownloadError(f"{label}: download from {_safe(url)} failed ({last_error})")
+
+
+def _safe(url: str) -> str:
+    """A URL without query or credentials, fit for an error message."""
+    u = httpx.URL(url)
+    return str(u.copy_with(query=None, username=None, password=None))

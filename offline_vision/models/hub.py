@@ -1,0 +1,62 @@
+"""A Hugging Face–compatible model hub: list a pinned revision's files and fetch them verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from offline_vision.errors import ChecksumMismatch, DownloadError
+from offline_vision.models.download import download, git_blob_sha1
+
+
+@dataclass(frozen=True)
+class HubFile:
+    path: str
+    size: int | None
+    sha256: str | None  # LFS files: the hub states their sha256
+    blob_id: str | None  # other files: their git blob sha1
+
+
+def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict[str, HubFile]:
+    url = f"{endpoint.rstrip('/')}/api/models/{repo}/revision/{revision}"
+    try:
+        r = client.get(url, params={"blobs": "true"})
+    except httpx.HTTPError as e:
+        raise DownloadError(f"cannot reach the model hub at {endpoint} ({e})") from e
+    if r.status_code != 200:
+        raise DownloadError(f"the hub answered HTTP {r.status_code} for {repo}@{revision[:12]}")
+    files = {}
+    for s in r.json().get("siblings", []):
+        lfs = s.get("lfs") or {}
+        files[s["rfilename"]] = HubFile(
+            path=s["rfilename"],
+            size=lfs.get("size", s.get("size")),
+            sha256=lfs.get("sha256"),
+            blob_id=None if lfs else s.get("blobId"),
+        )
+    return files
+
+
+def fetch(
+    client: httpx.Client,
+    endpoint: str,
+    repo: str,
+    revision: str,
+    info: HubFile,
+    dest: Path,
+    *,
+    pinned_sha256: str | None = None,
+) -> str:
+    """Download one file of a pinned revision; returns its sha256 after every check passed."""
+    if pinned_sha256 and info.sha256 and pinned_sha256 != info.sha256:
+        raise ChecksumMismatch(f"{repo}/{info.path}: the hub's sha256 differs from the pinned one")
+    url = f"{endpoint.rstrip('/')}/{repo}/resolve/{revision}/{info.path}"
+    digest = download(
+        client, url, dest, sha256=pinned_sha256 or info.sha256, size=info.size, desc=info.path
+    )
+    if info.blob_id and git_blob_sha1(dest) != info.blob_id:
+        dest.unlink()
+        raise ChecksumMismatch(f"{repo}/{info.path}: git blob id does not match the hub's")
+    return digest

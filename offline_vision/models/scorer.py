@@ -1,0 +1,162 @@
+"""The `Scorer` interface (eyes: image + text labels → probabilities) and its shared machinery."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from offline_vision.progress import bar as progress_bar
+
+log = logging.getLogger("ovision")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Embed images once; score any list of text labels → softmax probabilities."""
+
+    kind: str  # "clip" or "conse"
+    standin: bool  # True for a scorer that is not CLIP and must never be reported as CLIP
+
+    def describe(self) -> dict: ...
+
+    def default_templates(self, label_set_name: str) -> tuple[str, ...]: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_labels(
+        self, labels: Sequence[str], templates: Sequence[str] = ("{}",)
+    ) -> np.ndarray: ...
+
+    def probabilities(
+        self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
+    ) -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class TextCache:
+    """Text embeddings on disk, keyed by (text model sha256, template, label). SQLite, no pickle."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        target = ":memory:"
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                target = str(path)
+            except OSError as e:
+                log.warning("embedding cache %s unusable (%s); caching in memory only", path, e)
+        self.db = sqlite3.connect(target, timeout=30)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (model TEXT, template TEXT, label TEXT, vec BLOB,"
+            " PRIMARY KEY (model, template, label))"
+        )
+
+    def get_many(
+        self, model: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], np.ndarray]:
+        found: dict[tuple[str, str], np.ndarray] = {}
+        by_template: dict[str, list[str]] = {}
+        for template, label in keys:
+            by_template.setdefault(template, []).append(label)
+        for template, labels in by_template.items():
+            for i in range(0, len(labels), 500):
+                chunk = labels[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.execute(
+                    f"SELECT label, vec FROM emb WHERE model=? AND template=? AND label IN ({marks})",
+                    (model, template, *chunk),
+                )
+                for label, vec in rows:
+                    found[(template, label)] = np.frombuffer(vec, dtype=np.float32)
+        return found
+
+    def put_many(self, model: str, items: dict[tuple[str, str], np.ndarray]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)",
+                [(model, t, lab, v.astype(np.float32).tobytes()) for (t, lab), v in items.items()],
+            )
+
+
+class EmbeddingScorer(ABC):
+    """Images and texts embedded into one space; logits = logit_scale · cosine."""
+
+    kind = "abstract"
+    standin = False
+    batch_size = 32
+    text_batch_size = 64
+
+    def __init__(self, *, text_model_key: str, logit_scale: float, cache: TextCache | None):
+        self.text_model_key = text_model_key
+        self.logit_scale = float(logit_scale)
+        self.cache = cache or TextCache(None)
+        self.images_encoded = 0  # counters: tests and benchmarks read them
+        self.texts_encoded = 0
+
+    @abstractmethod
+    def _embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """One batch → L2-normalised embeddings."""
+
+    @abstractmethod
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """One batch → L2-normalised embeddings."""
+
+    @abstractmethod
+    def describe(self) -> dict: ...
+
+    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
+        from offline_vision.labels import LabelSet
+
+        return LabelSet(label_set_name, ()).default_templates
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = [
+            self._embed_images(images[i : i + self.batch_size])
+            for i in range(0, len(images), self.batch_size)
+        ]
+        self.images_encoded += len(images)
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def encode_labels(
+        self, labels: Sequence[str], templates: Sequence[str] = ("{}",)
+    ) -> np.ndarray:
+        """One embedding per label: the normalised mean over templates (CLIP's ensembling)."""
+        keys = [(t, label) for label in labels for t in templates]
+        have = self.cache.get_many(self.text_model_key, keys)
+        missing = [k for k in dict.fromkeys(keys) if k not in have]
+        if missing:
+            new: dict[tuple[str, str], np.ndarray] = {}
+            with progress_bar(
+                len(missing), "encoding label prompts", unit="prompt", min_total=500
+            ) as bar:
+                for i in range(0, len(missing), self.text_batch_size):
+                    batch = missing[i : i + self.text_batch_size]
+                    vecs = self._embed_texts([t.format(label) for t, label in batch])
+                    new.update(zip(batch, vecs, strict=True))
+                    bar.update(len(batch))
+            self.texts_encoded += len(missing)
+            self.cache.put_many(self.text_model_key, new)
+            have.update(new)
+        stacked = np.stack([have[k] for k in keys]).reshape(len(labels), len(templates), -1)
+        return l2_normalize(stacked.mean(axis=1)).astype(np.float32)
+
+    def probabilities(
+        self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
+    ) -> np.ndarray:
+        return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)

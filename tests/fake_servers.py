@@ -1,0 +1,141 @@
+"""Local stand-ins on 127.0.0.1: a Hugging Face–style hub and a PEP 503 package index.
+
+They answer the same URLs as the real services, so the real pull / verify / resume code runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".whl", ".gguf")
+
+
+class FakeHub:
+    """repos[repo][revision][path] = bytes; plus fault injection per path."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, dict[str, bytes]]] = {}
+        self.packages: dict[str, dict[str, bytes]] = {}  # project → filename → bytes
+        self.cut_after: dict[str, int] = {}  # path → bytes sent before the first reply breaks
+        self.corrupt: set[str] = set()  # paths served with one byte flipped
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add_repo(self, repo: str, revision: str, files: dict[str, bytes]) -> None:
+        self.repos.setdefault(repo, {})[revision] = dict(files)
+
+    def add_package(self, project: str, filename: str, data: bytes) -> None:
+        self.packages.setdefault(project, {})[filename] = data
+
+    def start(self) -> FakeHub:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                path = unquote(urlparse(self.path).path)
+                hub.requests.append((path, self.headers.get("Range")))
+                if path.startswith("/api/models/"):
+                    return self._api(path[len("/api/models/") :])
+                if path.startswith("/simple/"):
+                    return self._simple(path[len("/simple/") :].strip("/"))
+                if path.startswith("/files/"):
+                    return self._package_file(path[len("/files/") :])
+                if "/resolve/" in path:
+                    return self._resolve(path.lstrip("/"))
+                self.send_error(404)
+
+            def _api(self, rest: str):
+                repo, _, revision = rest.partition("/revision/")
+                files = hub.repos.get(repo, {}).get(revision)
+                if files is None:
+                    return self.send_error(404)
+                siblings = []
+                for name, data in files.items():
+                    entry = {"rfilename": name, "size": len(data)}
+                    if name.endswith(LFS_SUFFIXES):
+                        entry["lfs"] = {
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "size": len(data),
+                        }
+                    else:
+                        entry["blobId"] = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                    siblings.append(entry)
+                self._send(json.dumps({"id": repo, "sha": revision, "siblings": siblings}).encode())
+
+            def _resolve(self, rest: str):
+                repo_part, _, tail = rest.partition("/resolve/")
+                revision, _, name = tail.partition("/")
+                data = hub.repos.get(repo_part, {}).get(revision, {}).get(name)
+                if data is None:
+                    return self.send_error(404)
+                self._serve_bytes(name, data)
+
+            def _simple(self, project: str):
+                files = hub.packages.get(project)
+                if files is None:
+                    return self.send_error(404)
+                links = "".join(
+                    f'<a href="../../files/{fn}#sha256={hashlib.sha256(d).hexdigest()}">{fn}</a><br/>'
+                    for fn, d in files.items()
+                )
+                self._send(f"<html><body>{links}</body></html>".encode(), "text/html")
+
+            def _package_file(self, filename: str):
+                for files in hub.packages.values():
+                    if filename in files:
+                        return self._serve_bytes(filename, files[filename])
+                self.send_error(404)
+
+            def _serve_bytes(self, name: str, data: bytes):
+                if name in hub.corrupt:
+                    data = bytes([data[0] ^ 0xFF]) + data[1:]
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                cut = hub.cut_after.pop(name, None)
+                if cut is not None:
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def _send(self, body: bytes, ctype: str = "application/json"):
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()

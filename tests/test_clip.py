@@ -1,0 +1,133 @@
+"""CLIP on ONNX Runtime against its references: CLIPImageProcessor, CLIPTokenizerFast, PyTorch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from offline_vision.images import load_image
+from offline_vision.models.clip import ClipScorer
+from offline_vision.models.preprocess import Preprocess
+from offline_vision.models.scorer import TextCache
+
+
+def _photos(data_dir):
+    return [load_image(p) for p in sorted((data_dir / "photos").iterdir())]
+
+
+def test_preprocessing_matches_clip_image_processor(data_dir, tiny_ckpt):
+    from transformers import CLIPImageProcessor
+
+    hf = CLIPImageProcessor.from_pretrained(str(tiny_ckpt))
+    pre = Preprocess.from_config(json.loads((tiny_ckpt / "preprocessor_config.json").read_text()))
+    rng = np.random.default_rng(1)
+    odd_sizes = [
+        Image.fromarray(rng.integers(0, 256, s, np.uint8))
+        for s in [(500, 300, 3), (300, 500, 3), (100, 150, 3), (224, 224, 3), (32, 32, 3)]
+    ]
+    images = _photos(data_dir) + odd_sizes
+    ours = pre(images)
+    ref = hf(images=images, return_tensors="np")["pixel_values"]
+    assert ours.shape == ref.shape == (len(images), 3, 224, 224)
+    assert np.abs(ours - ref).max() < 1e-5
+
+
+def test_tokenizer_matches_clip_tokenizer_fast(tiny_clip, tiny_ckpt):
+    from transformers import CLIPTokenizerFast
+
+    hf = CLIPTokenizerFast.from_pretrained(str(tiny_ckpt))
+    scorer = ClipScorer(tiny_clip)
+    texts = [
+        "a photo of a cat.",
+        "A BLURRY photo, of the Dog!!",
+        "naïve café 東京 🐱",
+        "itap of a origami truck",
+        "  spaced   out  ",
+        "",
+    ]
+    ours, mask = scorer.tokenizer(texts)
+    for i, expected in enumerate(hf(texts)["input_ids"]):
+        assert ours[i, : mask[i].sum()].tolist() == expected
+
+
+def test_onnx_matches_pytorch_and_int8_is_close(tiny_clip, tiny_ckpt, data_dir):
+    import torch
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(str(tiny_ckpt)).eval()
+    images = _photos(data_dir)
+    texts = ["a photo of a cat.", "a photo of a dog.", "a bad photo of the ship."]
+    fp32 = ClipScorer(tiny_clip, precision="fp32")
+    int8 = ClipScorer(tiny_clip, precision="int8")
+    pixels = fp32.preprocess(images)
+    ids, _ = fp32.tokenizer(texts)
+    with torch.no_grad():
+        ref_img = model.get_image_features(pixel_values=torch.from_numpy(pixels)).numpy()
+        ref_txt = model.get_text_features(input_ids=torch.from_numpy(ids)).numpy()
+    ref_img /= np.linalg.norm(ref_img, axis=1, keepdims=True)
+    ref_txt /= np.linalg.norm(ref_txt, axis=1, keepdims=True)
+    img = fp32.encode_images(images)
+    txt = fp32.encode_labels(texts)
+    assert np.abs(img - ref_img).max() < 1e-4
+    assert np.abs(txt - ref_txt).max() < 1e-4
+    assert (int8.encode_images(images) * img).sum(axis=1).min() > 0.99
+    assert fp32.logit_scale == pytest.approx(model.logit_scale.exp().item())
+    probs = fp32.probabilities(img, txt)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_export_manifest_records_validation(tiny_clip):
+    m = tiny_clip.manifest
+    v = m["validation"]
+    assert "chelsea.png" in v["images"]  # real photos, not synthetic ones
+    for tower in ("image", "text"):
+        assert v["fp32_vs_pytorch"][tower]["cosine_min"] >= 0.9999
+        assert v["fp32_vs_pytorch"][tower]["max_abs"] <= 1e-4
+        assert 0.9 < v["int8_vs_fp32"][tower]["cosine_min"] <= 1.0
+    assert m["opset"] == 17
+    for rel, meta in m["files"].items():
+        assert len(meta["sha256"]) == 64, rel
+
+
+def test_label_cache_makes_second_run_encode_no_text(tiny_clip, settings):
+    labels = ["cat", "dog", "ship", "an airplane"]
+    templates = ("a photo of a {}.", "a bad photo of the {}.")
+    cache_path = settings.cache_dir / "text.sqlite"
+    first = ClipScorer(tiny_clip, cache=TextCache(cache_path))
+    e1 = first.encode_labels(labels, templates)
+    assert first.texts_encoded == len(labels) * len(templates)
+    second = ClipScorer(tiny_clip, cache=TextCache(cache_path))  # as a new process would
+    e2 = second.encode_labels(labels, templates)
+    assert second.texts_encoded == 0
+    np.testing.assert_array_equal(e1, e2)
+    second.encode_labels(["cat", "frog"], templates)  # only the new label is encoded
+    assert second.texts_encoded == len(templates)
+
+
+def test_label_prompt_over_context_is_truncated_with_warning(tiny_clip, caplog):
+    scorer = ClipScorer(tiny_clip)
+    long_label = " ".join(["cat"] * 120)
+    with caplog.at_level("WARNING", logger="ovision"):
+        emb = scorer.encode_labels([long_label])
+    assert "truncated" in caplog.text
+    assert emb.shape[0] == 1 and np.isfinite(emb).all()
+
+
+def test_import_and_classify_never_import_torch(tiny_clip, settings, data_dir):
+    code = (
+        "import sys\n"
+        "from offline_vision.cli import main\n"
+        f"sys.argv = ['ovision', 'classify', r'{data_dir / 'photos' / 'chelsea.png'}',"
+        " '--labels', 'cat,dog', '--scorer', 'clip']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'optimum', 'llama_cpp') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert "cat" in out.stdout
