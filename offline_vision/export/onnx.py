@@ -39,9 +39,13 @@ def quiet():
             hf_logging.set_verbosity_error()
         except ImportError:
             level = None
+        root = logging.getLogger()
+        root_level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime.quantization logs advice on the root logger
         try:
             yield
         finally:
+            root.setLevel(root_level)
             if level is not None:
                 hf_logging.set_verbosity(level)
 

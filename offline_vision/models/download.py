@@ -105,7 +105,7 @@ def download(
                         open(part, "ab") as f,
                         progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
                     ):
-                        for block in r.iter_bytes(CHUNK):
+                        for block in r.iter_bytes():
                             f.write(block)
                             h.update(block)
                             bar.update(len(block))
