@@ -152,7 +152,7 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None):
     """Export a Hugging Face CLIP CHECKPOINT directory to ONNX (fp32 + int8), validated."""
     from offline_vision.export.clip import export_clip
     from offline_vision.models import store
-    from offline_vision.models.download import sha256_file
+    from offline_vision.models.integrity import sha256_file
 
     settings = settings_of(ctx)
     out = out or checkpoint.with_name(checkpoint.name + "-onnx")

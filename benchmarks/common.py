@@ -1,0 +1,95 @@
+"""Shared benchmark helpers: timing in interleaved blocks, peak RSS of a child, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def time_blocks(
+    fns: dict[str, Callable[[], object]],
+    *,
+    reps: int,
+    rounds: int = 3,
+    warmup: int = 2,
+    pause: float = 0.3,
+) -> dict[str, dict]:
+    """Median wall time of each fn, measured in blocks: all reps of one, then the next, for
+    `rounds` rounds. Blocks (not per-call interleaving) keep one engine's spinning worker
+    threads from stealing cores from the next; rounds spread machine noise across engines."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(pause)
+            for _ in range(reps):
+                t = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t)
+    return {
+        k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)}
+        for k, v in samples.items()
+    }
+
+
+# A small launcher: a child forked from a large process (one holding PyTorch, say) carries that
+# process's RSS into its own peak (Linux records the pre-exec high-water mark), so the command
+# is started from this tiny interpreter instead, which reports the grandchild's own figures.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(json.dumps({"wall_s": time.perf_counter() - t, "rss_kb": usage.ru_maxrss,
+                  "status": status}), file=sys.stderr)
+"""
+
+
+def peak_rss_mb(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(seconds from spawn to exit, peak RSS in MB, stdout) of one run of `cmd`."""
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, env=env)
+    stats = json.loads(proc.stderr.decode().strip().splitlines()[-1])
+    if stats["status"] != 0:
+        raise RuntimeError(f"{cmd} exited with status {stats['status']}")
+    return stats["wall_s"], stats["rss_kb"] / 1024, proc.stdout.decode()
+
+
+def write(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    result = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": machine(),
+        **result,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -1,0 +1,3 @@
+from offline_vision.cli import main
+
+main()

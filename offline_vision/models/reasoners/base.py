@@ -1,0 +1,200 @@
+"""The `Reasoner` interface: OpenAI-shaped messages in, text (or a parsed value) out.
+
+Every backend answers through `BaseReasoner.complete`, which validates the answer against
+`choices` or a JSON `schema` and, when it does not fit, asks once more (one repair turn)
+before raising a ReasonerError that names the raw answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import jsonschema
+
+from offline_vision.errors import ReasonerError
+
+Message = dict[str, str]
+
+REPAIR_CHOICES = "That answer is not allowed. Reply with exactly one of: {choices}. Nothing else."
+REPAIR_SCHEMA = (
+    "That reply is not valid ({error}). Reply with only a JSON value that matches this schema, "
+    "no prose and no code fences:\n{schema}"
+)
+REPAIR_EMPTY = "Your reply was empty. Please answer."
+
+
+def repair_message(problem: Exception, choices: Sequence[str] | None, schema: dict | None) -> str:
+    if choices is not None:
+        return REPAIR_CHOICES.format(choices=", ".join(choices))
+    if schema is not None:
+        return REPAIR_SCHEMA.format(error=problem, schema=json.dumps(schema))
+    return REPAIR_EMPTY
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Prompt tokens the model actually evaluated (after prompt-cache reuse); None if unknown.
+    evaluated_prompt_tokens: int | None = None
+
+
+@dataclass
+class Completion:
+    text: str  # the final raw answer
+    value: Any  # the chosen string, the parsed JSON, or the text itself
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    attempts: list[str] = field(default_factory=list)  # raw answers, repairs included
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Reasoner(Protocol):
+    name: str
+
+    def describe(self) -> dict: ...
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        choices: Sequence[str] | None = None,
+        schema: dict | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Completion: ...
+
+
+def _strip_fences(text: str) -> str:
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.split("\n", 1)[1] if "\n" in t else t[3:]
+        t = t.rsplit("```", 1)[0]
+    return t.strip()
+
+
+def match_choice(text: str, choices: Sequence[str]) -> str | None:
+    """The choice `text` names: exact, or after trimming quotes/punctuation and case."""
+    if text in choices:
+        return text
+    t = _strip_fences(text).strip().strip("\"'`.").strip()
+    if t.startswith("{"):
+        try:
+            obj = json.loads(t)
+            if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
+                t = obj["answer"].strip()
+        except ValueError:
+            pass
+    lowered = {c.lower(): c for c in choices}
+    return lowered.get(t.lower())
+
+
+def parse_json(text: str, schema: dict) -> Any:
+    """Parse and validate; raises ValueError with a short reason."""
+    try:
+        value = json.loads(_strip_fences(text))
+    except ValueError as e:
+        raise ValueError(f"not JSON: {e.msg}") from None
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as e:
+        raise ValueError(f"schema: {e.message}") from None
+    return value
+
+
+class BaseReasoner(ABC):
+    """Validation and the repair turn; backends implement `_raw`."""
+
+    name = "reasoner"
+
+    @abstractmethod
+    def _raw(
+        self,
+        messages: Sequence[Message],
+        *,
+        choices: Sequence[str] | None,
+        schema: dict | None,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+    ) -> tuple[str, Usage]:
+        """One model call → (raw text, usage)."""
+
+    @abstractmethod
+    def describe(self) -> dict: ...
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        choices: Sequence[str] | None = None,
+        schema: dict | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Completion:
+        if choices is not None and not choices:
+            raise ReasonerError("choices must not be empty")
+        if choices is not None and schema is not None:
+            raise ReasonerError("give choices or schema, not both")
+        convo = [dict(m) for m in messages]
+        attempts: list[str] = []
+        total = Usage(evaluated_prompt_tokens=0)
+        t0 = time.perf_counter()
+        for attempt in range(2):
+            text, usage = self._raw(
+                convo,
+                choices=choices,
+                schema=schema,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed + attempt,
+            )
+            attempts.append(text)
+            total.prompt_tokens += usage.prompt_tokens
+            total.completion_tokens += usage.completion_tokens
+            if usage.evaluated_prompt_tokens is None or total.evaluated_prompt_tokens is None:
+                total.evaluated_prompt_tokens = None
+            else:
+                total.evaluated_prompt_tokens += usage.evaluated_prompt_tokens
+            try:
+                value = self._validate(text, choices, schema)
+            except ValueError as problem:
+                convo += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": repair_message(problem, choices, schema)},
+                ]
+                continue
+            return Completion(text, value, total, time.perf_counter() - t0, attempts)
+        what = (
+            "one of the choices"
+            if choices is not None
+            else "valid JSON for the schema"
+            if schema is not None
+            else "a non-empty answer"
+        )
+        raise ReasonerError(
+            f"{self.name}: answer is not {what} after a repair turn; raw answer: {text[:200]!r}"
+        )
+
+    @staticmethod
+    def _validate(text: str, choices: Sequence[str] | None, schema: dict | None) -> Any:
+        if choices is not None:
+            hit = match_choice(text, choices)
+            if hit is None:
+                raise ValueError(f"{text[:80]!r} is not a listed choice")
+            return hit
+        if schema is not None:
+            return parse_json(text, schema)
+        if not text.strip():
+            raise ValueError("empty answer")
+        return text

@@ -1,0 +1,137 @@
+"""A local GGUF chat model through llama-cpp-python, with grammar-constrained answers.
+
+The chat template comes from the GGUF. Consecutive turns of one conversation reuse the
+evaluated prefix: llama-cpp-python keeps the last prompt's tokens in its KV cache and only
+evaluates what differs; `Usage.evaluated_prompt_tokens` reads llama.cpp's own counter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
+from offline_vision.models.integrity import sha256_file
+from offline_vision.models.reasoners.base import BaseReasoner, Usage
+
+DEFAULT_CTX = 8192
+_LOADED: dict[tuple, object] = {}  # one model per process: (path, n_ctx, threads) → Llama
+
+
+def choices_grammar(choices) -> str:
+    """GBNF that accepts exactly one of the strings."""
+
+    def lit(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    return "root ::= " + " | ".join(lit(c) for c in choices)
+
+
+def _load(path: Path, n_ctx: int, threads: int):
+    key = (str(path), n_ctx, threads)
+    if key not in _LOADED:
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ReasonerError(
+                "local reasoners need llama-cpp-python: pip install 'offline_vision[llm]'"
+            ) from e
+        _LOADED.clear()  # keep one model in memory at a time
+        try:
+            _LOADED[key] = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise BadModel(f"{path}: llama.cpp could not load it ({e})") from e
+    return _LOADED[key]
+
+
+class LlamaCppReasoner(BaseReasoner):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str,
+        sha256: str | None = None,
+        n_ctx: int = DEFAULT_CTX,
+        threads: int = 1,
+    ):
+        self.path, self.name, self.n_ctx, self.threads = Path(path), name, n_ctx, threads
+        self.expected_sha256 = sha256
+        self._verified: str | None = None
+
+    def verify(self) -> str:
+        """sha256 of the GGUF, checked against the pin where there is one (once per process)."""
+        if self._verified is None:
+            if not self.path.is_file():
+                raise BadModel(f"{self.path}: GGUF file not found")
+            with open(self.path, "rb") as f:
+                if f.read(4) != b"GGUF":
+                    raise BadModel(f"{self.path}: not a GGUF file (bad magic)")
+            digest = sha256_file(self.path)
+            if self.expected_sha256 and digest != self.expected_sha256:
+                raise ChecksumMismatch(
+                    f"{self.path}: sha256 {digest[:16]}… is not the recorded {self.expected_sha256[:16]}… "
+                    "(truncated or altered; `ovision models pull` it again)"
+                )
+            self._verified = digest
+        return self._verified
+
+    @property
+    def llm(self):
+        self.verify()
+        return _load(self.path, self.n_ctx, self.threads)
+
+    def describe(self) -> dict:
+        return {
+            "reasoner": "llama_cpp",
+            "name": self.name,
+            "path": str(self.path),
+            "sha256": self.verify(),
+            "n_ctx": self.n_ctx,
+            "threads": self.threads,
+        }
+
+    def _raw(
+        self, messages, *, choices, schema, max_tokens, temperature, seed
+    ) -> tuple[str, Usage]:
+        import llama_cpp
+        from llama_cpp import LlamaGrammar
+
+        llm = self.llm
+        grammar = None
+        if choices is not None:
+            grammar = LlamaGrammar.from_string(choices_grammar(choices), verbose=False)
+        elif schema is not None:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+        try:
+            out = llm.create_chat_completion(
+                messages=list(messages),
+                grammar=grammar,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+            )
+        except ValueError as e:
+            m = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", str(e))
+            if m:
+                n, ctx = int(m[1]), int(m[2])
+                raise ReasonerError(
+                    f"{self.name}: prompt is {n} tokens, {n - ctx} over the {ctx}-token context "
+                    "window (raise --ctx or shorten the prompt)"
+                ) from None
+            raise ReasonerError(f"{self.name}: {e}") from None
+        perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        usage = out.get("usage", {})
+        text = out["choices"][0]["message"].get("content") or ""
+        return text, Usage(
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            evaluated_prompt_tokens=int(perf.n_p_eval),
+        )
