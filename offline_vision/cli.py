@@ -178,6 +178,89 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None):
     click.echo(f"install with: ovision models import {bundle.path}")
 
 
+reasoner_option = click.option(
+    "--reasoner",
+    default="local",
+    show_default=True,
+    help="local | local:NAME | local:/path/model.gguf | openai:MODEL (server from --base-url).",
+)
+base_url_option = click.option(
+    "--base-url",
+    help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL, else OpenAI). "
+    "The key comes from $OPENAI_API_KEY only.",
+)
+ctx_option = click.option(
+    "--ctx",
+    "ctx_",
+    type=click.IntRange(256),
+    help="Context window of a local model [default: 8192].",
+)
+
+
+@cli.command()
+@click.argument("prompt")
+@reasoner_option
+@base_url_option
+@ctx_option
+@click.option("--system", help="A system message.")
+@click.option("--choices", help="Comma list: the answer must be exactly one of these.")
+@click.option(
+    "--schema",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Schema file: the answer must be JSON that validates against it.",
+)
+@click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+@click.pass_context
+def ask(
+    ctx,
+    prompt,
+    reasoner,
+    base_url,
+    ctx_,
+    system,
+    choices,
+    schema,
+    max_tokens,
+    temperature,
+    seed,
+    as_json,
+):
+    """Ask a reasoner PROMPT; print the answer (with --json: usage and latency too)."""
+    from offline_vision.errors import BadInput
+    from offline_vision.models.reasoners import load_reasoner
+
+    choice_list = None
+    if choices is not None:
+        choice_list = list(dict.fromkeys(c.strip() for c in choices.split(",") if c.strip()))
+        if not choice_list:
+            raise BadInput("--choices is empty")
+    schema_obj = None
+    if schema is not None:
+        try:
+            schema_obj = json.loads(schema.read_text())
+        except ValueError as e:
+            raise BadInput(f"{schema}: not valid JSON ({e})") from None
+    r = load_reasoner(settings_of(ctx), reasoner, base_url=base_url, n_ctx=ctx_)
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    c = r.complete(
+        messages,
+        choices=choice_list,
+        schema=schema_obj,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    if as_json:
+        click.echo(json.dumps({"reasoner": r.describe(), **c.to_dict()}, ensure_ascii=False))
+    else:
+        click.echo(c.value if isinstance(c.value, str) else json.dumps(c.value, ensure_ascii=False))
+
+
 def main() -> None:
     cli(prog_name="ovision")
 

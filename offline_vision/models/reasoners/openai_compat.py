@@ -1,0 +1,184 @@
+"""Any OpenAI-compatible `/v1/chat/completions` server (the hosted option), over httpx.
+
+Constrained answers use the strongest mechanism the server accepts, found on first use:
+`response_format` json_schema (OpenAI), then json_object + schema (llama.cpp, vLLM and others),
+then plain instructions — in every case followed by validation and one repair turn.
+The API key is sent in a header only; it never appears in errors, logs or transcripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from urllib.parse import urlparse
+
+import httpx
+
+from offline_vision.errors import ReasonerError
+from offline_vision.models.reasoners.base import BaseReasoner, Usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRIES = 4
+MODES = ("json_schema", "json_object", "prompt")
+CHOICE_INSTRUCTION = 'Answer with JSON {{"answer": <one of {choices}>}} and nothing else.'
+SCHEMA_INSTRUCTION = "Answer with only JSON matching this schema, no prose:\n{schema}"
+
+
+def _is_local(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def rejects_format(r: httpx.Response) -> bool:
+    """The server refused the request's response_format (some, like llama-cpp-python's, say so
+    with a 500 that names the field rather than a 400/422)."""
+    if r.status_code in (400, 404, 422):
+        return True
+    return r.status_code >= 500 and "response_format" in r.text
+
+
+def choice_schema(choices) -> dict:
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(choices)}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+class OpenAICompatReasoner(BaseReasoner):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        backoff: float = 0.5,
+    ):
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.name = f"openai:{model}"
+        self._key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if not self._key and not _is_local(self.base_url):
+            raise ReasonerError(
+                f"OPENAI_API_KEY is not set; {self.base_url} needs a key (set it in the environment)"
+            )
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._backoff = backoff
+        self._mode: str | None = None  # the constrained-output mode this server accepts
+
+    def describe(self) -> dict:
+        return {
+            "reasoner": "openai_compat",
+            "name": self.name,
+            "model": self.model,
+            "base_url": self.base_url,
+            "constraint_mode": self._mode,
+        }
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _post(self, body: dict) -> httpx.Response:
+        url = f"{self.base_url}/chat/completions"
+        problem = ""
+        for attempt in range(RETRIES):
+            try:
+                r = self._client.post(url, json=body)
+            except httpx.TimeoutException:
+                problem = "timed out"
+            except httpx.TransportError as e:
+                problem = f"unreachable ({type(e).__name__})"
+            else:
+                if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
+                    problem = f"HTTP {r.status_code}"
+                    wait = r.headers.get("Retry-After")
+                    if wait and wait.replace(".", "", 1).isdigit():
+                        time.sleep(min(float(wait), 10.0))
+                        continue
+                else:
+                    return r
+            if attempt < RETRIES - 1:
+                time.sleep(self._backoff * 2**attempt)
+        raise ReasonerError(
+            f"{self.name}: server at {self.base_url} {problem} after {RETRIES} tries"
+        )
+
+    def _request(self, messages, *, choices, schema, max_tokens, temperature, seed, mode) -> dict:
+        body = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        wanted = choice_schema(choices) if choices is not None else schema
+        if wanted is not None:
+            if mode == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": wanted, "strict": True},
+                }
+            elif mode == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": wanted}
+            else:
+                hint = (
+                    CHOICE_INSTRUCTION.format(choices=", ".join(map(json.dumps, choices)))
+                    if choices is not None
+                    else SCHEMA_INSTRUCTION.format(schema=json.dumps(schema))
+                )
+                body["messages"] = [*body["messages"], {"role": "user", "content": hint}]
+        return body
+
+    def _raw(
+        self, messages, *, choices, schema, max_tokens, temperature, seed
+    ) -> tuple[str, Usage]:
+        modes = [self._mode] if self._mode else list(MODES)
+        if choices is None and schema is None:
+            modes = ["prompt"]
+        for mode in modes:
+            body = self._request(
+                messages,
+                choices=choices,
+                schema=schema,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                mode=mode,
+            )
+            r = self._post(body)
+            if "response_format" in body and rejects_format(r):
+                continue  # this server does not take that response_format: try the next mode
+            if r.status_code == 401:
+                raise ReasonerError(f"{self.name}: the server rejected the API key (HTTP 401)")
+            if r.status_code != 200:
+                raise ReasonerError(
+                    f"{self.name}: HTTP {r.status_code}: {self._redact(r.text[:200])}"
+                )
+            if choices is not None or schema is not None:
+                self._mode = mode
+            return self._parse(r, choices)
+        raise ReasonerError(f"{self.name}: the server refused every response_format")
+
+    def _parse(self, r: httpx.Response, choices) -> tuple[str, Usage]:
+        try:
+            data = r.json()
+            text = data["choices"][0]["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise ReasonerError(
+                f"{self.name}: malformed response ({type(e).__name__}): {self._redact(r.text[:200])!r}"
+            ) from None
+        if choices is not None:
+            try:  # {"answer": "..."} → the answer itself, so validation sees the choice
+                obj = json.loads(text)
+                if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
+                    text = obj["answer"]
+            except ValueError:
+                pass
+        u = data.get("usage") or {}
+        return text, Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0), None)

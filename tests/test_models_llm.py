@@ -1,0 +1,99 @@
+"""The real default GGUFs (marked `models`): constrained answers, prefix reuse, and the hosted
+path through llama-cpp-python's own OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline_vision.errors import ReasonerError
+from offline_vision.models import registry
+from offline_vision.models.reasoners import load_reasoner
+from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
+
+pytestmark = pytest.mark.models
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "candidates": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 8}
+    },
+    "required": ["candidates"],
+}
+
+
+@pytest.fixture(scope="module")
+def default_llm(real_settings):
+    return load_reasoner(real_settings, "local")
+
+
+def test_ask_default_gguf_answers_a_listed_choice(run_cli_real):
+    r = run_cli_real("ask", "Name a mammal", "--choices", "cat,car,ship")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() in {"cat", "car", "ship"}
+
+
+def test_schema_answer_is_valid_json(default_llm):
+    c = default_llm.complete(
+        [{"role": "user", "content": "Give 3 candidate labels for a photo of an animal as JSON."}],
+        schema=SCHEMA,
+        max_tokens=80,
+    )
+    assert 2 <= len(c.value["candidates"]) <= 8
+    assert all(isinstance(x, str) for x in c.value["candidates"])
+
+
+def test_conversation_turns_reuse_the_evaluated_prefix(default_llm):
+    messages = [{"role": "system", "content": "You propose labels for an image classifier."}]
+    previous = None
+    for turn in range(3):
+        messages.append(
+            {
+                "role": "user",
+                "content": f"Turn {turn}: scores were cat 40%, dog 60%. "
+                "Propose candidate labels to ask next.",
+            }
+        )
+        c = default_llm.complete(messages, schema=SCHEMA, max_tokens=60)
+        if previous is not None:
+            # New tokens of a turn: what the conversation gained since the last prompt (the
+            # previous reply as the template renders it, and the new user message).
+            new = c.usage.prompt_tokens - previous.usage.prompt_tokens
+            assert c.usage.evaluated_prompt_tokens <= 1.2 * new, (turn, c.usage, new)
+            assert c.usage.evaluated_prompt_tokens < c.usage.prompt_tokens / 2
+        messages.append({"role": "assistant", "content": c.text})
+        previous = c
+
+
+def test_prompt_over_the_context_window_says_by_how_much(real_settings):
+    small = load_reasoner(real_settings, f"local:{registry.GGUF_FAST}", n_ctx=256)
+    with pytest.raises(
+        ReasonerError, match=r"prompt is \d+ tokens, \d+ over the 256-token context"
+    ):
+        small.complete([{"role": "user", "content": "word " * 400}], max_tokens=4)
+
+
+def test_hosted_path_through_llama_cpp_server(llama_server, run_cli_real):
+    r = OpenAICompatReasoner("qwen-0.5b", base_url=llama_server)
+    c = r.complete([{"role": "user", "content": "Name a mammal"}], choices=["cat", "car", "ship"])
+    assert c.value in {"cat", "car", "ship"}
+    s = r.complete(
+        [{"role": "user", "content": "Give 2 labels for a photo of a truck."}],
+        schema=SCHEMA,
+        max_tokens=60,
+    )
+    assert len(s.value["candidates"]) >= 2
+    assert r.describe()["constraint_mode"] == "json_object"  # the server refuses json_schema
+    out = run_cli_real(
+        "ask",
+        "Name a mammal",
+        "--choices",
+        "cat,car,ship",
+        "--reasoner",
+        "openai:qwen-0.5b",
+        "--base-url",
+        llama_server,
+        "--json",
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["value"] in {"cat", "car", "ship"}
