@@ -118,6 +118,8 @@ class OpenAICompatReasoner(BaseReasoner):
             "seed": seed,
         }
         wanted = choice_schema(choices) if choices is not None else schema
+        if choices is not None:
+            body["max_tokens"] = max_tokens + 16  # room for the {"answer": …} wrapper
         if wanted is not None:
             if mode == "json_schema":
                 body["response_format"] = {

@@ -1,0 +1,112 @@
+"""Answer validity: can the LLM read a score table and name one label?
+
+50 synthetic tables (the 10 CIFAR-10 labels, shuffled, Dirichlet probabilities; seeded). For each
+reasoner: with `choices` (constrained) the share of answers that are a listed label, and how often
+the answer is the top-scored label with scores sorted (highest first) vs unsorted; without
+constraints, the share of free answers that are exactly a label (the failure the seed post saw).
+
+    python benchmarks/reasoner_validity.py  →  benchmarks/results/reasoner_validity.json
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write  # noqa: E402
+
+from offline_vision.config import Settings  # noqa: E402
+from offline_vision.labels import CIFAR10  # noqa: E402
+from offline_vision.models import registry, store  # noqa: E402
+from offline_vision.models.reasoners import load_reasoner  # noqa: E402
+from offline_vision.models.reasoners.base import match_choice  # noqa: E402
+
+N_TABLES = 50
+PROMPT = ("An image classifier looked at a photo and gave these probabilities:\n{table}\n"
+          "Which label is the photo? Answer with the label only.")
+
+
+def tables(seed: int = 0) -> list[list[tuple[str, float]]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(N_TABLES):
+        labels = list(rng.permutation(CIFAR10))
+        probs = rng.dirichlet(np.full(10, 0.5))
+        out.append([(lab, float(p)) for lab, p in zip(labels, probs, strict=True)])
+    return out
+
+
+def render(table, sort: bool) -> str:
+    rows = sorted(table, key=lambda x: -x[1]) if sort else table
+    return "\n".join(f"{lab}: {p:.1%}" for lab, p in rows)
+
+
+def evaluate(reasoner, data) -> dict:
+    out = {}
+    for sort in (True, False):
+        valid = top = free_valid = 0
+        t = time.perf_counter()
+        for table in data:
+            best = max(table, key=lambda x: x[1])[0]
+            msg = [{"role": "user", "content": PROMPT.format(table=render(table, sort))}]
+            c = reasoner.complete(msg, choices=list(CIFAR10), max_tokens=8)
+            valid += c.value in CIFAR10
+            top += c.value == best
+            free = reasoner.complete(msg, max_tokens=24)  # unconstrained, for comparison
+            free_valid += free.text.strip() in CIFAR10 or match_choice(free.text, CIFAR10) is not None
+        key = "sorted" if sort else "unsorted"
+        out[key] = {
+            "valid_with_choices": valid / len(data),
+            "top_label_with_choices": top / len(data),
+            "free_answer_is_a_label": free_valid / len(data),
+            "seconds": time.perf_counter() - t,
+        }
+    return out
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    data = tables()
+    result = {"tables": N_TABLES, "prompt": PROMPT, "reasoners": {}}
+    for name in (registry.GGUF, registry.GGUF_FAST):
+        result["reasoners"][f"local:{name}"] = evaluate(load_reasoner(settings, f"local:{name}"), data)
+        print(name, json.dumps(result["reasoners"][f"local:{name}"]))
+
+    from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
+
+    gguf = store.load(settings.models_dir, registry.GGUF_FAST).file("model.gguf")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+                             "--n_threads", str(settings.threads)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import httpx
+
+        url = f"http://127.0.0.1:{port}/v1"
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        key = f"openai:{registry.GGUF_FAST} via llama_cpp.server"
+        result["reasoners"][key] = evaluate(OpenAICompatReasoner("served", base_url=url), data)
+        print(key, json.dumps(result["reasoners"][key]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print("wrote", write("reasoner_validity", result))
+
+
+if __name__ == "__main__":
+    main()
