@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, write  # noqa: E402
+from common import peak_rss_mb, write
 
-from offline_vision.config import Settings  # noqa: E402
-from offline_vision.models import registry, store  # noqa: E402
+from offline_vision.config import Settings
+from offline_vision.models import registry, store
 
 SYSTEM = "You are the reasoning half of an image classifier; a vision model scores your labels."
 # Each turn adds a user message of roughly 60 tokens (plus the previous short reply).
@@ -32,8 +32,13 @@ TURN = (
     "household object 12.1%, plant 9.8%, landscape 6.4%. The scores are fairly flat, so "
     "propose between two and five broader or more distinctive labels to ask about next."
 )
-SCHEMA = {"type": "object", "properties": {"candidates": {"type": "array", "items": {"type": "string"},
-          "minItems": 2, "maxItems": 5}}, "required": ["candidates"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "candidates": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 5}
+    },
+    "required": ["candidates"],
+}
 LONG_PROMPT = "Describe, in general terms, how a camera turns light into a digital image. " * 24
 
 
@@ -48,10 +53,21 @@ def conversation(reasoner, reuse: bool) -> list[dict]:
         t = time.perf_counter()
         c = reasoner.complete(messages, schema=SCHEMA, max_tokens=48)
         wall = time.perf_counter() - t
-        new = c.usage.prompt_tokens - prev_prompt if prev_prompt is not None else c.usage.prompt_tokens
-        turns.append({"turn": i, "prompt_tokens": c.usage.prompt_tokens, "new_tokens": new,
-                      "evaluated_prompt_tokens": c.usage.evaluated_prompt_tokens,
-                      "completion_tokens": c.usage.completion_tokens, "wall_s": wall})
+        new = (
+            c.usage.prompt_tokens - prev_prompt
+            if prev_prompt is not None
+            else c.usage.prompt_tokens
+        )
+        turns.append(
+            {
+                "turn": i,
+                "prompt_tokens": c.usage.prompt_tokens,
+                "new_tokens": new,
+                "evaluated_prompt_tokens": c.usage.evaluated_prompt_tokens,
+                "completion_tokens": c.usage.completion_tokens,
+                "wall_s": wall,
+            }
+        )
         prev_prompt = c.usage.prompt_tokens
         messages.append({"role": "assistant", "content": c.text})
     return turns
@@ -78,7 +94,9 @@ def child(name: str, threads: int) -> dict:
     n_chunks = 0
     for chunk in llm.create_chat_completion(
         [{"role": "user", "content": LONG_PROMPT + "\nList twenty animals, one per line."}],
-        max_tokens=128, temperature=0.0, stream=True,
+        max_tokens=128,
+        temperature=0.0,
+        stream=True,
     ):
         if chunk["choices"][0]["delta"].get("content"):
             n_chunks += 1
@@ -92,9 +110,14 @@ def child(name: str, threads: int) -> dict:
         "generation_tok_per_s": perf.n_eval / (perf.t_eval_ms / 1e3),
         "time_to_first_token_s": first,
     }
-    return {"model": name, "sha256": r.verify(), "load_s": load_s, **speed,
-            "conversation_with_reuse": conversation(r, reuse=True),
-            "conversation_without_reuse": conversation(r, reuse=False)}
+    return {
+        "model": name,
+        "sha256": r.verify(),
+        "load_s": load_s,
+        **speed,
+        "conversation_with_reuse": conversation(r, reuse=True),
+        "conversation_without_reuse": conversation(r, reuse=False),
+    }
 
 
 def through_server(name: str, threads: int) -> dict:
@@ -106,9 +129,24 @@ def through_server(name: str, threads: int) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "8192", "--n_threads", str(threads)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "8192",
+            "--n_threads",
+            str(threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import httpx
 
@@ -121,8 +159,11 @@ def through_server(name: str, threads: int) -> dict:
                 time.sleep(0.5)
         r = OpenAICompatReasoner("served", base_url=url)
         r.complete([{"role": "user", "content": "hi"}], max_tokens=1)
-        return {"model": name, "conversation": conversation(r, reuse=True),
-                "constraint_mode": r.describe()["constraint_mode"]}
+        return {
+            "model": name,
+            "conversation": conversation(r, reuse=True),
+            "constraint_mode": r.describe()["constraint_mode"],
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -140,13 +181,17 @@ def main() -> None:
     models = {}
     for name in (registry.GGUF, registry.GGUF_FAST):
         store.load(settings.models_dir, name)
-        _wall, rss, out = peak_rss_mb([sys.executable, __file__, "--child", name,
-                                       "--threads", str(args.threads)], dict(os.environ))
+        _wall, rss, out = peak_rss_mb(
+            [sys.executable, __file__, "--child", name, "--threads", str(args.threads)],
+            dict(os.environ),
+        )
         models[name] = {**json.loads(out), "peak_rss_mb": rss}
     for m in models.values():
         w, wo = m["conversation_with_reuse"], m["conversation_without_reuse"]
         m["summary"] = {
-            "turns_2_5_evaluated_over_new": [t["evaluated_prompt_tokens"] / t["new_tokens"] for t in w[1:]],
+            "turns_2_5_evaluated_over_new": [
+                t["evaluated_prompt_tokens"] / t["new_tokens"] for t in w[1:]
+            ],
             "turns_2_5_evaluated_without_reuse": [t["evaluated_prompt_tokens"] for t in wo[1:]],
             "wall_s_with_reuse": sum(t["wall_s"] for t in w),
             "wall_s_without_reuse": sum(t["wall_s"] for t in wo),
@@ -157,8 +202,22 @@ def main() -> None:
     server["wall_over_local_in_process"] = server["wall_s"] / local_fast
     result = {"threads": args.threads, "models": models, "server_0.5b": server}
     for name, m in models.items():
-        print(name, json.dumps({k: m[k] for k in ("load_s", "prompt_tok_per_s", "generation_tok_per_s",
-                                                  "time_to_first_token_s", "peak_rss_mb", "summary")}))
+        print(
+            name,
+            json.dumps(
+                {
+                    k: m[k]
+                    for k in (
+                        "load_s",
+                        "prompt_tok_per_s",
+                        "generation_tok_per_s",
+                        "time_to_first_token_s",
+                        "peak_rss_mb",
+                        "summary",
+                    )
+                }
+            ),
+        )
     print("server", server["wall_s"], server["wall_over_local_in_process"])
     print("wrote", write("reasoner_speed", result))
 

@@ -20,17 +20,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write  # noqa: E402
+from common import write
 
-from offline_vision.config import Settings  # noqa: E402
-from offline_vision.labels import CIFAR10  # noqa: E402
-from offline_vision.models import registry, store  # noqa: E402
-from offline_vision.models.reasoners import load_reasoner  # noqa: E402
-from offline_vision.models.reasoners.base import match_choice  # noqa: E402
+from offline_vision.config import Settings
+from offline_vision.labels import CIFAR10
+from offline_vision.models import registry, store
+from offline_vision.models.reasoners import load_reasoner
+from offline_vision.models.reasoners.base import match_choice
 
 N_TABLES = 50
-PROMPT = ("An image classifier looked at a photo and gave these probabilities:\n{table}\n"
-          "Which label is the photo? Answer with the label only.")
+PROMPT = (
+    "An image classifier looked at a photo and gave these probabilities:\n{table}\n"
+    "Which label is the photo? Answer with the label only."
+)
 
 
 def tables(seed: int = 0) -> list[list[tuple[str, float]]]:
@@ -60,7 +62,9 @@ def evaluate(reasoner, data) -> dict:
             valid += c.value in CIFAR10
             top += c.value == best
             free = reasoner.complete(msg, max_tokens=24)  # unconstrained, for comparison
-            free_valid += free.text.strip() in CIFAR10 or match_choice(free.text, CIFAR10) is not None
+            free_valid += (
+                free.text.strip() in CIFAR10 or match_choice(free.text, CIFAR10) is not None
+            )
         key = "sorted" if sort else "unsorted"
         out[key] = {
             "valid_with_choices": valid / len(data),
@@ -76,7 +80,9 @@ def main() -> None:
     data = tables()
     result = {"tables": N_TABLES, "prompt": PROMPT, "reasoners": {}}
     for name in (registry.GGUF, registry.GGUF_FAST):
-        result["reasoners"][f"local:{name}"] = evaluate(load_reasoner(settings, f"local:{name}"), data)
+        result["reasoners"][f"local:{name}"] = evaluate(
+            load_reasoner(settings, f"local:{name}"), data
+        )
         print(name, json.dumps(result["reasoners"][f"local:{name}"]))
 
     from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
@@ -85,10 +91,25 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-                             "--n_threads", str(settings.threads)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            str(settings.threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import httpx
 

@@ -132,6 +132,10 @@ class BaseReasoner(ABC):
     @abstractmethod
     def describe(self) -> dict: ...
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes; backends with a tokenizer override this rough estimate."""
+        return len(text) // 3 + 1
+
     def complete(
         self,
         messages: Sequence[Message],

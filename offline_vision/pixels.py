@@ -1,0 +1,342 @@
+"""Pixel prompting: an LLM names an MNIST digit written into its prompt as a number grid.
+
+The grid is made exactly as the seed post made it (Pillow's default resize to 20×20, `convert('L')`,
+`/ 255`, rounded to one decimal). Strategies: the post's prompt (`seed`), a concise `zero-shot`
+prompt, `few-shot` with K random labelled train digits, `retrieved` (few-shot with the K nearest
+train digits by pixel distance — retrieval, not reading), and `feedback` (a sequential in-context
+loop: each answer is followed by whether it was right). Baselines: `knn` and `majority`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from offline_vision.errors import BadInput
+
+DIGITS = tuple(str(d) for d in range(10))
+ENCODINGS = ("seed", "digits", "ascii")
+STRATEGIES = ("seed", "zero-shot", "few-shot", "retrieved", "feedback", "knn", "majority")
+SHADES = " .:-=+*#%@"  # ascii encoding: 10 levels, dark → bright
+
+# --- prompts (data) ----------------------------------------------------------------------------
+
+SEED_PROMPT = {
+    # The post's prompt, as summarised in SEEDS.md (translated to English).
+    "en": (
+        "This is a virtual world. You can: read an image that was converted to grayscale and to "
+        "an array; decode it back into an image representation; recognise what is in it and say "
+        "so in a sentence.\n"
+        "Your function: when given such an array, apply your abilities step by step and say in a "
+        "sentence what is drawn.\n"
+        "Reference:\n"
+        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
+        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
+        "Input/Output:\n"
+        "img_array: {{the array}}\n"
+        "What is written: {{apply your abilities step by step, reason logically, answer in a "
+        "sentence}}\n\n"
+        "img_array: {grid}\n"
+        "What is written:"
+    ),
+    # The same prompt rendered back into Japanese, the post's language. The post's verbatim
+    # Japanese text is not available offline; this follows the summary sentence by sentence.
+    "ja": (
+        "ここは仮想世界です。あなたは次のことができます: グレースケールに変換され配列になった画像を"
+        "読み取ること。それを画像表現に復号すること。そこに何が描かれているかを認識し、文章で答えること。\n"
+        "あなたの機能: そのような配列が与えられたら、能力を段階的に使い、何が描かれているかを文章で答えてください。\n"
+        "参考:\n"
+        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
+        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
+        "入力/出力:\n"
+        "img_array: {{配列}}\n"
+        "何が書かれているか: {{能力を段階的に使い、論理的に考え、文章で答える}}\n\n"
+        "img_array: {grid}\n"
+        "何が書かれているか:"
+    ),
+}
+SYSTEM = (
+    "You read handwritten digits. Each digit is given as a 20x20 grid of pixel intensities, one "
+    "row per line: {legend}. Answer with the single digit 0-9 that is drawn."
+)
+LEGEND = {
+    "seed": "values 0.0 (background) to 1.0 (ink)",
+    "digits": "each character 0 (background) to 9 (ink)",
+    "ascii": f"characters from {SHADES!r}, space is background, '@' is the strongest ink",
+}
+QUESTION = "{grid}\nWhich digit is this?"
+FEEDBACK_SYSTEM = SYSTEM + " After each answer you are told the true digit; learn from it."
+FEEDBACK_RIGHT = "Correct, it was {truth}."
+FEEDBACK_WRONG = "Wrong: it was {truth}."
+FEEDBACK_NEXT = "{feedback}\n\nNext digit:\n{question}"
+
+
+# --- the grid ----------------------------------------------------------------------------------
+
+
+def to_grid(image: np.ndarray | Image.Image, size: int = 20, decimals: int = 1) -> np.ndarray:
+    """The post's grid: `Image.fromarray(img).resize((size, size)).convert('L')`, / 255, rounded."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    img = img.resize((size, size)).convert("L")
+    return np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=decimals)
+
+
+def encode(grid: np.ndarray, encoding: str) -> str:
+    """A grid as prompt text: `seed` (the post's nested list), `digits` (0–9), `ascii` (shades)."""
+    if encoding == "seed":
+        return (
+            "[" + ",\n ".join("[" + ", ".join(f"{v:.1f}" for v in row) + "]" for row in grid) + "]"
+        )
+    levels = np.clip(np.rint(grid * 9), 0, 9).astype(int)
+    if encoding == "digits":
+        return "\n".join("".join(str(v) for v in row) for row in levels)
+    if encoding == "ascii":
+        return "\n".join("".join(SHADES[v] for v in row) for row in levels)
+    raise BadInput(f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+
+@dataclass
+class Pool:
+    """Labelled train digits as grids (the few-shot, retrieval and baseline source)."""
+
+    grids: np.ndarray  # (n, 20, 20) float32
+    labels: np.ndarray  # (n,) str
+
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, labels: Sequence) -> Pool:
+        grids = np.stack([to_grid(im) for im in images]).astype(np.float32)
+        return cls(grids, np.asarray([str(x) for x in labels]))
+
+    def nearest(self, grid: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the k nearest grids by Euclidean pixel distance, nearest first."""
+        flat = self.grids.reshape(len(self.grids), -1)
+        d = ((flat - grid.reshape(1, -1)) ** 2).sum(axis=1)
+        top = np.argpartition(d, k)[:k]
+        return top[np.argsort(d[top], kind="stable")]
+
+
+@dataclass
+class Prediction:
+    prediction: str
+    transcript: list[dict] = field(default_factory=list)
+    tokens: dict = field(default_factory=dict)
+    examples: list[int] = field(default_factory=list)  # pool indices shown to the model
+
+
+class Baseline:
+    """`knn`: majority vote of the k nearest train grids; `majority`: the pool's commonest label."""
+
+    def __init__(self, kind: str, pool: Pool, k: int = 5):
+        self.kind, self.pool, self.k = kind, pool, k
+        values, counts = np.unique(pool.labels, return_counts=True)
+        self.most_common = str(values[np.argmax(counts)])
+
+    def config(self) -> dict:
+        return {"strategy": self.kind, **({"k": self.k} if self.kind == "knn" else {})}
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def predict(self, grid: np.ndarray, truth: str | None = None) -> Prediction:
+        if self.kind == "majority":
+            return Prediction(self.most_common)
+        near = self.pool.nearest(grid, self.k)
+        votes = list(self.pool.labels[near])
+        # Most votes wins; a tie goes to the label of the nearer neighbour.
+        best = max(dict.fromkeys(votes), key=lambda lab: votes.count(lab))
+        return Prediction(best, examples=[int(i) for i in near])
+
+
+class Prompter:
+    """The LLM strategies. One instance per run: `feedback` keeps its history across digits."""
+
+    def __init__(
+        self,
+        reasoner,
+        strategy: str,
+        *,
+        encoding: str = "ascii",
+        shots: int = 5,
+        pool: Pool | None = None,
+        seed: int = 0,
+        lang: str = "en",
+        budget_tokens: int = 6000,
+    ):
+        if strategy not in STRATEGIES[:5]:
+            raise BadInput(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if strategy in ("few-shot", "retrieved") and pool is None:
+            raise BadInput(f"strategy {strategy} needs the MNIST train pool (set OVISION_DATA)")
+        if strategy == "seed":
+            encoding = "seed"  # the post's own encoding
+        encode(np.zeros((2, 2)), encoding)  # validates the name
+        self.reasoner, self.strategy, self.encoding = reasoner, strategy, encoding
+        self.shots, self.pool, self.seed, self.lang = shots, pool, seed, lang
+        self.budget_tokens = budget_tokens
+        self.history: list[dict] = []  # feedback: past (question text, answer, truth)
+        self._token_cache: dict[str, int] = {}
+        self.fixed_examples: list[int] = []
+        if strategy == "few-shot":
+            rng = np.random.default_rng(seed)
+            self.fixed_examples = [
+                int(i) for i in rng.choice(len(pool.labels), shots, replace=False)
+            ]
+
+    def config(self) -> dict:
+        cfg = {
+            "strategy": self.strategy,
+            "encoding": self.encoding,
+            "reasoner": self.reasoner.describe(),
+        }
+        if self.strategy in ("few-shot", "retrieved"):
+            cfg["shots"] = self.shots
+        if self.strategy == "few-shot":
+            cfg["examples"] = self.fixed_examples
+        if self.strategy == "seed":
+            cfg["lang"] = self.lang
+        if self.strategy == "feedback":
+            cfg["budget_tokens"] = self.budget_tokens
+        return cfg
+
+    def resume(self, records: list[dict]) -> None:
+        """Rebuild the feedback history from finished records, in order."""
+        if self.strategy == "feedback":
+            for r in records:
+                self.history.append(
+                    {"question": r["question"], "answer": r["prediction"], "truth": r["truth"]}
+                )
+            self._trim(0)
+
+    def question(self, grid: np.ndarray) -> str:
+        return QUESTION.format(grid=encode(grid, self.encoding))
+
+    def _examples(self, idxs: Sequence[int]) -> list[dict]:
+        out = []
+        for i in idxs:
+            out += [
+                {"role": "user", "content": self.question(self.pool.grids[i])},
+                {"role": "assistant", "content": str(self.pool.labels[i])},
+            ]
+        return out
+
+    def _tokens(self, text: str) -> int:
+        if text not in self._token_cache:
+            self._token_cache[text] = self.reasoner.count_tokens(text)
+        return self._token_cache[text]
+
+    def _trim(self, extra: int) -> None:
+        """Keep the feedback history within budget; drop the oldest entries in one go (down to
+        60 % of the budget) so that the evaluated prefix stays reusable for many digits."""
+
+        def size() -> int:
+            return sum(self._tokens(h["question"]) + 16 for h in self.history) + extra
+
+        if size() > self.budget_tokens:
+            while self.history and size() > 0.6 * self.budget_tokens:
+                self.history.pop(0)
+
+    def messages(self, grid: np.ndarray) -> tuple[list[dict], list[int]]:
+        legend = SYSTEM.format(legend=LEGEND[self.encoding])
+        question = self.question(grid)
+        if self.strategy == "seed":
+            return [
+                {
+                    "role": "user",
+                    "content": SEED_PROMPT[self.lang].format(grid=encode(grid, "seed")),
+                }
+            ], []
+        if self.strategy == "zero-shot":
+            return [
+                {"role": "system", "content": legend},
+                {"role": "user", "content": question},
+            ], []
+        if self.strategy in ("few-shot", "retrieved"):
+            idxs = (
+                self.fixed_examples
+                if self.strategy == "few-shot"
+                else [int(i) for i in self.pool.nearest(grid, self.shots)[::-1]]
+            )  # nearest last
+            return (
+                [
+                    {"role": "system", "content": legend},
+                    *self._examples(idxs),
+                    {"role": "user", "content": question},
+                ],
+                idxs,
+            )
+        # feedback
+        self._trim(self._tokens(question))
+        msgs = [{"role": "system", "content": FEEDBACK_SYSTEM.format(legend=LEGEND[self.encoding])}]
+        previous = None
+        for h in self.history:
+            content = (
+                h["question"]
+                if previous is None
+                else FEEDBACK_NEXT.format(feedback=previous, question=h["question"])
+            )
+            msgs += [
+                {"role": "user", "content": content},
+                {"role": "assistant", "content": h["answer"]},
+            ]
+            previous = (FEEDBACK_RIGHT if h["answer"] == h["truth"] else FEEDBACK_WRONG).format(
+                truth=h["truth"]
+            )
+        content = (
+            question
+            if previous is None
+            else FEEDBACK_NEXT.format(feedback=previous, question=question)
+        )
+        return [*msgs, {"role": "user", "content": content}], []
+
+    def predict(self, grid: np.ndarray, truth: str | None = None) -> Prediction:
+        if self.strategy == "feedback" and truth is None:
+            raise BadInput("the feedback strategy needs labelled digits: use `ovision eval pixels`")
+        msgs, examples = self.messages(grid)
+        c = self.reasoner.complete(msgs, choices=list(DIGITS), max_tokens=4)
+        if self.strategy == "feedback":
+            self.history.append(
+                {"question": self.question(grid), "answer": c.value, "truth": truth}
+            )
+        tokens = {
+            "prompt": c.usage.prompt_tokens,
+            "completion": c.usage.completion_tokens,
+            "evaluated": c.usage.evaluated_prompt_tokens,
+        }
+        return Prediction(
+            c.value, [*msgs, {"role": "assistant", "content": c.text}], tokens, examples
+        )
+
+
+class PixelTask:
+    """`eval pixels`: one MNIST test digit → one record."""
+
+    name = "pixels"
+
+    def __init__(self, dataset, method, *, dataset_name: str = "mnist"):
+        self.dataset, self.method, self.dataset_name = dataset, method, dataset_name
+
+    def config(self) -> dict:
+        return {"task": self.name, "dataset": self.dataset_name, **self.method.config()}
+
+    def resume(self, records: list[dict]) -> None:
+        self.method.resume(records)
+
+    def __call__(self, index: int) -> dict:
+        item = self.dataset.item(index)
+        grid = to_grid(self.dataset.array(index))
+        p = self.method.predict(grid, item.label)
+        rec = {
+            "truth": item.label,
+            "prediction": p.prediction,
+            "tokens": p.tokens,
+            "examples": p.examples,
+            "transcript": p.transcript,
+        }
+        if isinstance(self.method, Prompter):
+            rec["question"] = self.method.question(grid)
+        return rec
