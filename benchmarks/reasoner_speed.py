@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, write
+from common import llama_server, peak_rss_mb, write
 
 from offline_vision.config import Settings
 from offline_vision.models import registry, store
@@ -123,40 +121,8 @@ def child(name: str, threads: int) -> dict:
 def through_server(name: str, threads: int) -> dict:
     from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 
-    settings = Settings.from_env(threads=threads)
-    gguf = store.load(settings.models_dir, name).file("model.gguf")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(gguf),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "8192",
-            "--n_threads",
-            str(threads),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    gguf = store.load(Settings.from_env().models_dir, name).file("model.gguf")
+    with llama_server(gguf, threads) as url:
         r = OpenAICompatReasoner("served", base_url=url)
         r.complete([{"role": "user", "content": "hi"}], max_tokens=1)
         return {
@@ -164,9 +130,6 @@ def through_server(name: str, threads: int) -> dict:
             "conversation": conversation(r, reuse=True),
             "constraint_mode": r.describe()["constraint_mode"],
         }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

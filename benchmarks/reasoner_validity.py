@@ -11,8 +11,6 @@ constraints, the share of free answers that are exactly a label (the failure the
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write
+from common import llama_server, write
 
 from offline_vision.config import Settings
 from offline_vision.labels import CIFAR10
@@ -88,44 +86,10 @@ def main() -> None:
     from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 
     gguf = store.load(settings.models_dir, registry.GGUF_FAST).file("model.gguf")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(gguf),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--n_threads",
-            str(settings.threads),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with llama_server(gguf, settings.threads, n_ctx=4096) as url:
         key = f"openai:{registry.GGUF_FAST} via llama_cpp.server"
         result["reasoners"][key] = evaluate(OpenAICompatReasoner("served", base_url=url), data)
         print(key, json.dumps(result["reasoners"][key]))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     print("wrote", write("reasoner_validity", result))
 
 

