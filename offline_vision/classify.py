@@ -47,3 +47,41 @@ def classify_paths(
                     r["scorer"] = about
             yield from results
             bar.update(len(batch))
+
+
+class ScorerTask:
+    """`eval clip` (Trial 1): the scorer alone over the dataset's class names."""
+
+    name = "clip"
+
+    def __init__(self, dataset, scorer, templates=None):
+        self.dataset, self.scorer = dataset, scorer
+        self.labels = list(dataset.classes)
+        self.templates = tuple(templates or scorer.default_templates(dataset.name))
+        self._label_emb = None
+
+    def config(self) -> dict:
+        return {
+            "task": "clip",
+            "dataset": self.dataset.name,
+            "labels": self.labels,
+            "templates": list(self.templates),
+            "scorer": self.scorer.describe(),
+        }
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def __call__(self, index: int) -> dict:
+        if self._label_emb is None:
+            self._label_emb = self.scorer.encode_labels(self.labels, self.templates)
+        item = self.dataset.item(index)
+        probs = self.scorer.probabilities(
+            self.scorer.encode_images([self.dataset.image(index)]), self._label_emb
+        )[0]
+        order = np.argsort(-probs)
+        return {
+            "truth": item.label,
+            "prediction": self.labels[order[0]],
+            "top": [[self.labels[i], round(float(probs[i]), 5)] for i in order[:5]],
+        }

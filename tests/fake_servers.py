@@ -139,3 +139,38 @@ class FakeHub:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+class ChatServer:
+    """A minimal OpenAI-compatible /v1/chat/completions on 127.0.0.1: `reply(body) -> content`."""
+
+    def __init__(self, reply):
+        server = self
+        self.bodies: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.bodies.append(body)
+                payload = json.dumps(
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": reply(body)}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 3},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,7 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ["a", "photo", "of", "the", "cat", "dog", "car", "ship", "bird", "truck", "frog", "horse", "deer", "airplane", "automobile", "vehicle", "animal", "kind", "fish", "mammal"]
+WORDS = [
+    "a",
+    "photo",
+    "of",
+    "the",
+    "cat",
+    "dog",
+    "car",
+    "ship",
+    "bird",
+    "truck",
+    "frog",
+    "horse",
+    "deer",
+    "airplane",
+    "automobile",
+    "vehicle",
+    "animal",
+    "kind",
+    "fish",
+    "mammal",
+]
 
 
 def tiny_image_net(seed: int = 0):

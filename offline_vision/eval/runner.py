@@ -113,6 +113,9 @@ def run(task: Task, indices: list[int], out_dir: Path, *, classes: tuple[str, ..
             bar.set_postfix(acc=f"{correct / n:.3f}")
     records = [by_id[i] for i in indices]
     summary = summarize(records, config, classes)
+    extra = getattr(task, "summary_extra", None)
+    if extra is not None:
+        summary.update(extra(records))
     tmp = out_dir / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     os.replace(tmp, out_dir / SUMMARY)

@@ -1,0 +1,353 @@
+"""CLIP × LLM dialogue: the LLM proposes candidate labels, the scorer (its eyes) answers with
+probabilities over exactly those candidates, for a few rounds; then the LLM answers one label.
+
+Policies: `seed` follows the post (fixed rounds, then the answer). `adaptive` adds the authors'
+fixes: broader questions after flat scores, an early stop when the LLM's guess and the eyes agree
+confidently, a final answer in the label format (constrained to the label set when it is known),
+and a last look at the eyes' scores over the answer options.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+from offline_vision.errors import BadInput, ReasonerError
+from offline_vision.labelmap import map_answer, normalise
+
+POLICIES = ("seed", "adaptive")
+BROAD_FALLBACK = ["animal", "vehicle", "plant", "person", "building", "object"]
+
+# --- prompts (data) ----------------------------------------------------------------------------
+
+SYSTEM = (
+    "You are identifying the main object in a photo that you cannot see. A vision model is your "
+    "eyes: you propose candidate labels, and it tells you how well each one matches the photo, as "
+    "probabilities over just those candidates (they sum to 100%). {task}"
+)
+TASK_KNOWN = (
+    "The photo shows one of these: {labels}. After the questions you will answer with one of them."
+)
+TASK_OPEN = "After the questions you will name the object with one short label."
+FIRST = {
+    "seed": 'Round 1 of {rounds}. Propose 2 to 8 candidate labels to ask about, as JSON: {{"candidates": [...]}}.',
+    "adaptive": (
+        "Round 1 of {rounds}. Start broad. Propose 2 to 8 candidate labels to ask about, and your "
+        'current best guess, as JSON: {{"candidates": [...], "guess": "..."}}.'
+    ),
+}
+NEXT = {
+    "seed": "The vision model answered:\n{scores}\nRound {r} of {rounds}. Propose the next candidates as JSON.",
+    "adaptive": (
+        "The vision model answered:\n{scores}\n{advice}Round {r} of {rounds}. Propose the next "
+        "candidates and your current best guess as JSON."
+    ),
+}
+BACKOFF = (
+    "These scores are nearly flat: the vision model cannot tell these candidates apart. Step back "
+    "and ask about broader, more abstract categories before getting specific again.\n"
+)
+NARROW = "Now narrow down within the leading candidate.\n"
+CHECK = "For reference, the vision model's scores over the answer options:\n{scores}\n"
+FINAL_KNOWN = "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only."
+FINAL_OPEN = (
+    "The vision model answered:\n{scores}\nNow name the object in the photo with one short label."
+)
+PROBE_KNOWN = "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only."
+PROBE_OPEN = "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label."
+
+_LABEL = {"type": "string", "minLength": 1, "maxLength": 40}
+ROUND_SCHEMA = {
+    "seed": {
+        "type": "object",
+        "properties": {
+            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8}
+        },
+        "required": ["candidates"],
+    },
+    "adaptive": {
+        "type": "object",
+        "properties": {
+            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8},
+            "guess": _LABEL,
+        },
+        "required": ["candidates", "guess"],
+    },
+}
+OPEN_ANSWER_SCHEMA = {"type": "object", "properties": {"label": _LABEL}, "required": ["label"]}
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    policy: str = "seed"
+    rounds: int = 5
+    flat_entropy: float = 0.9  # normalised entropy at or above which scores count as flat
+    flat_margin: float = 0.1  # … or a top-2 margin at or below this
+    stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
+    check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
+    probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
+    round_tokens: int = 96
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise BadInput(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
+        if not 1 <= self.rounds <= 20:
+            raise BadInput("--rounds must be between 1 and 20")
+
+
+def format_scores(scores: list[tuple[str, float]]) -> str:
+    """Highest first, one a line — the models read sorted lists far better than unsorted."""
+    return "\n".join(f"  {label}: {p:.1%}" for label, p in scores)
+
+
+def flatness(probs: list[float]) -> tuple[float, float]:
+    """(normalised entropy, top-2 margin) of one round's probabilities."""
+    n = len(probs)
+    h = -sum(p * math.log(p) for p in probs if p > 0)
+    top = sorted(probs, reverse=True)
+    return (h / math.log(n) if n > 1 else 0.0), (top[0] - top[1] if n > 1 else 1.0)
+
+
+def clean_candidates(raw: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for c in raw:
+        c = " ".join(str(c).split())[:40]
+        if c and c.lower() not in seen:
+            seen[c.lower()] = c
+    return list(seen.values())[:8]
+
+
+class Eyes:
+    """The scorer bound to one image: embedded once, then any candidate list → sorted probs."""
+
+    def __init__(self, scorer, image, templates=None):
+        self.scorer = scorer
+        self.embedding = scorer.encode_images([image])
+        self.templates = tuple(templates or scorer.default_templates("custom"))
+
+    def score(self, candidates: list[str], templates=None) -> list[tuple[str, float]]:
+        label_emb = self.scorer.encode_labels(candidates, tuple(templates or self.templates))
+        probs = self.scorer.probabilities(self.embedding, label_emb)[0]
+        return sorted(zip(candidates, map(float, probs), strict=True), key=lambda x: -x[1])
+
+
+def _mapped(raw: str, labels, known: bool, label_set, scorer) -> dict:
+    if known:
+        return {"raw": raw, "label": raw, "rule": "choice"}
+    m = map_answer(
+        raw,
+        list(labels),
+        label_set=label_set,
+        embed=lambda texts: scorer.encode_labels(texts, ("{}",)),
+    )
+    return {"raw": raw, "label": m.label, "rule": m.rule, "score": m.score}
+
+
+def run_dialogue(
+    image,
+    scorer,
+    reasoner,
+    labels: list[str],
+    *,
+    known: bool = True,
+    label_set: str | None = None,
+    config: DialogueConfig = DialogueConfig(),
+    seed: int = 0,
+) -> dict:
+    """One dialogue about one image; returns its full, JSON-ready transcript."""
+    cfg, policy = config, config.policy
+    eyes = Eyes(scorer, image)
+    label_list = ", ".join(labels)
+    task = TASK_KNOWN.format(labels=label_list) if known else TASK_OPEN
+    messages = [
+        {"role": "system", "content": SYSTEM.format(task=task)},
+        {"role": "user", "content": FIRST[policy].format(rounds=cfg.rounds)},
+    ]
+    rounds, probes, tokens = [], [], {"prompt": 0, "completion": 0, "evaluated": 0}
+    probe_s, stopped = 0.0, None
+
+    def ask(msgs, **kw):
+        c = reasoner.complete(msgs, seed=seed, **kw)
+        tokens["prompt"] += c.usage.prompt_tokens
+        tokens["completion"] += c.usage.completion_tokens
+        tokens["evaluated"] += c.usage.evaluated_prompt_tokens or 0
+        return c
+
+    def answer(msgs):
+        if known:
+            c = ask(msgs, choices=list(labels), max_tokens=16)
+            return c.text, c.value
+        if policy == "adaptive":  # the one-label fix, for free answers too
+            c = ask(msgs, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
+            return c.text, c.value["label"]
+        c = ask(msgs, max_tokens=32)
+        return c.text, c.text
+
+    scores: list[tuple[str, float]] = []
+    for r in range(1, cfg.rounds + 1):
+        entry = {"round": r, "fallback": None}
+        try:
+            c = ask(messages, schema=ROUND_SCHEMA[policy], max_tokens=cfg.round_tokens)
+            candidates = clean_candidates(c.value["candidates"])
+            entry["raw"] = c.text
+            entry["guess"] = c.value.get("guess")
+            if len(candidates) < 2:
+                raise ReasonerError(f"fewer than 2 distinct candidates in {c.text!r}")
+        except ReasonerError as e:
+            candidates, entry["fallback"] = list(BROAD_FALLBACK), str(e)
+            entry["raw"] = entry.get("raw", "")
+        messages.append({"role": "assistant", "content": entry["raw"] or '{"candidates": []}'})
+        scores = eyes.score(candidates)
+        entropy, margin = flatness([p for _, p in scores])
+        flat = entropy >= cfg.flat_entropy or margin <= cfg.flat_margin
+        entry.update(
+            candidates=candidates,
+            scores=[[lab, round(p, 5)] for lab, p in scores],
+            entropy=round(entropy, 4),
+            margin=round(margin, 4),
+            flat=flat,
+        )
+        rounds.append(entry)
+        if cfg.probe and r < cfg.rounds:
+            t = time.perf_counter()
+            tmpl = PROBE_KNOWN if known else PROBE_OPEN
+            raw, value = answer(
+                [
+                    *messages,
+                    {
+                        "role": "user",
+                        "content": tmpl.format(scores=format_scores(scores), labels=label_list),
+                    },
+                ]
+            )
+            probes.append({"round": r, **_mapped(value, labels, known, label_set, scorer)})
+            probe_s += time.perf_counter() - t
+        guess = entry.get("guess")
+        if (
+            policy == "adaptive"
+            and guess
+            and normalise(guess) == normalise(scores[0][0])
+            and scores[0][1] >= cfg.stop_prob
+            and (not known or guess in labels)
+        ):
+            stopped = r
+            break
+        if r < cfg.rounds:
+            advice = (BACKOFF if flat else NARROW) if policy == "adaptive" else ""
+            messages.append(
+                {
+                    "role": "user",
+                    "content": NEXT[policy].format(
+                        scores=format_scores(scores), r=r + 1, rounds=cfg.rounds, advice=advice
+                    ),
+                }
+            )
+
+    check = ""
+    if known and policy == "adaptive" and cfg.check_labels:
+        options = eyes.score(list(labels), scorer.default_templates(label_set or "custom"))
+        check = CHECK.format(scores=format_scores(options))
+    final = (
+        FINAL_KNOWN.format(scores=format_scores(scores), check=check, labels=label_list)
+        if known
+        else FINAL_OPEN.format(scores=format_scores(scores))
+    )
+    messages.append({"role": "user", "content": final})
+    raw, value = answer(messages)
+    messages.append({"role": "assistant", "content": raw})
+    result = _mapped(value, labels, known, label_set, scorer)
+    # Accuracy-by-round: the probe after each round; after an early stop, the final answer.
+    by_round = [p["label"] for p in probes] + [result["label"]] * (cfg.rounds - len(probes))
+    return {
+        "mode": "known" if known else "open",
+        "policy": policy,
+        "rounds": rounds,
+        "stopped_after": stopped,
+        "answer": result,
+        "answer_by_round": by_round if cfg.probe else None,
+        "probes": probes,
+        "probe_s": round(probe_s, 4),
+        "tokens": tokens,
+        "messages": messages,
+        "config": asdict(cfg),
+    }
+
+
+class DialogueTask:
+    """`eval dialogue` / `eval dialogue-open`: one image → one dialogue → one record."""
+
+    name = "dialogue"
+
+    def __init__(
+        self, dataset, scorer, reasoner, *, known: bool, config: DialogueConfig, seed: int = 0
+    ):
+        self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
+        self.known, self.config_, self.seed = known, config, seed
+        self.labels = list(dataset.classes)
+
+    def config(self) -> dict:
+        return {
+            "task": "dialogue" if self.known else "dialogue-open",
+            "dataset": self.dataset.name,
+            "mode": "known" if self.known else "open",
+            "policy": self.config_.policy,
+            "dialogue": asdict(self.config_),
+            "labels": self.labels,
+            "seed": self.seed,
+            "scorer": self.scorer.describe(),
+            "reasoner": self.reasoner.describe(),
+        }
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def __call__(self, index: int) -> dict:
+        item = self.dataset.item(index)
+        d = run_dialogue(
+            self.dataset.image(index),
+            self.scorer,
+            self.reasoner,
+            self.labels,
+            known=self.known,
+            label_set=self.dataset.name,
+            config=self.config_,
+            seed=self.seed,
+        )
+        return {
+            "truth": item.label,
+            "prediction": d["answer"]["label"] or "unmapped",
+            "tokens": d.pop("tokens"),
+            "dialogue": d,
+        }
+
+    @staticmethod
+    def summary_extra(records: list[dict]) -> dict:
+        rows = [
+            r["dialogue"]["answer_by_round"]
+            for r in records
+            if r["dialogue"].get("answer_by_round")
+        ]
+        out = {
+            "stopped_early": sum(r["dialogue"]["stopped_after"] is not None for r in records),
+            "fallback_rounds": sum(
+                bool(x["fallback"]) for r in records for x in r["dialogue"]["rounds"]
+            ),
+            "mean_rounds": sum(len(r["dialogue"]["rounds"]) for r in records) / len(records),
+            "probe_s_mean": sum(r["dialogue"]["probe_s"] for r in records) / len(records),
+        }
+        if rows and len(rows) == len(records):
+            truth = [r["truth"] for r in records]
+            n_rounds = len(rows[0])
+            out["accuracy_by_round"] = [
+                sum(row[k] == t for row, t in zip(rows, truth, strict=True)) / len(rows)
+                for k in range(n_rounds)
+            ]
+        if records and records[0]["dialogue"]["mode"] == "open":
+            rules: dict[str, int] = {}
+            for r in records:
+                rules[r["dialogue"]["answer"]["rule"]] = (
+                    rules.get(r["dialogue"]["answer"]["rule"], 0) + 1
+                )
+            out["mapping_rules"] = rules
+        return out

@@ -1,0 +1,126 @@
+"""Mapping a free answer (dialogue `--open`, Trial 3) onto a label set, by documented rules.
+
+In order, the first rule that decides wins; each result names its rule:
+
+1. `exact`     — the normalised answer is a label (case, articles, punctuation and a plural
+                 "s"/"es" ignored).
+2. `synonym`   — it is a lemma of the label's WordNet synset (aeroplane → airplane).
+3. `hyponym`   — it is a lemma of a synset below the label's (sedan → automobile). Lemmas that
+                 sit under two labels decide nothing here.
+4. `mentioned` — for a sentence, exactly one label is named in it by rules 1–3 (whole words).
+5. `embedding` — else the label nearest to the answer by the scorer's own text embedding
+                 ("a photo of a <answer>" vs "a photo of a <label>"), if its cosine ≥ the
+                 threshold (0.5 by default).
+6. `unmapped`  — else nothing; counted wrong.
+
+Rules 2–4 need a WordNet map for the label set (built in for cifar10; see
+scripts/make_wordnet_map.py); other label sets use rules 1, 5 and 6.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+EMBEDDING_THRESHOLD = 0.5
+_ARTICLE = re.compile(r"^(a|an|the|some)\s+")
+
+
+def normalise(text: str) -> str:
+    t = text.strip().lower()
+    t = re.sub(r"[\"'`.,;:!?()\[\]{}]", " ", t)
+    t = re.sub(r"\s+", " ", t).strip()
+    return _ARTICLE.sub("", t)
+
+
+def _singulars(t: str) -> list[str]:
+    out = [t]
+    if t.endswith("es"):
+        out.append(t[:-2])
+    if t.endswith("s"):
+        out.append(t[:-1])
+    return out
+
+
+@cache
+def wordnet_map(label_set: str) -> dict[str, tuple[str, str]] | None:
+    """lemma → (label, rule) for a built-in label set, or None where there is no map."""
+    try:
+        raw = (
+            resources.files("offline_vision")
+            .joinpath("data", f"{label_set}_wordnet.json")
+            .read_text()
+        )
+    except FileNotFoundError:
+        return None
+    data = {k: v for k, v in json.loads(raw).items() if not k.startswith("_")}
+    lemmas: dict[str, set[tuple[str, str]]] = {}
+    for label, entry in data.items():
+        for lemma in entry["synonyms"]:
+            lemmas.setdefault(lemma, set()).add((label, "synonym"))
+        for lemma in entry["hyponyms"]:
+            lemmas.setdefault(lemma, set()).add((label, "hyponym"))
+    out = {}
+    for lemma, hits in lemmas.items():
+        labels = {h[0] for h in hits}
+        if len(labels) == 1:  # a lemma under two labels decides nothing
+            out[lemma] = min(hits, key=lambda h: h[1] != "synonym")
+    return out
+
+
+@dataclass(frozen=True)
+class Mapped:
+    label: str | None  # None: unmapped
+    rule: str
+    score: float | None = None  # the cosine, for the embedding rule
+
+
+def _lookup(t: str, labels: dict[str, str], wn: dict | None) -> Mapped | None:
+    for form in _singulars(t):
+        if form in labels:
+            return Mapped(labels[form], "exact")
+        if wn and form in wn:
+            return Mapped(*wn[form])
+    return None
+
+
+def map_answer(
+    answer: str,
+    labels: list[str],
+    *,
+    label_set: str | None = None,
+    embed=None,
+    threshold: float = EMBEDDING_THRESHOLD,
+) -> Mapped:
+    """Map `answer` onto `labels`. `embed(texts) -> unit vectors` enables the embedding rule."""
+    wn = wordnet_map(label_set) if label_set else None
+    lowered = {normalise(lab): lab for lab in labels}
+    t = normalise(answer)
+    if not t:
+        return Mapped(None, "unmapped")
+    hit = _lookup(t, lowered, wn)
+    if hit:
+        return hit
+    words = t.split()
+    if len(words) > 1:
+        found: dict[str, Mapped] = {}
+        for n in range(min(4, len(words)), 0, -1):  # longest phrases first
+            for i in range(len(words) - n + 1):
+                m = _lookup(" ".join(words[i : i + n]), lowered, wn)
+                if m:
+                    found.setdefault(m.label, m)
+        if len(found) == 1:
+            return Mapped(next(iter(found)), "mentioned")
+    if embed is not None:
+        vecs = embed([f"a photo of a {t}", *(f"a photo of a {lab}" for lab in labels)])
+        sims = vecs[1:] @ vecs[0]
+        best = int(np.argmax(sims))
+        if sims[best] >= threshold:
+            return Mapped(labels[best], "embedding", float(sims[best]))
+        return Mapped(None, "unmapped", float(sims[best]))
+    return Mapped(None, "unmapped")
