@@ -266,8 +266,10 @@ def main() -> None:
 
 
 # Command groups that live in their own modules (each imports the shared options above).
-from offline_vision.cli_eval import dialogue, eval_group, pixels, report  # noqa: E402
+from offline_vision.cli_dialogue import dialogue  # noqa: E402
+from offline_vision.cli_eval import eval_group, report  # noqa: E402
 from offline_vision.cli_models import models  # noqa: E402
+from offline_vision.cli_pixels import pixels  # noqa: E402
 
 cli.add_command(models)
 cli.add_command(eval_group)

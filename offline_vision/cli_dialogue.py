@@ -1,0 +1,218 @@
+"""`ovision dialogue` and `ovision eval clip|dialogue|dialogue-open`: the CLIP × LLM dialogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from offline_vision.cli import (
+    base_url_option,
+    ctx_option,
+    json_option,
+    reasoner_option,
+    settings_of,
+)
+from offline_vision.cli_eval import (
+    apply,
+    eval_common,
+    eval_data_options,
+    eval_group,
+    finish,
+    run_dir,
+)
+
+dialogue_options = [
+    click.option(
+        "--policy",
+        type=click.Choice(["seed", "adaptive"]),
+        default="adaptive",
+        show_default=True,
+        help="seed: the post's procedure (fixed rounds); adaptive: back-off on flat "
+        "scores, early stop, one-label answers.",
+    ),
+    click.option("--rounds", type=click.IntRange(1, 20), default=5, show_default=True),
+    click.option(
+        "--no-probe",
+        is_flag=True,
+        help="Skip the per-round 'answer now' probes (they feed accuracy-by-round).",
+    ),
+    reasoner_option,
+    base_url_option,
+    ctx_option,
+    click.option(
+        "--scorer",
+        type=click.Choice(["auto", "clip", "conse"]),
+        default="auto",
+        show_default=True,
+        help="auto: CLIP when provisioned, else the ConSE stand-in.",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "int8"]),
+        default="auto",
+        show_default=True,
+        help="CLIP ONNX precision.",
+    ),
+]
+
+
+def _dialogue_parts(
+    settings, *, policy, rounds, no_probe, reasoner, base_url, ctx_, scorer, precision
+):
+    from offline_vision.dialogue import DialogueConfig
+    from offline_vision.models.loader import load_scorer
+    from offline_vision.models.reasoners import load_reasoner
+
+    cfg = DialogueConfig(policy=policy, rounds=rounds, probe=not no_probe)
+    eyes = load_scorer(settings, scorer, precision=precision)
+    return cfg, eyes, load_reasoner(settings, reasoner, base_url=base_url, n_ctx=ctx_)
+
+
+@click.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option(
+    "--labels",
+    default="cifar10",
+    show_default=True,
+    help="The label set the answer must come from (built-in, comma list or @file).",
+)
+@click.option(
+    "--open", "open_", is_flag=True, help="No label set: the LLM names the object freely."
+)
+@apply(dialogue_options)
+@json_option
+@click.pass_context
+def dialogue(
+    ctx,
+    image,
+    labels,
+    open_,
+    policy,
+    rounds,
+    no_probe,
+    reasoner,
+    base_url,
+    ctx_,
+    scorer,
+    precision,
+    as_json,
+):
+    """Let the LLM question the scorer about IMAGE, round by round, then answer."""
+    from offline_vision.dialogue import run_dialogue
+    from offline_vision.images import load_image
+    from offline_vision.labels import parse_labels
+
+    settings = settings_of(ctx)
+    img = load_image(image)
+    label_set = parse_labels(labels)
+    cfg, eyes, llm = _dialogue_parts(
+        settings,
+        policy=policy,
+        rounds=rounds,
+        no_probe=no_probe,
+        reasoner=reasoner,
+        base_url=base_url,
+        ctx_=ctx_,
+        scorer=scorer,
+        precision=precision,
+    )
+    d = run_dialogue(
+        img,
+        eyes,
+        llm,
+        list(label_set.labels),
+        known=not open_,
+        label_set=label_set.name,
+        config=cfg,
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"image": str(image), "scorer": eyes.describe(), "reasoner": llm.describe(), **d},
+                ensure_ascii=False,
+            )
+        )
+        return
+    width = max(24, *(len(", ".join(r["candidates"])) + 8 for r in d["rounds"]))
+    click.echo(
+        f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({eyes.describe()['scorer']})"
+    )
+    for r in d["rounds"]:
+        asks = "? ".join(r["candidates"]) + "?"
+        answers = ", ".join(f"{lab} {p:.0%}" for lab, p in r["scores"])
+        mark = " (flat)" if r["flat"] else ""
+        click.echo(f"{r['round']:<6}{asks:<{width}}{answers}{mark}")
+    a = d["answer"]
+    rule = "" if a["rule"] == "choice" else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
+    stop = f" (stopped after round {d['stopped_after']})" if d["stopped_after"] else ""
+    click.echo(f"answer: {a['label'] or 'unmapped'}{rule}{stop}")
+
+
+@eval_group.command("clip")
+@apply(eval_data_options)
+@click.option(
+    "--scorer", type=click.Choice(["auto", "clip", "conse"]), default="auto", show_default=True
+)
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True
+)
+@click.option(
+    "--template", help="Prompt template with {} or an ensemble name (default: per dataset)."
+)
+@click.pass_context
+def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, template):
+    """Trial 1: the scorer alone over the dataset's class names."""
+    from offline_vision.classify import ScorerTask
+    from offline_vision.eval import runner
+    from offline_vision.labels import LabelSet, parse_template
+    from offline_vision.models.loader import load_scorer
+
+    settings = settings_of(ctx)
+    ds, indices = eval_common(settings, dataset, sample, limit, seed)
+    eyes = load_scorer(settings, scorer, precision=precision)
+    templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
+    task = ScorerTask(ds, eyes, templates)
+    out = run_dir(
+        settings, out, "clip", dataset, sample or f"n{len(indices)}", eyes.describe()["scorer"]
+    )
+    finish(out, runner.run(task, indices, out, classes=ds.classes))
+
+
+def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, **opts):
+    from offline_vision.dialogue import DialogueTask
+    from offline_vision.eval import runner
+
+    settings = settings_of(ctx)
+    ds, indices = eval_common(settings, dataset, sample, limit, seed)
+    cfg, eyes, llm = _dialogue_parts(settings, **opts)
+    task = DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed)
+    who = opts["reasoner"].split("/")[-1].replace("local:", "")
+    out = run_dir(
+        settings,
+        out,
+        "dialogue" if known else "dialogue-open",
+        dataset,
+        sample or f"n{len(indices)}",
+        opts["policy"],
+        who,
+        eyes.describe()["scorer"],
+    )
+    finish(out, runner.run(task, indices, out, classes=ds.classes))
+
+
+@eval_group.command("dialogue")
+@apply(eval_data_options + dialogue_options)
+@click.pass_context
+def eval_dialogue(ctx, **kw):
+    """Trial 2: the dialogue, the label set known, the answer one of it."""
+    _eval_dialogue(ctx, True, **kw)
+
+
+@eval_group.command("dialogue-open")
+@apply(eval_data_options + dialogue_options)
+@click.pass_context
+def eval_dialogue_open(ctx, **kw):
+    """Trial 3: the dialogue without the label set; free answers mapped by documented rules."""
+    _eval_dialogue(ctx, False, **kw)
