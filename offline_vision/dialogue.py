@@ -164,31 +164,40 @@ def run_dialogue(
         {"role": "system", "content": SYSTEM.format(task=task)},
         {"role": "user", "content": FIRST[policy].format(rounds=cfg.rounds)},
     ]
-    rounds, probes, tokens = [], [], {"prompt": 0, "completion": 0, "evaluated": 0}
+    rounds, probes, calls = [], [], []
     probe_s, stopped = 0.0, None
 
-    def ask(msgs, **kw):
+    def ask(msgs, kind, r, **kw):
         c = reasoner.complete(msgs, seed=seed, **kw)
-        tokens["prompt"] += c.usage.prompt_tokens
-        tokens["completion"] += c.usage.completion_tokens
-        tokens["evaluated"] += c.usage.evaluated_prompt_tokens or 0
+        u = c.usage
+        calls.append(
+            {
+                "kind": kind,
+                "round": r,
+                "prompt": u.prompt_tokens,
+                "evaluated": u.evaluated_prompt_tokens,
+                "completion": u.completion_tokens,
+                "latency_s": round(c.latency_s, 4),
+                "attempts": len(c.attempts),
+            }
+        )
         return c
 
-    def answer(msgs):
+    def answer(msgs, kind, r):
         if known:
-            c = ask(msgs, choices=list(labels), max_tokens=16)
+            c = ask(msgs, kind, r, choices=list(labels), max_tokens=16)
             return c.text, c.value
         if policy == "adaptive":  # the one-label fix, for free answers too
-            c = ask(msgs, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
+            c = ask(msgs, kind, r, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
             return c.text, c.value["label"]
-        c = ask(msgs, max_tokens=32)
+        c = ask(msgs, kind, r, max_tokens=32)
         return c.text, c.text
 
     scores: list[tuple[str, float]] = []
     for r in range(1, cfg.rounds + 1):
         entry = {"round": r, "fallback": None}
         try:
-            c = ask(messages, schema=ROUND_SCHEMA[policy], max_tokens=cfg.round_tokens)
+            c = ask(messages, "round", r, schema=ROUND_SCHEMA[policy], max_tokens=cfg.round_tokens)
             candidates = clean_candidates(c.value["candidates"])
             entry["raw"] = c.text
             entry["guess"] = c.value.get("guess")
@@ -219,7 +228,9 @@ def run_dialogue(
                         "role": "user",
                         "content": tmpl.format(scores=format_scores(scores), labels=label_list),
                     },
-                ]
+                ],
+                "probe",
+                r,
             )
             probes.append({"round": r, **_mapped(value, labels, known, label_set, scorer)})
             probe_s += time.perf_counter() - t
@@ -254,7 +265,7 @@ def run_dialogue(
         else FINAL_OPEN.format(scores=format_scores(scores))
     )
     messages.append({"role": "user", "content": final})
-    raw, value = answer(messages)
+    raw, value = answer(messages, "answer", len(rounds))
     messages.append({"role": "assistant", "content": raw})
     result = _mapped(value, labels, known, label_set, scorer)
     # Accuracy-by-round: the probe after each round; after an early stop, the final answer.
@@ -268,7 +279,12 @@ def run_dialogue(
         "answer_by_round": by_round if cfg.probe else None,
         "probes": probes,
         "probe_s": round(probe_s, 4),
-        "tokens": tokens,
+        "tokens": {
+            "prompt": sum(c["prompt"] for c in calls),
+            "completion": sum(c["completion"] for c in calls),
+            "evaluated": sum(c["evaluated"] or 0 for c in calls),
+        },
+        "calls": calls,
         "messages": messages,
         "config": asdict(cfg),
     }

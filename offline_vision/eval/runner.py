@@ -54,7 +54,7 @@ def read_records(path: Path) -> list[dict]:
 
 
 # Settings that may change between a run and its resumption without changing its results.
-VOLATILE = {"threads", "path", "constraint_mode"}
+VOLATILE = {"threads", "path", "constraint_mode", "base_url"}
 
 
 def _comparable(cfg) -> str:
