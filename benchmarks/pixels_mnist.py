@@ -28,22 +28,36 @@ from offline_vision.pixels import ENCODINGS, encode, to_grid
 
 RUNS = Path("runs/pixels")
 BIG, FAST = f"local:{registry.GGUF}", f"local:{registry.GGUF_FAST}"
+ASCII = ["--encoding", "ascii"]
 ROWS = {
     "knn": ["--strategy", "knn"],
     "majority": ["--strategy", "majority"],
     "seed": ["--strategy", "seed", "--reasoner", BIG],
-    "zero-shot": ["--strategy", "zero-shot", "--reasoner", BIG],
-    "few-shot": ["--strategy", "few-shot", "--shots", "5", "--reasoner", BIG],
-    "retrieved": ["--strategy", "retrieved", "--shots", "5", "--reasoner", BIG],
-    "feedback": ["--strategy", "feedback", "--reasoner", BIG],
-    "retrieved-0.5b": ["--strategy", "retrieved", "--shots", "5", "--reasoner", FAST],
+    "zero-shot": ["--strategy", "zero-shot", *ASCII, "--reasoner", BIG],
+    "few-shot": ["--strategy", "few-shot", "--shots", "5", *ASCII, "--reasoner", BIG],
+    "retrieved": ["--strategy", "retrieved", "--shots", "5", *ASCII, "--reasoner", BIG],
+    "feedback": ["--strategy", "feedback", *ASCII, "--reasoner", BIG],
+    "retrieved-0.5b": ["--strategy", "retrieved", "--shots", "5", *ASCII, "--reasoner", FAST],
     "retrieved-0.5b-server": [
         "--strategy",
         "retrieved",
         "--shots",
         "5",
+        *ASCII,
         "--reasoner",
         "openai:qwen-0.5b",
+    ],
+    # The same prompts with one digit 0-9 a cell (4.6x the tokens of ascii).
+    "zero-shot-digits": ["--strategy", "zero-shot", "--encoding", "digits", "--reasoner", BIG],
+    "few-shot-digits": [
+        "--strategy",
+        "few-shot",
+        "--shots",
+        "5",
+        "--encoding",
+        "digits",
+        "--reasoner",
+        BIG,
     ],
 }
 

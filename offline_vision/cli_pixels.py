@@ -73,9 +73,10 @@ pixel_options = [
     click.option(
         "--encoding",
         type=click.Choice(["seed", "digits", "ascii"]),
-        default="digits",
+        default="ascii",
         show_default=True,
-        help="How the grid is written (seed strategy: always 'seed').",
+        help="How the grid is written: ascii (shades, ~90 tokens a digit), digits (0-9 a cell, "
+        "~420), seed (the post's decimals, ~2000). The seed strategy always uses seed.",
     ),
     click.option(
         "--lang",

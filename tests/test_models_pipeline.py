@@ -1,0 +1,91 @@
+"""End to end on the real default models (marked `models`): what a fresh machine gets from
+`ovision models pull` classifies, reads digits and holds a dialogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.models
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chelsea.png"
+CAT_LABELS = {"tabby cat", "tiger cat", "Persian cat", "Siamese cat", "Egyptian Mau"}
+
+
+def test_classify_example_photo_with_conse(run_cli_real):
+    r = run_cli_real("classify", EXAMPLE, "--scorer", "conse", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    top = [x["label"] for x in out["labels"]]
+    assert len(top) == 5 and set(top[:3]) & CAT_LABELS, top
+    assert out["scorer"]["scorer"] == "conse" and out["scorer"]["standin"] is True
+
+
+def test_conse_zero_shot_on_cifar10(run_cli_real, tmp_path):
+    r = run_cli_real(
+        "eval",
+        "clip",
+        "--scorer",
+        "conse",
+        "--dataset",
+        "cifar10",
+        "--sample",
+        "cifar10-300",
+        "--limit",
+        "100",
+        "--out",
+        tmp_path / "t1",
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "t1" / "summary.json").read_text())
+    assert s["accuracy"] >= 0.5, s["accuracy"]  # chance is 0.1; all 932 images give ≈ 0.64
+
+
+def test_pixels_retrieved_reads_a_digit(run_cli_real, tmp_path):
+    r = run_cli_real(
+        "eval",
+        "pixels",
+        "--strategy",
+        "retrieved",
+        "--limit",
+        "5",
+        "--reasoner",
+        "local:qwen2.5-coder-0.5b-instruct-q4_k_m",
+        "--out",
+        tmp_path / "px",
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "px" / "summary.json").read_text())
+    assert s["n"] == 5 and s["accuracy"] >= 0.6
+
+
+def test_dialogue_on_a_cifar_image(run_cli_real, real_settings):
+    photo = real_settings.data_dir / "cifar10" / "test" / "ship" / "00001.png"
+    r = run_cli_real(
+        "dialogue",
+        photo,
+        "--rounds",
+        "2",
+        "--scorer",
+        "conse",
+        "--json",
+        "--reasoner",
+        "local:qwen2.5-coder-0.5b-instruct-q4_k_m",
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["answer"]["label"] in {
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    }
+    assert 1 <= len(d["rounds"]) <= 2 and all(len(x["candidates"]) >= 2 for x in d["rounds"])
