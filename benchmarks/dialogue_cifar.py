@@ -4,7 +4,12 @@ ConSE stand-in scorer unless CLIP is provisioned → benchmarks/results/dialogue
 Rows go to runs/dialogue/<row>/ through `ovision eval …`, which appends and resumes: stop this
 script at any time and start it again to continue.
 
-    python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...]
+    python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
+
+On 2 cores a 5-round dialogue with the 1.5B model costs ~10-20 s, so by default only T1 and
+T2 adaptive (the row with a target against T1) cover all 300 images and the other rows the
+first LIMITS[row] of them; --full runs every row on the whole sample. Paired comparisons
+(McNemar vs T1) use the items both runs share.
 """
 
 from __future__ import annotations
@@ -42,6 +47,15 @@ ROWS = {
     ],
 }
 
+# Rows that run on the first N images of the sample unless --full (compute, not choice).
+LIMITS = {
+    "t2-seed": 100,
+    "t3-seed": 100,
+    "t3-adaptive": 100,
+    "t2-adaptive-0.5b": 100,
+    "t2-adaptive-0.5b-server": 100,
+}
+
 
 def per_round_tokens(run) -> dict:
     """Rounds 2+: tokens evaluated vs the round's new tokens (what the prompt gained since the
@@ -72,6 +86,7 @@ def main() -> None:
     ap.add_argument("--sample", default="cifar10-300")
     ap.add_argument("--only", nargs="*", choices=list(ROWS))
     ap.add_argument("--runs", default="runs/dialogue")
+    ap.add_argument("--full", action="store_true", help="every row on the whole sample")
     args = ap.parse_args()
     runs_dir = Path(args.runs)
     settings = Settings.from_env()
@@ -86,6 +101,7 @@ def main() -> None:
             "--sample",
             args.sample,
             *ROWS[row][1:],
+            *([] if args.full or row not in LIMITS else ["--limit", str(LIMITS[row])]),
             "--out",
             str(runs_dir / row),
         ]

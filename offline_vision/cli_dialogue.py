@@ -38,6 +38,20 @@ dialogue_options = [
         is_flag=True,
         help="Skip the per-round 'answer now' probes (they feed accuracy-by-round).",
     ),
+    click.option(
+        "--trust",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="adaptive, known labels: when the eyes' top label scores at least this, answer it "
+        "without asking the LLM (1 = always ask).  [default: DialogueConfig.trust]",
+    ),
+    click.option(
+        "--shortlist",
+        type=click.IntRange(0),
+        default=None,
+        help="adaptive, known labels: the final answer must be one of the eyes' top K labels "
+        "(0 = any label).  [default: DialogueConfig.shortlist]",
+    ),
     reasoner_option,
     base_url_option,
     ctx_option,
@@ -59,13 +73,30 @@ dialogue_options = [
 
 
 def _dialogue_parts(
-    settings, *, policy, rounds, no_probe, reasoner, base_url, ctx_, scorer, precision
+    settings,
+    *,
+    policy,
+    rounds,
+    no_probe,
+    trust,
+    shortlist,
+    reasoner,
+    base_url,
+    ctx_,
+    scorer,
+    precision,
 ):
     from offline_vision.dialogue import DialogueConfig
     from offline_vision.models.loader import load_scorer
     from offline_vision.models.reasoners import load_reasoner
 
-    cfg = DialogueConfig(policy=policy, rounds=rounds, probe=not no_probe)
+    given = {"trust": trust, "shortlist": shortlist}
+    cfg = DialogueConfig(
+        policy=policy,
+        rounds=rounds,
+        probe=not no_probe,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     eyes = load_scorer(settings, scorer, precision=precision)
     return cfg, eyes, load_reasoner(settings, reasoner, base_url=base_url, n_ctx=ctx_)
 
@@ -92,6 +123,8 @@ def dialogue(
     policy,
     rounds,
     no_probe,
+    trust,
+    shortlist,
     reasoner,
     base_url,
     ctx_,
@@ -112,6 +145,8 @@ def dialogue(
         policy=policy,
         rounds=rounds,
         no_probe=no_probe,
+        trust=trust,
+        shortlist=shortlist,
         reasoner=reasoner,
         base_url=base_url,
         ctx_=ctx_,
@@ -135,7 +170,7 @@ def dialogue(
             )
         )
         return
-    width = max(24, *(len(", ".join(r["candidates"])) + 8 for r in d["rounds"]))
+    width = max([24, *(len(", ".join(r["candidates"])) + 8 for r in d["rounds"])])
     click.echo(
         f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({eyes.describe()['scorer']})"
     )
@@ -147,6 +182,8 @@ def dialogue(
     a = d["answer"]
     rule = "" if a["rule"] == "choice" else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
     stop = f" (stopped after round {d['stopped_after']})" if d["stopped_after"] else ""
+    if d["stopped_after"] == 0:
+        stop = f" (the eyes were sure, {a['eyes_top']:.0%}: the LLM was not asked; --trust 1 asks)"
     click.echo(f"answer: {a['label'] or 'unmapped'}{rule}{stop}")
 
 

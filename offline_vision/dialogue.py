@@ -86,6 +86,9 @@ class DialogueConfig:
     flat_margin: float = 0.1  # … or a top-2 margin at or below this
     stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
     check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
+    # Adaptive, known labels — when to not ask at all, and what the final answer may be:
+    trust: float = 1.0  # eyes' top option at ≥ this → answer it, no dialogue (1.0: always ask)
+    shortlist: int = 0  # final answer constrained to the eyes' top-k options (0: all labels)
     probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
     round_tokens: int = 96
 
@@ -94,6 +97,10 @@ class DialogueConfig:
             raise BadInput(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
         if not 1 <= self.rounds <= 20:
             raise BadInput("--rounds must be between 1 and 20")
+        if not 0.0 <= self.trust <= 1.0:
+            raise BadInput("--trust must be between 0 and 1")
+        if self.shortlist < 0:
+            raise BadInput("--shortlist must be 0 (all labels) or more")
 
 
 def format_scores(scores: list[tuple[str, float]]) -> str:
@@ -183,15 +190,37 @@ def run_dialogue(
         )
         return c
 
-    def answer(msgs, kind, r):
+    def answer(msgs, kind, r, options=None):
         if known:
-            c = ask(msgs, kind, r, choices=list(labels), max_tokens=16)
+            c = ask(msgs, kind, r, choices=list(options or labels), max_tokens=16)
             return c.text, c.value
         if policy == "adaptive":  # the one-label fix, for free answers too
             c = ask(msgs, kind, r, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
             return c.text, c.value["label"]
         c = ask(msgs, kind, r, max_tokens=32)
         return c.text, c.text
+
+    gated = known and policy == "adaptive"
+    options = (
+        eyes.score(list(labels), scorer.default_templates(label_set or "custom")) if gated else []
+    )
+    if gated and options[0][1] >= cfg.trust:
+        # The eyes are confident over the label set itself: the answer is theirs, and the LLM
+        # is not asked (the "decide when to stop asking" fix, taken to round 0).
+        top = options[0][0]
+        return _transcript(
+            known,
+            policy,
+            cfg,
+            rounds=[],
+            stopped=0,
+            result={"raw": top, "label": top, "rule": "eyes", "eyes_top": round(options[0][1], 5)},
+            by_round=[top] * cfg.rounds,
+            probes=[],
+            probe_s=0.0,
+            calls=calls,
+            messages=messages,
+        )
 
     scores: list[tuple[str, float]] = []
     for r in range(1, cfg.rounds + 1):
@@ -255,21 +284,41 @@ def run_dialogue(
                 }
             )
 
-    check = ""
-    if known and policy == "adaptive" and cfg.check_labels:
-        options = eyes.score(list(labels), scorer.default_templates(label_set or "custom"))
+    check, final_options, final_list = "", None, label_list
+    if gated and cfg.check_labels:
         check = CHECK.format(scores=format_scores(options))
+    if gated and cfg.shortlist:
+        final_options = [lab for lab, _ in options[: cfg.shortlist]]
+        final_list = ", ".join(final_options)
     final = (
-        FINAL_KNOWN.format(scores=format_scores(scores), check=check, labels=label_list)
+        FINAL_KNOWN.format(scores=format_scores(scores), check=check, labels=final_list)
         if known
         else FINAL_OPEN.format(scores=format_scores(scores))
     )
     messages.append({"role": "user", "content": final})
-    raw, value = answer(messages, "answer", len(rounds))
+    raw, value = answer(messages, "answer", len(rounds), final_options)
     messages.append({"role": "assistant", "content": raw})
     result = _mapped(value, labels, known, label_set, scorer)
     # Accuracy-by-round: the probe after each round; after an early stop, the final answer.
     by_round = [p["label"] for p in probes] + [result["label"]] * (cfg.rounds - len(probes))
+    return _transcript(
+        known,
+        policy,
+        cfg,
+        rounds=rounds,
+        stopped=stopped,
+        result=result,
+        by_round=by_round,
+        probes=probes,
+        probe_s=probe_s,
+        calls=calls,
+        messages=messages,
+    )
+
+
+def _transcript(
+    known, policy, cfg, *, rounds, stopped, result, by_round, probes, probe_s, calls, messages
+) -> dict:
     return {
         "mode": "known" if known else "open",
         "policy": policy,
@@ -345,7 +394,8 @@ class DialogueTask:
             if r["dialogue"].get("answer_by_round")
         ]
         out = {
-            "stopped_early": sum(r["dialogue"]["stopped_after"] is not None for r in records),
+            "answered_by_eyes": sum(r["dialogue"]["stopped_after"] == 0 for r in records),
+            "stopped_early": sum(bool(r["dialogue"]["stopped_after"]) for r in records),
             "fallback_rounds": sum(
                 bool(x["fallback"]) for r in records for x in r["dialogue"]["rounds"]
             ),

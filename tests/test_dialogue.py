@@ -115,6 +115,49 @@ def test_stop_rule_fires_when_guess_and_eyes_agree():
     assert "scores over the answer options" in d["messages"][-2]["content"]
 
 
+def test_confident_eyes_answer_without_asking_the_llm():
+    scorer = FakeScorer({"ship": 9.0})
+    r = ScriptedReasoner(lambda m, c, s: pytest.fail("the LLM must not be asked"))
+    cfg = DialogueConfig(policy="adaptive", trust=0.5)
+    d = run_dialogue(IMG, scorer, r, list(CIFAR10), config=cfg)
+    assert d["stopped_after"] == 0 and d["rounds"] == [] and d["calls"] == []
+    assert d["answer"]["label"] == "ship" and d["answer"]["rule"] == "eyes"
+    assert d["answer"]["eyes_top"] >= 0.5
+    assert d["answer_by_round"] == ["ship"] * 5
+    # The same image with the gate shut (trust 1) goes to the LLM.
+    answers = rounds_json(["boat", "car"], guess="boat")
+    asked = ScriptedReasoner(lambda m, c, s: "ship" if c else answers.pop(0))
+    cfg = DialogueConfig(policy="adaptive", rounds=1, probe=False, trust=1.0)
+    d = run_dialogue(IMG, scorer, asked, list(CIFAR10), config=cfg)
+    assert d["stopped_after"] is None and len(d["rounds"]) == 1
+
+
+def test_shortlist_limits_the_final_answer_to_the_eyes_top_labels():
+    scorer = FakeScorer({"cat": 3.0, "dog": 2.9, "deer": 2.0})
+    seen = []
+
+    def script(messages, choices, schema):
+        if choices:
+            seen.append(list(choices))
+            return choices[-1]
+        return rounds_json(["cat", "fox"], guess="fox")[0]
+
+    cfg = DialogueConfig(policy="adaptive", rounds=1, probe=False, trust=1.0, shortlist=3)
+    d = run_dialogue(IMG, scorer, ScriptedReasoner(script), list(CIFAR10), config=cfg)
+    assert seen == [["cat", "dog", "deer"]]
+    assert d["answer"]["label"] == "deer"
+    assert "which one of cat, dog, deer" in d["messages"][-2]["content"]
+
+
+def test_gate_settings_are_validated():
+    from offline_vision.errors import BadInput
+
+    with pytest.raises(BadInput, match="trust"):
+        DialogueConfig(trust=1.5)
+    with pytest.raises(BadInput, match="shortlist"):
+        DialogueConfig(shortlist=-1)
+
+
 def test_garbage_rounds_fall_back_and_off_list_answers_are_repaired():
     scorer = FakeScorer()
     script = ["no json here", "{still not", "Probably a kitten!", "cat"]
