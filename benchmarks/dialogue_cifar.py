@@ -8,7 +8,7 @@ script at any time and start it again to continue.
 
 On 2 cores a 5-round dialogue with the 1.5B model costs ~10-20 s, so by default only T1 and
 T2 adaptive (the row with a target against T1) cover all 300 images and the other rows the
-first LIMITS[row] of them; --full runs every row on the whole sample. Paired comparisons
+first LIMITS[row] of them (50 or 100); --full runs every row on the whole sample. Paired comparisons
 (McNemar vs T1) use the items both runs share.
 """
 
@@ -49,9 +49,9 @@ ROWS = {
 
 # Rows that run on the first N images of the sample unless --full (compute, not choice).
 LIMITS = {
-    "t2-seed": 100,
-    "t3-seed": 100,
-    "t3-adaptive": 100,
+    "t2-seed": 50,
+    "t3-seed": 50,
+    "t3-adaptive": 50,
     "t2-adaptive-0.5b": 100,
     "t2-adaptive-0.5b-server": 100,
 }

@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,7 @@ def main() -> None:
 
     runs = {row: load_run(RUNS / row) for row in ROWS if (RUNS / row / "summary.json").exists()}
     table = {}
+    train = Mnist(settings.data_dir / "mnist", "train")
     for row, run in runs.items():
         s = run.summary
         entry = {
@@ -107,11 +109,18 @@ def main() -> None:
         }
         if "knn" in runs and row != "knn":
             entry["vs_knn"] = paired(run, runs["knn"])
-        copies = [r for r in run.records if "nearest_label" in r]
-        if copies and row != "knn":
-            entry["answer_equals_nearest_train_label"] = sum(
-                r["prediction"] == r["nearest_label"] for r in copies
-            ) / len(copies)
+        shown = [r for r in run.records if len(r.get("examples") or []) > 1]
+        if shown and s["config"].get("strategy") == "retrieved":
+            # How much of the answer is the retrieval's: the label most of the K examples carry.
+            def vote(r):
+                return Counter(str(train.labels[i]) for i in r["examples"]).most_common(1)[0][0]
+
+            entry["answer_equals_majority_label_of_examples"] = sum(
+                r["prediction"] == vote(r) for r in shown
+            ) / len(shown)
+            entry["answer_is_one_of_the_example_labels"] = sum(
+                r["prediction"] in {str(train.labels[i]) for i in r["examples"]} for r in shown
+            ) / len(shown)
         table[row] = entry
     ovision("report", *[str(RUNS / r) for r in runs], "--out", str(RUNS / "report"))
     result = {

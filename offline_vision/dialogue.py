@@ -49,12 +49,22 @@ BACKOFF = (
     "and ask about broader, more abstract categories before getting specific again.\n"
 )
 NARROW = "Now narrow down within the leading candidate.\n"
-CHECK = "For reference, the vision model's scores over the answer options:\n{scores}\n"
-FINAL_KNOWN = "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only."
+# Known labels. `seed` names the labels in the question, as the post did; the 1.5B model then
+# answers the first-listed label far too often (on the dev images: "airplane" for a dog the eyes
+# put at 87 %), so `adaptive` leaves the list in the system prompt and shows the eyes' scores
+# over the possible answers instead.
+CHECK = "Finally, the vision model's scores over the possible answers:\n{scores}\n"
+FINAL_KNOWN = {
+    "seed": "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. Which of the possible answers is the photo? Answer with the label only.",
+}
 FINAL_OPEN = (
     "The vision model answered:\n{scores}\nNow name the object in the photo with one short label."
 )
-PROBE_KNOWN = "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only."
+PROBE_KNOWN = {
+    "seed": "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now: which of the possible answers is the photo? Answer with the label only.",
+}
 PROBE_OPEN = "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label."
 
 _LABEL = {"type": "string", "minLength": 1, "maxLength": 40}
@@ -87,8 +97,11 @@ class DialogueConfig:
     stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
     check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
     # Adaptive, known labels — when to not ask at all, and what the final answer may be:
-    trust: float = 1.0  # eyes' top option at ≥ this → answer it, no dialogue (1.0: always ask)
-    shortlist: int = 0  # final answer constrained to the eyes' top-k options (0: all labels)
+    # Chosen on benchmarks/cifar10-dev80.txt (README, "CLIP × LLM dialogue"): the LLM never
+    # corrected the eyes there, asking on every image cost 3 of 76 with a top-3 shortlist and 11
+    # with all labels; 0.5 asks on the uncertain third and lost 1.
+    trust: float = 0.5  # eyes' top option at ≥ this → answer it, no dialogue (1.0: always ask)
+    shortlist: int = 3  # final answer constrained to the eyes' top-k options (0: all labels)
     probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
     round_tokens: int = 96
 
@@ -222,6 +235,12 @@ def run_dialogue(
             messages=messages,
         )
 
+    # What the answer may be: the eyes' top-k labels (adaptive) or all of them; and the eyes'
+    # scores over those, shown before every answer.
+    shown = options[: cfg.shortlist] if gated and cfg.shortlist else options
+    final_options = [lab for lab, _ in shown] if gated and cfg.shortlist else None
+    check = CHECK.format(scores=format_scores(shown)) if gated and cfg.check_labels else ""
+
     scores: list[tuple[str, float]] = []
     for r in range(1, cfg.rounds + 1):
         entry = {"round": r, "fallback": None}
@@ -249,17 +268,10 @@ def run_dialogue(
         rounds.append(entry)
         if cfg.probe and r < cfg.rounds:
             t = time.perf_counter()
-            tmpl = PROBE_KNOWN if known else PROBE_OPEN
+            tmpl = PROBE_KNOWN[policy] if known else PROBE_OPEN
+            prompt = tmpl.format(scores=format_scores(scores), check=check, labels=label_list)
             raw, value = answer(
-                [
-                    *messages,
-                    {
-                        "role": "user",
-                        "content": tmpl.format(scores=format_scores(scores), labels=label_list),
-                    },
-                ],
-                "probe",
-                r,
+                [*messages, {"role": "user", "content": prompt}], "probe", r, final_options
             )
             probes.append({"round": r, **_mapped(value, labels, known, label_set, scorer)})
             probe_s += time.perf_counter() - t
@@ -284,14 +296,8 @@ def run_dialogue(
                 }
             )
 
-    check, final_options, final_list = "", None, label_list
-    if gated and cfg.check_labels:
-        check = CHECK.format(scores=format_scores(options))
-    if gated and cfg.shortlist:
-        final_options = [lab for lab, _ in options[: cfg.shortlist]]
-        final_list = ", ".join(final_options)
     final = (
-        FINAL_KNOWN.format(scores=format_scores(scores), check=check, labels=final_list)
+        FINAL_KNOWN[policy].format(scores=format_scores(scores), check=check, labels=label_list)
         if known
         else FINAL_OPEN.format(scores=format_scores(scores))
     )

@@ -96,7 +96,7 @@ def test_flat_scores_trigger_the_back_off_prompt():
         scorer,
         r,
         list(CIFAR10),
-        config=DialogueConfig(policy="adaptive", rounds=2, probe=False),
+        config=DialogueConfig(policy="adaptive", rounds=2, probe=False, trust=1.0, shortlist=0),
     )
     assert d["rounds"][0]["flat"] is True
     assert BACKOFF.strip() in d["messages"][3]["content"]
@@ -107,12 +107,13 @@ def test_stop_rule_fires_when_guess_and_eyes_agree():
     scorer = FakeScorer({"cat": 9.0})
     answers = rounds_json(["cat", "dog"], guess="cat")
     r = ScriptedReasoner(lambda m, c, s: "cat" if c else answers.pop(0))
-    d = run_dialogue(IMG, scorer, r, list(CIFAR10), config=DialogueConfig(policy="adaptive"))
+    cfg = DialogueConfig(policy="adaptive", trust=1.0)
+    d = run_dialogue(IMG, scorer, r, list(CIFAR10), config=cfg)
     assert d["stopped_after"] == 1 and len(d["rounds"]) == 1
     assert d["answer"]["label"] == "cat"
     assert d["answer_by_round"] == ["cat"] * 5
     # The final prompt shows the eyes' scores over the answer options.
-    assert "scores over the answer options" in d["messages"][-2]["content"]
+    assert "scores over the possible answers" in d["messages"][-2]["content"]
 
 
 def test_confident_eyes_answer_without_asking_the_llm():
@@ -146,7 +147,8 @@ def test_shortlist_limits_the_final_answer_to_the_eyes_top_labels():
     d = run_dialogue(IMG, scorer, ScriptedReasoner(script), list(CIFAR10), config=cfg)
     assert seen == [["cat", "dog", "deer"]]
     assert d["answer"]["label"] == "deer"
-    assert "which one of cat, dog, deer" in d["messages"][-2]["content"]
+    final = d["messages"][-2]["content"]
+    assert "over the possible answers:\n  cat: " in final and "frog" not in final
 
 
 def test_gate_settings_are_validated():
@@ -311,7 +313,8 @@ def _canned(body):
     schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
     props = schema.get("properties", {})
     if "answer" in props:
-        return json.dumps({"answer": props["answer"]["enum"][3]})  # always "cat"
+        options = props["answer"]["enum"]
+        return json.dumps({"answer": "cat" if "cat" in options else options[-1]})
     if "label" in props:
         return json.dumps({"label": "a tabby kitten"})
     return json.dumps({"candidates": ["animal", "vehicle"], "guess": "animal"})
@@ -361,6 +364,8 @@ def test_dialogue_and_eval_commands_end_to_end(run_cli, tiny_clip, data_dir, tmp
             "12",
             "--rounds",
             "2",
+            "--trust",
+            "1",
             *common,
             "--out",
             tmp_path / "t2",

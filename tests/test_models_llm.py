@@ -97,3 +97,11 @@ def test_hosted_path_through_llama_cpp_server(llama_server, run_cli_real):
     )
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["value"] in {"cat", "car", "ship"}
+
+
+def test_token_counts_come_from_the_gguf_tokenizer(default_llm):
+    # Qwen's tokenizer splits digits one per token, so a 20-digit row costs 20 tokens — far
+    # from the chars/3 estimate a backend without a tokenizer falls back to.
+    row = "01234567890123456789"
+    assert default_llm.count_tokens(row) == 20
+    assert default_llm.count_tokens("\n".join([row] * 20)) >= 400

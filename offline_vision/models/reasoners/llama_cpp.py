@@ -106,6 +106,10 @@ class LlamaCppReasoner(BaseReasoner):
             "threads": self.threads,
         }
 
+    def count_tokens(self, text: str) -> int:
+        """Exact, with the GGUF's own tokenizer."""
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
     def _raw(
         self, messages, *, choices, schema, max_tokens, temperature, seed
     ) -> tuple[str, Usage]:
