@@ -36,6 +36,8 @@ def _row(name: str, settings) -> dict:
         row["sha256"] = bundle.sha256("model.gguf")
     source = bundle.manifest.get("source", {})
     row["source"] = source.get("repo") or source.get("type")
+    if source.get("path"):
+        row["source_path"] = source["path"]
     return row
 
 
@@ -67,6 +69,9 @@ def list_cmd(as_json: bool) -> None:
             )
         if row.get("sha256"):
             click.echo(f"    sha256 {row['sha256']}")
+        if row.get("source_path"):
+            # An import is whatever the user had: say so, rather than the registry's description.
+            click.echo(f"    installed from {row['source']} {row['source_path']} (user-supplied)")
 
 
 @models.command()
