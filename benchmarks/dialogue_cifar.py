@@ -130,6 +130,7 @@ def main() -> None:
         }
         for key in (
             "accuracy_by_round",
+            "answered_by_eyes",
             "stopped_early",
             "mean_rounds",
             "fallback_rounds",

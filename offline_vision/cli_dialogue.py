@@ -171,16 +171,17 @@ def dialogue(
         )
         return
     width = max([24, *(len(", ".join(r["candidates"])) + 8 for r in d["rounds"])])
-    click.echo(
-        f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({eyes.describe()['scorer']})"
-    )
+    if d["rounds"]:
+        click.echo(
+            f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({eyes.describe()['scorer']})"
+        )
     for r in d["rounds"]:
         asks = "? ".join(r["candidates"]) + "?"
         answers = ", ".join(f"{lab} {p:.0%}" for lab, p in r["scores"])
         mark = " (flat)" if r["flat"] else ""
         click.echo(f"{r['round']:<6}{asks:<{width}}{answers}{mark}")
     a = d["answer"]
-    rule = "" if a["rule"] == "choice" else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
+    rule = "" if a["rule"] in ("choice", "eyes") else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
     stop = f" (stopped after round {d['stopped_after']})" if d["stopped_after"] else ""
     if d["stopped_after"] == 0:
         stop = f" (the eyes were sure, {a['eyes_top']:.0%}: the LLM was not asked; --trust 1 asks)"
