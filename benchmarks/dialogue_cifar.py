@@ -50,8 +50,8 @@ ROWS = {
 # Rows that run on the first N images of the sample unless --full (compute, not choice).
 LIMITS = {
     "t2-seed": 50,
-    "t3-seed": 100,
-    "t3-adaptive": 100,
+    "t3-seed": 50,
+    "t3-adaptive": 50,
     "t2-adaptive-0.5b": 100,
     "t2-adaptive-0.5b-server": 100,
 }
