@@ -68,6 +68,8 @@ def test_dialogue_on_a_cifar_image(run_cli_real, real_settings):
         photo,
         "--rounds",
         "2",
+        "--trust",
+        "1",  # always ask the LLM, however sure the eyes are
         "--scorer",
         "conse",
         "--json",
