@@ -115,23 +115,7 @@ def _dialogue_parts(
 @apply(dialogue_options)
 @json_option
 @click.pass_context
-def dialogue(
-    ctx,
-    image,
-    labels,
-    open_,
-    policy,
-    rounds,
-    no_probe,
-    trust,
-    shortlist,
-    reasoner,
-    base_url,
-    ctx_,
-    scorer,
-    precision,
-    as_json,
-):
+def dialogue(ctx, image, labels, open_, as_json, **opts):
     """Let the LLM question the scorer about IMAGE, round by round, then answer."""
     from offline_vision.dialogue import run_dialogue
     from offline_vision.images import load_image
@@ -140,19 +124,7 @@ def dialogue(
     settings = settings_of(ctx)
     img = load_image(image)
     label_set = parse_labels(labels)
-    cfg, eyes, llm = _dialogue_parts(
-        settings,
-        policy=policy,
-        rounds=rounds,
-        no_probe=no_probe,
-        trust=trust,
-        shortlist=shortlist,
-        reasoner=reasoner,
-        base_url=base_url,
-        ctx_=ctx_,
-        scorer=scorer,
-        precision=precision,
-    )
+    cfg, eyes, llm = _dialogue_parts(settings, **opts)
     d = run_dialogue(
         img,
         eyes,
