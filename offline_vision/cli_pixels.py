@@ -27,7 +27,7 @@ def _load_pool(settings):
 
 
 def _pixel_method(
-    settings, strategy, *, reasoner, base_url, ctx_, encoding, shots, seed, lang, budget
+    settings, *, strategy, reasoner, base_url, ctx_, encoding, shots, seed, lang, budget
 ):
     from offline_vision.pixels import Baseline, Prompter
 
@@ -106,22 +106,7 @@ pixel_options = [
 @click.option("--show-grid", is_flag=True, help="Print the grid as the model sees it.")
 @json_option
 @click.pass_context
-def pixels(
-    ctx,
-    image,
-    strategy,
-    shots,
-    encoding,
-    lang,
-    budget,
-    reasoner,
-    base_url,
-    ctx_,
-    seed,
-    invert,
-    show_grid,
-    as_json,
-):
+def pixels(ctx, image, seed, invert, show_grid, as_json, **opts):
     """Name the digit in IMAGE from its pixels alone (the grid goes into the LLM's prompt)."""
     from PIL import ImageOps
 
@@ -132,18 +117,7 @@ def pixels(
     if invert:
         img = ImageOps.invert(img)
     grid = to_grid(img)
-    method = _pixel_method(
-        settings_of(ctx),
-        strategy,
-        reasoner=reasoner,
-        base_url=base_url,
-        ctx_=ctx_,
-        encoding=encoding,
-        shots=shots,
-        seed=seed,
-        lang=lang,
-        budget=budget,
-    )
+    method = _pixel_method(settings_of(ctx), seed=seed, **opts)
     p = method.predict(grid)
     if as_json:
         click.echo(
@@ -161,7 +135,7 @@ def pixels(
         )
         return
     if show_grid:
-        click.echo(encode(grid, "seed" if strategy == "seed" else encoding))
+        click.echo(encode(grid, "seed" if opts["strategy"] == "seed" else opts["encoding"]))
     click.echo(p.prediction)
 
 
@@ -175,22 +149,7 @@ def pixels(
     "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
 )
 @click.pass_context
-def eval_pixels(
-    ctx,
-    dataset,
-    limit,
-    seed,
-    sample,
-    strategy,
-    shots,
-    encoding,
-    lang,
-    budget,
-    reasoner,
-    base_url,
-    ctx_,
-    out,
-):
+def eval_pixels(ctx, dataset, limit, seed, sample, out, **opts):
     """Pixel prompting on MNIST test digits (with the knn and majority baselines)."""
     from offline_vision.eval import runner
     from offline_vision.pixels import PixelTask
@@ -199,19 +158,9 @@ def eval_pixels(
     if dataset != "mnist":
         raise BadInput(f"eval pixels runs on mnist, not {dataset!r}")
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    method = _pixel_method(
-        settings,
-        strategy,
-        reasoner=reasoner,
-        base_url=base_url,
-        ctx_=ctx_,
-        encoding=encoding,
-        shots=shots,
-        seed=seed,
-        lang=lang,
-        budget=budget,
-    )
-    who = None if strategy in ("knn", "majority") else reasoner.split("/")[-1]
+    method = _pixel_method(settings, seed=seed, **opts)
+    strategy, encoding = opts["strategy"], opts["encoding"]
+    who = None if strategy in ("knn", "majority") else opts["reasoner"].split("/")[-1]
     out = run_dir(
         settings,
         out,
