@@ -126,3 +126,20 @@ def test_pixel_task_record_has_transcript_and_tokens(data_dir):
     assert rec["truth"] == "7" and rec["prediction"] == "7"
     assert rec["transcript"][-1] == {"role": "assistant", "content": "7"}
     assert rec["tokens"]["prompt"] > 0 and "question" in rec
+
+
+def test_pixels_command_on_one_image(run_cli, home, data_dir, tmp_path):
+    from PIL import Image
+
+    test = Mnist(data_dir / "mnist", "test")
+    png = tmp_path / "digit.png"
+    Image.fromarray(test.images[0]).save(png)
+    r = run_cli("pixels", png, "--strategy", "knn", "--show-grid")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 21 and all(len(x) == 20 for x in lines[:20])  # the ascii grid
+    assert lines[-1] == str(test.labels[0])
+    r = run_cli("pixels", png, "--strategy", "knn", "--json")
+    d = json.loads(r.stdout)
+    assert d["prediction"] == str(test.labels[0]) and d["config"]["strategy"] == "knn"
+    assert len(d["examples"]) == 5
