@@ -6,10 +6,11 @@ script at any time and start it again to continue.
 
     python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
 
-On 2 cores a 5-round dialogue with the 1.5B model costs ~10-20 s, so by default only T1 and
-T2 adaptive (the row with a target against T1) cover all 300 images and the other rows the
-first LIMITS[row] of them (50 or 100); --full runs every row on the whole sample. Paired comparisons
-(McNemar vs T1) use the items both runs share.
+On 2 cores a 5-round dialogue with the 1.5B model and its probes costs about 9 s, so by
+default only T1 and T2 adaptive (the row with a target against T1) cover all 300 images and the
+other rows the first LIMITS[row] of them (50 or 100), in runs/dialogue/<row>-first<N>. `--full`
+adds whole-sample runs beside those (a run directory only resumes the same items), and the JSON
+then prefers them. Paired comparisons (McNemar vs T1) use the items both runs share.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ LIMITS = {
     "t2-adaptive-0.5b": 100,
     "t2-adaptive-0.5b-server": 100,
 }
+
+
+def row_dir(runs_dir: Path, row: str, full: bool) -> Path:
+    """A limited row has a run directory of its own, so that `--full` later adds the whole-sample
+    run beside it (a run directory only resumes the same items)."""
+    return runs_dir / (row if full or row not in LIMITS else f"{row}-first{LIMITS[row]}")
 
 
 def per_round_tokens(run) -> dict:
@@ -103,7 +110,7 @@ def main() -> None:
             *ROWS[row][1:],
             *([] if args.full or row not in LIMITS else ["--limit", str(LIMITS[row])]),
             "--out",
-            str(runs_dir / row),
+            str(row_dir(runs_dir, row, args.full)),
         ]
         if "server" in row:
             gguf = store.load(settings.models_dir, registry.GGUF_FAST).file("model.gguf")
@@ -112,7 +119,15 @@ def main() -> None:
         else:
             subprocess.run(cmd, check=True)
 
-    runs = {r: load_run(runs_dir / r) for r in ROWS if (runs_dir / r / "summary.json").exists()}
+    def finished(row: str) -> Path | None:
+        """The row's whole-sample run where there is one, else its limited run."""
+        for d in (row_dir(runs_dir, row, True), row_dir(runs_dir, row, False)):
+            if (d / "summary.json").exists():
+                return d
+        return None
+
+    dirs = {r: d for r in ROWS if (d := finished(r))}
+    runs = {r: load_run(d) for r, d in dirs.items()}
     base = runs.get("t1-scorer")
     table = {}
     for row, run in runs.items():
@@ -148,10 +163,10 @@ def main() -> None:
             [
                 str(exe),
                 "report",
-                *[str(runs_dir / r) for r in runs],
+                *[str(dirs[r]) for r in runs],
                 "--out",
                 str(runs_dir / "report"),
-                *(["--baseline", str(runs_dir / "t1-scorer")] if base else []),
+                *(["--baseline", str(dirs["t1-scorer"])] if base else []),
             ],
             check=True,
         )
