@@ -22,6 +22,7 @@ from offline_vision.cli_eval import (
     finish,
     run_dir,
 )
+from offline_vision.dialogue import DialogueConfig
 
 dialogue_options = [
     click.option(
@@ -30,7 +31,8 @@ dialogue_options = [
         default="adaptive",
         show_default=True,
         help="seed: the post's procedure (fixed rounds); adaptive: back-off on flat "
-        "scores, early stop, one-label answers.",
+        "scores, narrowing down from the leader, early stop (eyes sure, agreement, nothing new "
+        "asked), one-label answers.",
     ),
     click.option("--rounds", type=click.IntRange(1, 20), default=5, show_default=True),
     click.option(
@@ -43,14 +45,15 @@ dialogue_options = [
         type=click.FloatRange(0, 1),
         default=None,
         help="adaptive, known labels: when the eyes' top label scores at least this, answer it "
-        "without asking the LLM (1 = always ask).  [default: DialogueConfig.trust]",
+        f"without asking the LLM (1 = always ask).  [default: {DialogueConfig.trust}]",
     ),
     click.option(
         "--shortlist",
         type=click.IntRange(0),
         default=None,
-        help="adaptive, known labels: the final answer must be one of the eyes' top K labels "
-        "(0 = any label).  [default: DialogueConfig.shortlist]",
+        help="adaptive: the final answer must be one of the eyes' top K options — labels of the "
+        "set, or with --open the labels the LLM asked about (0 = any of them).  "
+        f"[default: {DialogueConfig.shortlist}]",
     ),
     reasoner_option,
     base_url_option,

@@ -3,8 +3,9 @@ probabilities over exactly those candidates, for a few rounds; then the LLM answ
 
 Policies: `seed` follows the post (fixed rounds, then the answer). `adaptive` adds the authors'
 fixes: broader questions after flat scores, an early stop when the LLM's guess and the eyes agree
-confidently, a final answer in the label format (constrained to the label set when it is known),
-and a last look at the eyes' scores over the answer options.
+confidently or when it only repeats what it already asked, a final answer in the label format
+(one of the label set when it is known, one of the labels it asked about when it is not), and a
+last look at the eyes' scores over those answer options.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from offline_vision.errors import BadInput, ReasonerError
-from offline_vision.labelmap import map_answer, normalise
+from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
 
 POLICIES = ("seed", "adaptive")
 BROAD_FALLBACK = ["animal", "vehicle", "plant", "person", "building", "object"]
@@ -33,8 +34,9 @@ TASK_OPEN = "After the questions you will name the object with one short label."
 FIRST = {
     "seed": 'Round 1 of {rounds}. Propose 2 to 8 candidate labels to ask about, as JSON: {{"candidates": [...]}}.',
     "adaptive": (
-        "Round 1 of {rounds}. Start broad. Propose 2 to 8 candidate labels to ask about, and your "
-        'current best guess, as JSON: {{"candidates": [...], "guess": "..."}}.'
+        "Round 1 of {rounds}. Start broad, with general categories (such as animal, vehicle, plant, "
+        "building, food, person). Propose 2 to 8 candidate labels to ask about, and your current "
+        'best guess, as JSON: {{"candidates": [...], "guess": "..."}}.'
     ),
 }
 NEXT = {
@@ -48,24 +50,40 @@ BACKOFF = (
     "These scores are nearly flat: the vision model cannot tell these candidates apart. Step back "
     "and ask about broader, more abstract categories before getting specific again.\n"
 )
-NARROW = "Now narrow down within the leading candidate.\n"
+# The 1.5B model ignored a bare "narrow down" and asked the same eight words again; naming the
+# leader gets it to list kinds of it (coarse to fine: vehicle → ship, truck, … → tanker, …).
+NARROW = (
+    "The leading candidate is {top}. Narrow down: propose more specific kinds of {top}, or "
+    "things that look like one.\n"
+)
+REPEAT = (
+    "You asked about all of these before. Propose labels you have not asked about yet, as JSON."
+)
 # Known labels. `seed` names the labels in the question, as the post did; the 1.5B model then
 # answers the first-listed label far too often (on the dev images: "airplane" for a dog the eyes
 # put at 87 %), so `adaptive` leaves the list in the system prompt and shows the eyes' scores
 # over the possible answers instead.
 CHECK = "Finally, the vision model's scores over the possible answers:\n{scores}\n"
+# Open labels, adaptive: the eyes score every label the LLM asked about together, and the answer
+# is one of their top ones (the 1.5B model otherwise answers a word from its first question,
+# "tree" for most photos, whatever the scores said).
+CHECK_OPEN = "Finally, the vision model's scores over all the labels you asked about:\n{scores}\n"
 FINAL_KNOWN = {
     "seed": "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only.",
     "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. Which of the possible answers is the photo? Answer with the label only.",
 }
-FINAL_OPEN = (
-    "The vision model answered:\n{scores}\nNow name the object in the photo with one short label."
-)
+FINAL_OPEN = {
+    "seed": "The vision model answered:\n{scores}\nNow name the object in the photo with one short label.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. What is the object in the photo? Answer with the most specific of these labels that fits, the label only.",
+}
 PROBE_KNOWN = {
     "seed": "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only.",
     "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now: which of the possible answers is the photo? Answer with the label only.",
 }
-PROBE_OPEN = "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label."
+PROBE_OPEN = {
+    "seed": "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now, what is the object? Answer with the most specific of these labels that fits, the label only.",
+}
 
 _LABEL = {"type": "string", "minLength": 1, "maxLength": 40}
 ROUND_SCHEMA = {
@@ -95,13 +113,16 @@ class DialogueConfig:
     flat_entropy: float = 0.9  # normalised entropy at or above which scores count as flat
     flat_margin: float = 0.1  # … or a top-2 margin at or below this
     stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
+    stop_on_repeat: bool = True  # adaptive: stop when a round asks nothing new
     check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
     # Adaptive, known labels — when to not ask at all, and what the final answer may be:
     # Chosen on benchmarks/cifar10-dev80.txt (README, "CLIP × LLM dialogue"): the LLM never
     # corrected the eyes there, asking on every image cost 3 of 76 with a top-3 shortlist and 11
     # with all labels; 0.5 asks on the uncertain third and lost 1.
     trust: float = 0.5  # eyes' top option at ≥ this → answer it, no dialogue (1.0: always ask)
-    shortlist: int = 3  # final answer constrained to the eyes' top-k options (0: all labels)
+    # Final answer constrained to the eyes' top-k options (0: all labels; open labels: all the
+    # labels asked about).
+    shortlist: int = 3
     probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
     round_tokens: int = 96
 
@@ -152,6 +173,17 @@ class Eyes:
         return sorted(zip(candidates, map(float, probs), strict=True), key=lambda x: -x[1])
 
 
+_CALIBRATIONS: dict[str, dict] = {}
+
+
+def map_calibration(scorer) -> dict:
+    """The open-answer embedding threshold for this scorer's text embedder (once a process)."""
+    key = scorer.text_model_key
+    if key not in _CALIBRATIONS:
+        _CALIBRATIONS[key] = calibrate_threshold(lambda t: scorer.encode_labels(t, ("{}",)))
+    return _CALIBRATIONS[key]
+
+
 def _mapped(raw: str, labels, known: bool, label_set, scorer) -> dict:
     if known:
         return {"raw": raw, "label": raw, "rule": "choice"}
@@ -160,6 +192,7 @@ def _mapped(raw: str, labels, known: bool, label_set, scorer) -> dict:
         list(labels),
         label_set=label_set,
         embed=lambda texts: scorer.encode_labels(texts, ("{}",)),
+        threshold=map_calibration(scorer)["threshold"],
     )
     return {"raw": raw, "label": m.label, "rule": m.rule, "score": m.score}
 
@@ -204,7 +237,7 @@ def run_dialogue(
         return c
 
     def answer(msgs, kind, r, options=None):
-        if known:
+        if known or options:
             c = ask(msgs, kind, r, choices=list(options or labels), max_tokens=16)
             return c.text, c.value
         if policy == "adaptive":  # the one-label fix, for free answers too
@@ -241,20 +274,53 @@ def run_dialogue(
     final_options = [lab for lab, _ in shown] if gated and cfg.shortlist else None
     check = CHECK.format(scores=format_scores(shown)) if gated and cfg.check_labels else ""
 
-    scores: list[tuple[str, float]] = []
-    for r in range(1, cfg.rounds + 1):
-        entry = {"round": r, "fallback": None}
+    asked: dict[str, str] = {}  # every label asked about, normalised → as first asked
+    narrowed: set[str] = set()  # leaders the dialogue narrowed down from (then asked below)
+    pending = ""  # the leader the last round was told to narrow down from
+
+    def open_check() -> tuple[list[str] | None, str]:
+        """Open labels, adaptive: the eyes over everything asked so far → (options, message)."""
+        if known or policy != "adaptive":
+            return final_options, check
+        # A label the dialogue narrowed down from is an ancestor of later ones: not an answer.
+        scored = eyes.score(list(asked.values()))
+        pool = [x for x in scored if normalise(x[0]) not in narrowed] or scored
+        pool = pool[: cfg.shortlist] if cfg.shortlist else pool
+        return [lab for lab, _ in pool], CHECK_OPEN.format(scores=format_scores(pool))
+
+    def propose(r):
+        """One round's (candidates, raw reply, guess, fallback reason)."""
+        raw = ""
         try:
             c = ask(messages, "round", r, schema=ROUND_SCHEMA[policy], max_tokens=cfg.round_tokens)
+            raw = c.text
             candidates = clean_candidates(c.value["candidates"])
-            entry["raw"] = c.text
-            entry["guess"] = c.value.get("guess")
             if len(candidates) < 2:
                 raise ReasonerError(f"fewer than 2 distinct candidates in {c.text!r}")
+            return candidates, raw, c.value.get("guess"), None
         except ReasonerError as e:
-            candidates, entry["fallback"] = list(BROAD_FALLBACK), str(e)
-            entry["raw"] = entry.get("raw", "")
-        messages.append({"role": "assistant", "content": entry["raw"] or '{"candidates": []}'})
+            return list(BROAD_FALLBACK), raw, None, str(e)
+
+    def is_new(label: str) -> bool:
+        return normalise(label) not in asked
+
+    scores: list[tuple[str, float]] = []
+    for r in range(1, cfg.rounds + 1):
+        candidates, raw, guess, fallback = propose(r)
+        entry = {"round": r, "fallback": fallback, "raw": raw, "guess": guess}
+        if policy == "adaptive" and not fallback and not any(map(is_new, candidates)):
+            # Every label was asked before: one more turn, asking for new ones.
+            messages.append({"role": "assistant", "content": raw})
+            messages.append({"role": "user", "content": REPEAT})
+            entry["repeated"] = raw
+            candidates, raw, guess, fallback = propose(r)
+            entry.update(fallback=fallback, raw=raw, guess=guess)
+        messages.append({"role": "assistant", "content": raw or '{"candidates": []}'})
+        repeat = not any(map(is_new, candidates))
+        if pending and not repeat:
+            narrowed.add(pending)
+        for c in candidates:
+            asked.setdefault(normalise(c), c)
         scores = eyes.score(candidates)
         entropy, margin = flatness([p for _, p in scores])
         flat = entropy >= cfg.flat_entropy or margin <= cfg.flat_margin
@@ -264,18 +330,17 @@ def run_dialogue(
             entropy=round(entropy, 4),
             margin=round(margin, 4),
             flat=flat,
+            repeat=repeat,
         )
         rounds.append(entry)
         if cfg.probe and r < cfg.rounds:
             t = time.perf_counter()
-            tmpl = PROBE_KNOWN[policy] if known else PROBE_OPEN
-            prompt = tmpl.format(scores=format_scores(scores), check=check, labels=label_list)
-            raw, value = answer(
-                [*messages, {"role": "user", "content": prompt}], "probe", r, final_options
-            )
+            tmpl = PROBE_KNOWN[policy] if known else PROBE_OPEN[policy]
+            opts, chk = open_check()
+            prompt = tmpl.format(scores=format_scores(scores), check=chk, labels=label_list)
+            raw, value = answer([*messages, {"role": "user", "content": prompt}], "probe", r, opts)
             probes.append({"round": r, **_mapped(value, labels, known, label_set, scorer)})
             probe_s += time.perf_counter() - t
-        guess = entry.get("guess")
         if (
             policy == "adaptive"
             and guess
@@ -285,8 +350,15 @@ def run_dialogue(
         ):
             stopped = r
             break
+        if policy == "adaptive" and repeat and cfg.stop_on_repeat:
+            stopped = r  # nothing new was asked: more rounds would not tell the LLM more
+            break
         if r < cfg.rounds:
-            advice = (BACKOFF if flat else NARROW) if policy == "adaptive" else ""
+            advice, pending = "", ""
+            if policy == "adaptive" and flat:
+                advice = BACKOFF
+            elif policy == "adaptive":
+                advice, pending = NARROW.format(top=scores[0][0]), normalise(scores[0][0])
             messages.append(
                 {
                     "role": "user",
@@ -296,13 +368,12 @@ def run_dialogue(
                 }
             )
 
-    final = (
-        FINAL_KNOWN[policy].format(scores=format_scores(scores), check=check, labels=label_list)
-        if known
-        else FINAL_OPEN.format(scores=format_scores(scores))
+    opts, chk = open_check()
+    final = (FINAL_KNOWN if known else FINAL_OPEN)[policy].format(
+        scores=format_scores(scores), check=chk, labels=label_list
     )
     messages.append({"role": "user", "content": final})
-    raw, value = answer(messages, "answer", len(rounds), final_options)
+    raw, value = answer(messages, "answer", len(rounds), opts)
     messages.append({"role": "assistant", "content": raw})
     result = _mapped(value, labels, known, label_set, scorer)
     # Accuracy-by-round: the probe after each round; after an early stop, the final answer.
@@ -368,6 +439,7 @@ class DialogueTask:
             "seed": self.seed,
             "scorer": self.scorer.describe(),
             "reasoner": self.reasoner.describe(),
+            **({} if self.known else {"open_map": map_calibration(self.scorer)}),
         }
 
     def resume(self, records: list[dict]) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 from offline_vision.dialogue import (
     BACKOFF,
     BROAD_FALLBACK,
+    REPEAT,
     DialogueConfig,
     DialogueTask,
     run_dialogue,
@@ -218,12 +219,37 @@ def test_open_answer_mapping_by_embedding_and_unmapped():
     assert both.rule == "unmapped"  # two labels named: the sentence decides nothing
 
 
+def test_embedding_threshold_is_calibrated_on_wordnet_sorted_imagenet_names():
+    from offline_vision.labelmap import calibrate_threshold, calibration_names
+
+    under, none = calibration_names()
+    assert ("tabby cat", "cat") in under and "goldfish" in none and len(under) > 100
+    home = dict(under)
+
+    def embed(texts):
+        # A label's own vector for the label and the names under it; every other name sits at
+        # cosine 0.6 from "airplane": thresholds up to 0.6 would map them all.
+        out = []
+        for t in texts:
+            word = t.removeprefix("a photo of a ")
+            v = np.zeros(len(CIFAR10) + 1)
+            if word in CIFAR10 or word in home:
+                v[CIFAR10.index(home.get(word, word))] = 1
+            else:
+                v[0], v[-1] = 0.6, 0.8
+            out.append(v)
+        return np.asarray(out)
+
+    cal = calibrate_threshold(embed)
+    assert cal["threshold"] == 0.65 and cal["calibrated"]
+    assert cal["under_mapped_right"] == cal["under"] and cal["none_left_unmapped"] == cal["none"]
+
+
 def test_open_mode_records_raw_answer_mapped_label_and_rule():
     scorer = FakeScorer({"sedan": 5.0})
     answers = rounds_json(["sedan", "truck"], guess="sedan")
-    r = ScriptedReasoner(
-        lambda m, c, s: '{"label": "sedan"}' if s and "label" in s["properties"] else answers.pop(0)
-    )
+    offered = []
+    r = ScriptedReasoner(lambda m, c, s: offered.append(c) or "sedan" if c else answers.pop(0))
     d = run_dialogue(
         IMG,
         scorer,
@@ -236,6 +262,37 @@ def test_open_mode_records_raw_answer_mapped_label_and_rule():
     assert d["answer"]["raw"] == "sedan" and d["answer"]["label"] == "automobile"
     assert d["answer"]["rule"] == "hyponym"
     assert "one of these" not in d["messages"][0]["content"]  # the label set is not told
+    # The answer is one of the labels the LLM asked about, the eyes' favourite first — shown to
+    # it as the eyes' scores over everything it asked.
+    assert offered == [["sedan", "truck"]]
+    assert "all the labels you asked about:\n  sedan:" in d["messages"][-2]["content"]
+
+
+def test_open_answers_pool_every_round_narrow_down_and_a_repeated_question_stops():
+    scorer = FakeScorer({"dog": 4.0, "animal": 3.0, "wolf": 3.5, "cat": 1.0})
+    answers = rounds_json(
+        ["animal", "vehicle"], ["dog", "wolf", "cat"], ["dog", "wolf"], ["cat", "dog"], guess="fox"
+    )
+    offered = []
+    r = ScriptedReasoner(lambda m, c, s: offered.append(c) or c[-1] if c else answers.pop(0))
+    cfg = DialogueConfig(policy="adaptive", rounds=5, shortlist=3)
+    d = run_dialogue(IMG, scorer, r, list(CIFAR10), known=False, config=cfg)
+    # Round 3 asked nothing new, was asked for new labels once, repeated again: stop.
+    assert [x["repeat"] for x in d["rounds"]] == [False, False, True]
+    assert "repeated" in d["rounds"][2] and d["stopped_after"] == 3 and not answers
+    user = [m["content"] for m in d["messages"] if m["role"] == "user"]
+    assert "more specific kinds of animal" in user[1] and "kinds of dog" in user[2]
+    assert REPEAT in user
+    # Options: the eyes' top 3 over all asked so far, less "animal" once kinds of animal were
+    # asked ("dog" stays: nothing below it was asked).
+    assert offered == [["animal", "vehicle"]] + [["dog", "wolf", "cat"]] * 3
+    assert [p["raw"] for p in d["probes"]] == ["vehicle", "cat", "cat"]
+    assert d["answer"]["raw"] == "cat" and d["answer"]["label"] == "cat"
+    # The seed policy keeps asking: the post had no stop rule.
+    answers = rounds_json(*[["dog", "wolf"]] * 3)
+    r = ScriptedReasoner(lambda m, c, s: "dog" if c else answers.pop(0))
+    d = run_dialogue(IMG, scorer, r, list(CIFAR10), config=DialogueConfig(policy="seed", rounds=3))
+    assert d["stopped_after"] is None and len(d["rounds"]) == 3
 
 
 def test_probes_give_accuracy_by_round_without_changing_the_dialogue():
@@ -314,10 +371,9 @@ def _canned(body):
     props = schema.get("properties", {})
     if "answer" in props:
         options = props["answer"]["enum"]
-        return json.dumps({"answer": "cat" if "cat" in options else options[-1]})
-    if "label" in props:
-        return json.dumps({"label": "a tabby kitten"})
-    return json.dumps({"candidates": ["animal", "vehicle"], "guess": "animal"})
+        kitten = [o for o in options if "kitten" in o]
+        return json.dumps({"answer": "cat" if "cat" in options else (kitten or options)[-1]})
+    return json.dumps({"candidates": ["animal", "vehicle", "a tabby kitten"], "guess": "animal"})
 
 
 def test_dialogue_and_eval_commands_end_to_end(run_cli, tiny_clip, data_dir, tmp_path):
@@ -329,7 +385,9 @@ def test_dialogue_and_eval_commands_end_to_end(run_cli, tiny_clip, data_dir, tmp
         photo = data_dir / "cifar10" / "test" / "cat" / "00000.png"
         r = run_cli("dialogue", photo, "--policy", "seed", "--rounds", "2", *common)
         assert r.exit_code == 0, r.output
-        assert "animal? vehicle?" in r.stdout and r.stdout.strip().endswith("answer: cat")
+        assert "animal? vehicle? a tabby kitten?" in r.stdout and r.stdout.strip().endswith(
+            "answer: cat"
+        )
         r = run_cli("dialogue", photo, "--open", "--rounds", "1", "--json", *common)
         d = json.loads(r.stdout)
         assert d["answer"] == {
