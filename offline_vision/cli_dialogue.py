@@ -194,7 +194,7 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, templat
 
 
 def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, **opts):
-    from offline_vision.dialogue import DialogueTask
+    from offline_vision.dialogue_task import DialogueTask
     from offline_vision.eval import runner
 
     settings = settings_of(ctx)

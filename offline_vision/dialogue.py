@@ -14,96 +14,29 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
+from offline_vision.dialogue_prompts import (
+    BACKOFF,
+    BROAD_FALLBACK,
+    CHECK,
+    CHECK_OPEN,
+    FINAL_KNOWN,
+    FINAL_OPEN,
+    FIRST,
+    NARROW,
+    NEXT,
+    OPEN_ANSWER_SCHEMA,
+    PROBE_KNOWN,
+    PROBE_OPEN,
+    REPEAT,
+    ROUND_SCHEMA,
+    SYSTEM,
+    TASK_KNOWN,
+    TASK_OPEN,
+)
 from offline_vision.errors import BadInput, ReasonerError
 from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
 
 POLICIES = ("seed", "adaptive")
-BROAD_FALLBACK = ["animal", "vehicle", "plant", "person", "building", "object"]
-
-# --- prompts (data) ----------------------------------------------------------------------------
-
-SYSTEM = (
-    "You are identifying the main object in a photo that you cannot see. A vision model is your "
-    "eyes: you propose candidate labels, and it tells you how well each one matches the photo, as "
-    "probabilities over just those candidates (they sum to 100%). {task}"
-)
-TASK_KNOWN = (
-    "The photo shows one of these: {labels}. After the questions you will answer with one of them."
-)
-TASK_OPEN = "After the questions you will name the object with one short label."
-FIRST = {
-    "seed": 'Round 1 of {rounds}. Propose 2 to 8 candidate labels to ask about, as JSON: {{"candidates": [...]}}.',
-    "adaptive": (
-        "Round 1 of {rounds}. Start broad, with general categories (such as animal, vehicle, plant, "
-        "building, food, person). Propose 2 to 8 candidate labels to ask about, and your current "
-        'best guess, as JSON: {{"candidates": [...], "guess": "..."}}.'
-    ),
-}
-NEXT = {
-    "seed": "The vision model answered:\n{scores}\nRound {r} of {rounds}. Propose the next candidates as JSON.",
-    "adaptive": (
-        "The vision model answered:\n{scores}\n{advice}Round {r} of {rounds}. Propose the next "
-        "candidates and your current best guess as JSON."
-    ),
-}
-BACKOFF = (
-    "These scores are nearly flat: the vision model cannot tell these candidates apart. Step back "
-    "and ask about broader, more abstract categories before getting specific again.\n"
-)
-# The 1.5B model ignored a bare "narrow down" and asked the same eight words again; naming the
-# leader gets it to list kinds of it (coarse to fine: vehicle → ship, truck, … → tanker, …).
-NARROW = (
-    "The leading candidate is {top}. Narrow down: propose more specific kinds of {top}, or "
-    "things that look like one.\n"
-)
-REPEAT = (
-    "You asked about all of these before. Propose labels you have not asked about yet, as JSON."
-)
-# Known labels. `seed` names the labels in the question, as the post did; the 1.5B model then
-# answers the first-listed label far too often (on the dev images: "airplane" for a dog the eyes
-# put at 87 %), so `adaptive` leaves the list in the system prompt and shows the eyes' scores
-# over the possible answers instead.
-CHECK = "Finally, the vision model's scores over the possible answers:\n{scores}\n"
-# Open labels, adaptive: the eyes score every label the LLM asked about together, and the answer
-# is one of their top ones (the 1.5B model otherwise answers a word from its first question,
-# "tree" for most photos, whatever the scores said).
-CHECK_OPEN = "Finally, the vision model's scores over all the labels you asked about:\n{scores}\n"
-FINAL_KNOWN = {
-    "seed": "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only.",
-    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. Which of the possible answers is the photo? Answer with the label only.",
-}
-FINAL_OPEN = {
-    "seed": "The vision model answered:\n{scores}\nNow name the object in the photo with one short label.",
-    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. What is the object in the photo? Answer with the most specific of these labels that fits, the label only.",
-}
-PROBE_KNOWN = {
-    "seed": "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only.",
-    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now: which of the possible answers is the photo? Answer with the label only.",
-}
-PROBE_OPEN = {
-    "seed": "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label.",
-    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now, what is the object? Answer with the most specific of these labels that fits, the label only.",
-}
-
-_LABEL = {"type": "string", "minLength": 1, "maxLength": 40}
-ROUND_SCHEMA = {
-    "seed": {
-        "type": "object",
-        "properties": {
-            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8}
-        },
-        "required": ["candidates"],
-    },
-    "adaptive": {
-        "type": "object",
-        "properties": {
-            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8},
-            "guess": _LABEL,
-        },
-        "required": ["candidates", "guess"],
-    },
-}
-OPEN_ANSWER_SCHEMA = {"type": "object", "properties": {"label": _LABEL}, "required": ["label"]}
 
 
 @dataclass(frozen=True)
@@ -414,84 +347,3 @@ def _transcript(
         "messages": messages,
         "config": asdict(cfg),
     }
-
-
-class DialogueTask:
-    """`eval dialogue` / `eval dialogue-open`: one image → one dialogue → one record."""
-
-    name = "dialogue"
-
-    def __init__(
-        self, dataset, scorer, reasoner, *, known: bool, config: DialogueConfig, seed: int = 0
-    ):
-        self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
-        self.known, self.config_, self.seed = known, config, seed
-        self.labels = list(dataset.classes)
-
-    def config(self) -> dict:
-        return {
-            "task": "dialogue" if self.known else "dialogue-open",
-            "dataset": self.dataset.name,
-            "mode": "known" if self.known else "open",
-            "policy": self.config_.policy,
-            "dialogue": asdict(self.config_),
-            "labels": self.labels,
-            "seed": self.seed,
-            "scorer": self.scorer.describe(),
-            "reasoner": self.reasoner.describe(),
-            **({} if self.known else {"open_map": map_calibration(self.scorer)}),
-        }
-
-    def resume(self, records: list[dict]) -> None:
-        pass
-
-    def __call__(self, index: int) -> dict:
-        item = self.dataset.item(index)
-        d = run_dialogue(
-            self.dataset.image(index),
-            self.scorer,
-            self.reasoner,
-            self.labels,
-            known=self.known,
-            label_set=self.dataset.name,
-            config=self.config_,
-            seed=self.seed,
-        )
-        return {
-            "truth": item.label,
-            "prediction": d["answer"]["label"] or "unmapped",
-            "tokens": d.pop("tokens"),
-            "dialogue": d,
-        }
-
-    @staticmethod
-    def summary_extra(records: list[dict]) -> dict:
-        rows = [
-            r["dialogue"]["answer_by_round"]
-            for r in records
-            if r["dialogue"].get("answer_by_round")
-        ]
-        out = {
-            "answered_by_eyes": sum(r["dialogue"]["stopped_after"] == 0 for r in records),
-            "stopped_early": sum(bool(r["dialogue"]["stopped_after"]) for r in records),
-            "fallback_rounds": sum(
-                bool(x["fallback"]) for r in records for x in r["dialogue"]["rounds"]
-            ),
-            "mean_rounds": sum(len(r["dialogue"]["rounds"]) for r in records) / len(records),
-            "probe_s_mean": sum(r["dialogue"]["probe_s"] for r in records) / len(records),
-        }
-        if rows and len(rows) == len(records):
-            truth = [r["truth"] for r in records]
-            n_rounds = len(rows[0])
-            out["accuracy_by_round"] = [
-                sum(row[k] == t for row, t in zip(rows, truth, strict=True)) / len(rows)
-                for k in range(n_rounds)
-            ]
-        if records and records[0]["dialogue"]["mode"] == "open":
-            rules: dict[str, int] = {}
-            for r in records:
-                rules[r["dialogue"]["answer"]["rule"]] = (
-                    rules.get(r["dialogue"]["answer"]["rule"], 0) + 1
-                )
-            out["mapping_rules"] = rules
-        return out
