@@ -52,7 +52,7 @@ ROWS = {
 LIMITS = {
     "t2-seed": 50,
     "t3-seed": 50,
-    "t3-adaptive": 50,
+    "t3-adaptive": 100,
     "t2-adaptive-0.5b": 100,
     "t2-adaptive-0.5b-server": 100,
 }

@@ -154,6 +154,9 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
         asks = "? ".join(r["candidates"]) + "?"
         answers = ", ".join(f"{lab} {p:.0%}" for lab, p in r["scores"])
         mark = " (flat)" if r["flat"] else ""
+        mark += (
+            " (nothing new asked: stop)" if r.get("repeat") and d["policy"] == "adaptive" else ""
+        )
         click.echo(f"{r['round']:<6}{asks:<{width}}{answers}{mark}")
     a = d["answer"]
     rule = "" if a["rule"] in ("choice", "eyes") else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"

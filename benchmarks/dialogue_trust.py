@@ -1,0 +1,85 @@
+"""Choosing the adaptive dialogue's `trust` on images outside cifar10-300
+→ benchmarks/results/dialogue_trust.json.
+
+The gate answers with the eyes when their top label scores ≥ trust and runs the dialogue
+otherwise; a dialogue does not depend on the trust that let it run. So one run at the highest
+trust of interest gives the result at every lower one: eyes' answer where their top ≥ t, the
+recorded dialogue's answer below.
+
+    ovision eval clip --dataset cifar10 --sample benchmarks/cifar10-non300.txt \\
+        --out runs/dev/t1-non300
+    ovision eval dialogue --dataset cifar10 --sample benchmarks/cifar10-non300.txt \\
+        --policy adaptive --trust 0.6 --no-probe --out runs/dev/t2-trust0.6-non300
+    python benchmarks/dialogue_trust.py
+
+Images the dialogue run has not reached yet (it resumes) are left out of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write
+
+from offline_vision.eval.runner import RECORDS, read_records
+from offline_vision.eval.stats import mcnemar_exact
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dialogue", default="runs/dev/t2-trust0.6-non300")
+    ap.add_argument("--baseline", default="runs/dev/t1-non300")
+    args = ap.parse_args()
+    dialogue = {r["id"]: r for r in read_records(Path(args.dialogue) / RECORDS)}
+    eyes = {r["id"]: r for r in read_records(Path(args.baseline) / RECORDS)}
+    ran_at = json.loads((Path(args.dialogue) / "config.json").read_text())["dialogue"]["trust"]
+    ids = [i for i in dialogue if i in eyes]
+    rows = []
+    for k in range(round(ran_at / 0.05) + 1):
+        t = round(0.05 * k, 2)
+        right = wins = losses = asked = 0
+        for i in ids:
+            e, d = eyes[i], dialogue[i]
+            if e["top"][0][1] >= t:
+                right += e["correct"]
+                continue
+            asked += 1
+            right += d["correct"]
+            wins += d["correct"] and not e["correct"]
+            losses += e["correct"] and not d["correct"]
+        rows.append(
+            {
+                "trust": t,
+                "asked": asked,
+                "accuracy": right / len(ids),
+                "wins_vs_eyes": wins,
+                "losses_vs_eyes": losses,
+                "mcnemar_p": mcnemar_exact(wins, losses),
+            }
+        )
+    eyes_acc = sum(eyes[i]["correct"] for i in ids) / len(ids)
+    # The most accurate trust; on a tie the lower one (fewer dialogues, same result).
+    best = max(rows, key=lambda r: (r["accuracy"], -r["trust"]))
+    out = {
+        "dialogue_run": args.dialogue,
+        "baseline_run": args.baseline,
+        "n": len(ids),
+        "eyes_accuracy": eyes_acc,
+        "by_trust": rows,
+        "best": best,
+    }
+    for r in rows:
+        print(
+            f"trust {r['trust']:.2f}: asked {r['asked']:3d}  acc {r['accuracy']:.3f}  "
+            f"wins {r['wins_vs_eyes']}  losses {r['losses_vs_eyes']}"
+        )
+    print(f"n {len(ids)}, eyes alone {eyes_acc:.3f}; best trust {best['trust']}")
+    print("wrote", write("dialogue_trust", out))
+
+
+if __name__ == "__main__":
+    main()
