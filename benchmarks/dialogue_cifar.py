@@ -7,8 +7,9 @@ script at any time and start it again to continue.
     python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
 
 On 2 cores a 5-round dialogue with the 1.5B model and its probes costs about 9 s, so by
-default only T1 and T2 adaptive (the row with a target against T1) cover all 300 images and the
-other rows the first LIMITS[row] of them (50 or 100), in runs/dialogue/<row>-first<N>. `--full`
+default T1 and the T2 adaptive rows (at the default trust the eyes answer most images alone)
+cover all 300 images and the other rows the first LIMITS[row] of them (50 or 100), in
+runs/dialogue/<row>-first<N>. `--full`
 adds whole-sample runs beside those (a run directory only resumes the same items), and the JSON
 then prefers them. Paired comparisons (McNemar vs T1) use the items both runs share.
 """
@@ -47,14 +48,23 @@ ROWS = {
         "openai:qwen-0.5b",
     ],
 }
+# Local vs hosted where the LLM decides every answer: at the default trust the eyes answer most
+# images alone, so these rows ask it on every image (--trust 1; no probes, to save time).
+ASK_ALL = ["dialogue", "--policy", "adaptive", "--trust", "1", "--no-probe", "--reasoner"]
+ROWS |= {
+    "t2-askall": [*ASK_ALL, BIG],
+    "t2-askall-0.5b": [*ASK_ALL, FAST],
+    "t2-askall-0.5b-server": [*ASK_ALL, "openai:qwen-0.5b"],
+}
 
 # Rows that run on the first N images of the sample unless --full (compute, not choice).
 LIMITS = {
     "t2-seed": 50,
     "t3-seed": 50,
     "t3-adaptive": 100,
-    "t2-adaptive-0.5b": 100,
-    "t2-adaptive-0.5b-server": 100,
+    "t2-askall": 100,
+    "t2-askall-0.5b": 100,
+    "t2-askall-0.5b-server": 100,
 }
 
 

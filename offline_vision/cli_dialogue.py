@@ -162,7 +162,10 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
     rule = "" if a["rule"] in ("choice", "eyes") else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
     stop = f" (stopped after round {d['stopped_after']})" if d["stopped_after"] else ""
     if d["stopped_after"] == 0:
-        stop = f" (the eyes were sure, {a['eyes_top']:.0%}: the LLM was not asked; --trust 1 asks)"
+        stop = (
+            f" (the eyes' top label scored {a['eyes_top']:.0%}, at least --trust "
+            f"{d['config']['trust']:g}: the LLM was not asked; --trust 1 asks)"
+        )
     click.echo(f"answer: {a['label'] or 'unmapped'}{rule}{stop}")
 
 
