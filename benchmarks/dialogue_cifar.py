@@ -61,7 +61,7 @@ ROWS |= {
 LIMITS = {
     "t2-seed": 50,
     "t3-seed": 50,
-    "t3-adaptive": 100,
+    "t3-adaptive": 50,
     "t2-askall": 100,
     "t2-askall-0.5b": 100,
     "t2-askall-0.5b-server": 100,

@@ -61,6 +61,32 @@ def main() -> None:
                 "mcnemar_p": mcnemar_exact(wins, losses),
             }
         )
+    # A variant that was tried and not adopted: the LLM may overrule the eyes only in a close
+    # call, i.e. its answer is kept when the eyes give it ≥ ratio × their top label's score.
+    close_calls = []
+    for t in (0.3, 0.4, 0.5, 0.6):
+        for ratio in (0.5, 0.7, 0.8, 0.9, 0.95):
+            right = wins = losses = 0
+            for i in ids:
+                e, d = eyes[i], dialogue[i]
+                top_label, top_p = e["top"][0]
+                if top_p >= t or t > ran_at:
+                    right += e["correct"]
+                    continue
+                kept = dict(e["top"]).get(d["prediction"], 0.0) >= ratio * top_p
+                ok = (d["prediction"] if kept else top_label) == d["truth"]
+                right += ok
+                wins += ok and not e["correct"]
+                losses += e["correct"] and not ok
+            close_calls.append(
+                {
+                    "trust": t,
+                    "ratio": ratio,
+                    "accuracy": right / len(ids),
+                    "wins": wins,
+                    "losses": losses,
+                }
+            )
     eyes_acc = sum(eyes[i]["correct"] for i in ids) / len(ids)
     # The most accurate trust; on a tie the higher one: the dialogue is asked as often as it
     # can be without costing accuracy on these images.
@@ -71,6 +97,7 @@ def main() -> None:
         "n": len(ids),
         "eyes_accuracy": eyes_acc,
         "by_trust": rows,
+        "close_calls_only": close_calls,
         "best": best,
     }
     for r in rows:
