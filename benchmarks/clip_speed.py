@@ -106,7 +106,7 @@ def main() -> None:
     from offline_vision.export.clip import export_clip
     from offline_vision.images import load_image
     from offline_vision.labels import builtin_sets
-    from offline_vision.models import registry, store
+    from offline_vision.models import registry, runtime, store
     from offline_vision.models.clip import ClipScorer
 
     torch.set_num_threads(threads)
@@ -132,9 +132,8 @@ def main() -> None:
     vision = CLIPVisionModelWithProjection(vc).eval()
     vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
 
-    def sess(rel):
-        o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+    def sess(rel):  # the product's session options, on the CPU
+        o = runtime.session_options(threads)
         return ort.InferenceSession(str(bundle.file(rel)), o, providers=["CPUExecutionProvider"])
 
     v32, v8 = sess("vision_model.onnx"), sess("vision_model.int8.onnx")

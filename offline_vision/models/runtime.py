@@ -30,12 +30,20 @@ def providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session(model: Path, *, device: str = "auto", threads: int = 1):
-    """An InferenceSession for a model file the caller has verified."""
+def session_options(threads: int):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads would otherwise spin after each run and take the cores from what runs
+    # next — preprocessing the next batch, another session, the LLM.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def session(model: Path, *, device: str = "auto", threads: int = 1):
+    """An InferenceSession for a model file the caller has verified."""
+    opts = session_options(threads)
     try:
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers(device))
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
