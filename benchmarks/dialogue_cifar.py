@@ -6,7 +6,7 @@ script at any time and start it again to continue.
 
     python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
 
-On 2 cores a 5-round dialogue with the 1.5B model and its probes costs 9–20 s, so by
+On 2 cores a 5-round dialogue with the 1.5B model and its probes costs 9–17 s, so by
 default T1 and the T2 adaptive rows (at the default trust the eyes answer most images alone)
 cover all 300 images and the other rows the first LIMITS[row] of them (50 or 100), in
 runs/dialogue/<row>-first<N>. `--full`
@@ -61,7 +61,7 @@ ROWS |= {
 LIMITS = {
     "t2-seed": 50,
     "t3-seed": 50,
-    "t3-adaptive": 50,
+    "t3-adaptive": 100,
     "t2-askall": 100,
     "t2-askall-0.5b": 100,
     "t2-askall-0.5b-server": 100,
