@@ -98,6 +98,8 @@ def main() -> None:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    from offline_vision.models import runtime
+
     src = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"
     if not src.exists():
         sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
@@ -119,14 +121,12 @@ def main() -> None:
         "bias_in_gemm": tmp / "bias_in_gemm.onnx",
         "skip_layernorm": tmp / "skip_layernorm.onnx",
     }
-    sessions = {}
-    for name, path in paths.items():
-        o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads = args.threads, 1
-        # Three sessions in one process: a finished run's spinning pool threads would steal
-        # the cores from the next session's run (batch 1 read 2 × slower with spinning on).
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sessions[name] = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+    sessions = {  # the product's session options (spinning off), on the CPU
+        name: ort.InferenceSession(
+            str(path), runtime.session_options(args.threads), providers=["CPUExecutionProvider"]
+        )
+        for name, path in paths.items()
+    }
     result = {"threads": args.threads, "bias_in_gemm_pairs": pairs, "skip_layernorm_fused": fused}
     for bs in (1, 32):
         x = np.random.default_rng(0).normal(size=(bs, 3, 224, 224)).astype(np.float32)

@@ -38,53 +38,58 @@ def main() -> None:
     eyes = {r["id"]: r for r in read_records(Path(args.baseline) / RECORDS)}
     ran_at = json.loads((Path(args.dialogue) / "config.json").read_text())["dialogue"]["trust"]
     ids = [i for i in dialogue if i in eyes]
-    rows = []
-    for k in range(round(ran_at / 0.05) + 1):
-        t = round(0.05 * k, 2)
+
+    def tally(pick) -> dict:
+        """Accuracy and wins/losses against the eyes when `pick(eyes_record, dialogue_record)`
+        says whether the dialogue's answer stands (else the eyes' top label is the answer)."""
         right = wins = losses = asked = 0
         for i in ids:
             e, d = eyes[i], dialogue[i]
-            if e["top"][0][1] >= t:
+            if not pick(e, d):
                 right += e["correct"]
                 continue
             asked += 1
             right += d["correct"]
             wins += d["correct"] and not e["correct"]
             losses += e["correct"] and not d["correct"]
+        return {"asked": asked, "accuracy": right / len(ids), "wins": wins, "losses": losses}
+
+    rows = []
+    for k in range(round(ran_at / 0.05) + 1):
+        t = round(0.05 * k, 2)
+        r = tally(lambda e, d, t=t: e["top"][0][1] < t)
         rows.append(
             {
                 "trust": t,
-                "asked": asked,
-                "accuracy": right / len(ids),
-                "wins_vs_eyes": wins,
-                "losses_vs_eyes": losses,
-                "mcnemar_p": mcnemar_exact(wins, losses),
+                "asked": r["asked"],
+                "accuracy": r["accuracy"],
+                "wins_vs_eyes": r["wins"],
+                "losses_vs_eyes": r["losses"],
+                "mcnemar_p": mcnemar_exact(r["wins"], r["losses"]),
             }
         )
     # A variant that was tried and not adopted: the LLM may overrule the eyes only in a close
-    # call, i.e. its answer is kept when the eyes give it ≥ ratio × their top label's score.
+    # call, i.e. its answer stands when the eyes give it ≥ ratio × their top label's score.
     close_calls = []
     for t in (0.3, 0.4, 0.5, 0.6):
         for ratio in (0.5, 0.7, 0.8, 0.9, 0.95):
-            right = wins = losses = 0
-            for i in ids:
-                e, d = eyes[i], dialogue[i]
-                top_label, top_p = e["top"][0]
-                if top_p >= t or t > ran_at:
-                    right += e["correct"]
-                    continue
-                kept = dict(e["top"]).get(d["prediction"], 0.0) >= ratio * top_p
-                ok = (d["prediction"] if kept else top_label) == d["truth"]
-                right += ok
-                wins += ok and not e["correct"]
-                losses += e["correct"] and not ok
+
+            def close(e, d, t=t, ratio=ratio):
+                top = e["top"][0][1]
+                return (
+                    t <= ran_at
+                    and top < t
+                    and dict(e["top"]).get(d["prediction"], 0.0) >= ratio * top
+                )
+
+            r = tally(close)
             close_calls.append(
                 {
                     "trust": t,
                     "ratio": ratio,
-                    "accuracy": right / len(ids),
-                    "wins": wins,
-                    "losses": losses,
+                    "accuracy": r["accuracy"],
+                    "wins": r["wins"],
+                    "losses": r["losses"],
                 }
             )
     eyes_acc = sum(eyes[i]["correct"] for i in ids) / len(ids)

@@ -110,11 +110,16 @@ class Eyes:
 _CALIBRATIONS: dict[str, dict] = {}
 
 
+def _text_embedder(scorer):
+    """Plain texts → the scorer's text embeddings (through its cache), for answer mapping."""
+    return lambda texts: scorer.encode_labels(texts, ("{}",))
+
+
 def map_calibration(scorer) -> dict:
     """The open-answer embedding threshold for this scorer's text embedder (once a process)."""
     key = scorer.text_model_key
     if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = calibrate_threshold(lambda t: scorer.encode_labels(t, ("{}",)))
+        _CALIBRATIONS[key] = calibrate_threshold(_text_embedder(scorer))
     return _CALIBRATIONS[key]
 
 
@@ -125,7 +130,7 @@ def _mapped(raw: str, labels, known: bool, label_set, scorer) -> dict:
         raw,
         list(labels),
         label_set=label_set,
-        embed=lambda texts: scorer.encode_labels(texts, ("{}",)),
+        embed=_text_embedder(scorer),
         threshold=map_calibration(scorer)["threshold"],
     )
     return {"raw": raw, "label": m.label, "rule": m.rule, "score": m.score}

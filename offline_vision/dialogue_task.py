@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
@@ -79,10 +80,5 @@ class DialogueTask:
                 for k in range(n_rounds)
             ]
         if records and records[0]["dialogue"]["mode"] == "open":
-            rules: dict[str, int] = {}
-            for r in records:
-                rules[r["dialogue"]["answer"]["rule"]] = (
-                    rules.get(r["dialogue"]["answer"]["rule"], 0) + 1
-                )
-            out["mapping_rules"] = rules
+            out["mapping_rules"] = dict(Counter(r["dialogue"]["answer"]["rule"] for r in records))
         return out

@@ -172,9 +172,9 @@ def calibrate_threshold(embed) -> dict:
     for t in CALIBRATION_GRID:
         right = int(((best[:k] >= t) & (nearest[:k] == truth)).sum())
         left = int((best[k:] < t).sum())
-        rows.append((right + left, -t, right, left))
-    _, t, right, left = max(rows)  # most right decisions; on a tie, the lower threshold
-    t = -t
+        rows.append((right + left, t, right, left))
+    # Most right decisions; on a tie, the lower threshold.
+    _, t, right, left = max(rows, key=lambda row: (row[0], -row[1]))
     return {
         "threshold": t,
         "calibrated": True,
