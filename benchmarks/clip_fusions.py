@@ -1,5 +1,6 @@
 """Graph rewrites tried on the exported ViT-B/32 image tower, timed against the graph the
 product ships → benchmarks/results/clip_fusions.json. None of them is adopted (see README).
+The JSON also holds the shipped graph's kernel time per operator type (ORT's profiler).
 
     python benchmarks/clip_speed.py      # first: builds and exports the random-weight ViT-B/32
     python benchmarks/clip_fusions.py
@@ -148,6 +149,30 @@ def bias_in_gemm(model):
     return model, k
 
 
+def op_shares(src: Path, threads: int, bs: int, runs: int) -> dict:
+    """Share of ORT's kernel time per operator type for the shipped graph (its profiler)."""
+    import json
+
+    import onnxruntime as ort
+
+    from offline_vision.models import runtime
+
+    opts = runtime.session_options(threads)
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ovision-profile-")) / "ort")
+    s = ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(bs, 3, 224, 224)).astype(np.float32)
+    for _ in range(runs):
+        s.run(None, {"pixel_values": x})
+    events = json.loads(Path(s.end_profiling()).read_text())
+    by_op = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_op[e["args"]["op_name"]] += e["dur"]
+    total = sum(by_op.values())
+    return {op: round(us / total, 4) for op, us in by_op.most_common()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -215,6 +240,9 @@ def main() -> None:
             },
         }
         print(bs, {k: round(v, 2) for k, v in med.items()})
+    result["kernel_time_share_shipped"] = {
+        f"batch_{bs}": op_shares(src, args.threads, bs, runs) for bs, runs in ((1, 20), (32, 3))
+    }
     print("wrote", write("clip_fusions", result))
 
 
