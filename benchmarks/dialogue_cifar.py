@@ -7,12 +7,11 @@ script at any time and start it again to continue.
 
     python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
 
-On 2 cores a 5-round dialogue with the 1.5B model and its probes costs 9–17 s, so by
-default T1 and the T2 adaptive rows (at the default trust the eyes answer most images alone)
-cover all 300 images and the other rows the first LIMITS[row] of them (50 or 100), in
-runs/dialogue/<row>-first<N>. `--full`
-adds whole-sample runs beside those (a run directory only resumes the same items), and the JSON
-then prefers them. Paired comparisons (McNemar vs T1) use the items both runs share.
+On 2 cores a 5-round dialogue with the 1.5B model and its probes costs 8–14 s (all rows:
+about 3 hours). The Trial rows cover all 300 images; the ask-all rows (--trust 1) the first
+LIMITS[row] of them, in runs/dialogue/<row>-first<N>. `--full` adds whole-sample runs beside
+those (a run directory only resumes the same items), and the JSON then prefers them. Paired
+comparisons (McNemar vs T1) use the items both runs share.
 """
 
 from __future__ import annotations
@@ -60,9 +59,6 @@ ROWS |= {
 
 # Rows that run on the first N images of the sample unless --full (compute, not choice).
 LIMITS = {
-    "t2-seed": 50,
-    "t3-seed": 50,
-    "t3-adaptive": 100,
     "t2-askall": 100,
     "t2-askall-0.5b": 100,
     "t2-askall-0.5b-server": 100,
