@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clip_speed import WORK
+from clip_speed import VISION_ONNX
 from common import write
 
 
@@ -185,7 +185,7 @@ def main() -> None:
 
     from offline_vision.models import runtime
 
-    src = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"
+    src = VISION_ONNX
     if not src.exists():
         sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
     tmp = Path(tempfile.mkdtemp(prefix="ovision-fusions-"))

@@ -3,7 +3,8 @@ Runtime's OpenVINO execution provider, against PyTorch eager and ORT's CPU provi
 same thread count → benchmarks/results/clip_openvino.json.
 
 `onnxruntime-openvino` installs the same `onnxruntime` module as `onnxruntime`, so it needs a
-virtual environment of its own (offline_vision itself is not imported here):
+virtual environment of its own (offline_vision is not installed there; its ORT session options
+are imported from this checkout):
 
     python benchmarks/clip_speed.py     # first, in the project's venv: builds and exports the model
     python3 -m venv /tmp/ovvenv
@@ -14,7 +15,6 @@ virtual environment of its own (offline_vision itself is not imported here):
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 from pathlib import Path
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clip_speed import WORK
+from clip_speed import CKPT, REPO, VISION_ONNX, eager_vision
 from common import time_blocks, write
 
 
@@ -33,25 +33,22 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import onnxruntime as ort
     import torch
-    from transformers import CLIPModel, CLIPVisionModelWithProjection
+    from transformers import CLIPModel
+
+    sys.path.insert(0, str(REPO))
+    from offline_vision.models import runtime
 
     if "OpenVINOExecutionProvider" not in ort.get_available_providers():
         sys.exit("no OpenVINOExecutionProvider: run this in a venv with onnxruntime-openvino")
-    src = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"
+    src = VISION_ONNX
     if not src.exists():
         sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
     torch.set_num_threads(args.threads)
-    model = CLIPModel.from_pretrained(str(WORK / "vit-b32-random")).eval()
-    vc = copy.deepcopy(model.config.vision_config)
-    vc.projection_dim = model.config.projection_dim
-    vision = CLIPVisionModelWithProjection(vc).eval()
-    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
+    vision = eager_vision(CLIPModel.from_pretrained(str(CKPT)).eval())
 
-    def session(provider):  # the product's session options (spinning off), written out here
-        o = ort.SessionOptions()
-        o.intra_op_num_threads = args.threads
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(src), o, providers=[provider])
+    def session(provider):  # the product's session options (spinning off)
+        opts = runtime.session_options(args.threads)
+        return ort.InferenceSession(str(src), opts, providers=[provider])
 
     sessions = {
         "ort_cpu_ep": session("CPUExecutionProvider"),

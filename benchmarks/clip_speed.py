@@ -30,6 +30,8 @@ from common import peak_rss_mb, time_blocks, write
 HERE = Path(__file__).parent
 REPO = HERE.parent
 WORK = Path(os.environ.get("OVISION_BENCH_WORK", Path(tempfile.gettempdir()) / "ovision-bench"))
+CKPT = WORK / "vit-b32-random"  # the random-weight checkpoint this script builds
+VISION_ONNX = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"  # its export
 OPEN_CLIP = (
     "open-clip-torch",
     "open_clip_torch-3.3.0-py3-none-any.whl",
@@ -74,6 +76,17 @@ def real_clip_tokenizer(dest: Path) -> Path:
     return dest / "tokenizer.json"
 
 
+def eager_vision(model):
+    """The image tower with its projection, as a module of its own, sharing `model`'s weights."""
+    from transformers import CLIPVisionModelWithProjection
+
+    vc = copy.deepcopy(model.config.vision_config)
+    vc.projection_dim = model.config.projection_dim
+    vision = CLIPVisionModelWithProjection(vc).eval()
+    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
+    return vision
+
+
 def build_checkpoint(ckpt: Path) -> None:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
@@ -100,7 +113,7 @@ def main() -> None:
 
     import onnxruntime as ort
     import torch
-    from transformers import CLIPModel, CLIPVisionModelWithProjection
+    from transformers import CLIPModel
 
     from offline_vision.config import Settings
     from offline_vision.export.clip import export_clip
@@ -111,7 +124,7 @@ def main() -> None:
 
     torch.set_num_threads(threads)
     sys.path.insert(0, str(REPO / "tests"))
-    ckpt = WORK / "vit-b32-random"
+    ckpt = CKPT
     build_checkpoint(ckpt)
     home = WORK / "home"
     settings = Settings.from_env().replace(home=home, threads=threads)
@@ -127,10 +140,7 @@ def main() -> None:
     bundle = store.load(settings.models_dir, registry.CLIP)
 
     model = CLIPModel.from_pretrained(str(ckpt)).eval()
-    vc = copy.deepcopy(model.config.vision_config)
-    vc.projection_dim = model.config.projection_dim
-    vision = CLIPVisionModelWithProjection(vc).eval()
-    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
+    vision = eager_vision(model)
 
     def sess(rel):  # the product's session options, on the CPU
         o = runtime.session_options(threads)
