@@ -118,7 +118,7 @@ def classify(ctx, images, labels, template, top_k, precision, scorer, device, as
     if len(paths) == 1:
         load_image(paths[0])  # one bad file: one error line, before any model work
     label_set = parse_labels(labels)
-    eyes = load_scorer(settings, scorer, precision=precision)
+    eyes = load_scorer(settings, scorer, precision=precision, spin=True)
     templates = (
         parse_template(template, label_set) if template else eyes.default_templates(label_set.name)
     )

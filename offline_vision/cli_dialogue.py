@@ -190,7 +190,7 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, templat
 
     settings = settings_of(ctx)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    eyes = load_scorer(settings, scorer, precision=precision)
+    eyes = load_scorer(settings, scorer, precision=precision, spin=True)  # no LLM here
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     task = ScorerTask(ds, eyes, templates)
     out = run_dir(

@@ -90,8 +90,43 @@ def test_export_manifest_records_validation(tiny_clip):
         assert v["fp32_vs_pytorch"][tower]["max_abs"] <= 1e-4
         assert 0.9 < v["int8_vs_fp32"][tower]["cosine_min"] <= 1.0
     assert m["opset"] == 17
+    assert "class token only" in m["graph"]["vision"]
     for rel, meta in m["files"].items():
         assert len(meta["sha256"]) == 64, rel
+
+
+def test_class_token_export_tower_matches_the_full_tower_and_leaves_it_unchanged(tiny_ckpt):
+    import torch
+    from transformers import CLIPModel
+    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+
+    from offline_vision.export.clip import _towers
+    from offline_vision.export.clip_layers import ClassTokenLayer, class_token_vision
+
+    _, vision = _towers(CLIPModel.from_pretrained(str(tiny_ckpt)).eval())
+    pruned = class_token_vision(vision)
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad():
+        full = vision(pixel_values=x)
+        short = pruned.vision_model(pixel_values=x)
+        ours = pruned(pixel_values=x).image_embeds
+    assert torch.allclose(full.image_embeds, ours, atol=1e-5)
+    assert short.last_hidden_state.shape[1] == 1  # the last layer ran for one token
+    assert full.last_hidden_state.shape[1] == 50
+    assert isinstance(pruned.vision_model.encoder.layers[-1], ClassTokenLayer)
+    assert isinstance(vision.vision_model.encoder.layers[-1], CLIPEncoderLayer)
+    assert pruned.visual_projection.weight is vision.visual_projection.weight  # shared, not copied
+
+
+def test_spinning_is_only_for_sessions_that_have_the_cores_to_themselves(tiny_clip, settings):
+    from offline_vision.models import runtime
+    from offline_vision.models.loader import load_scorer
+
+    key = "session.intra_op.allow_spinning"
+    assert runtime.session_options(2).get_session_config_entry(key) == "0"
+    assert runtime.session_options(2, spin=True).get_session_config_entry(key) == "1"
+    assert load_scorer(settings, "clip").spin is False  # the dialogue's default
+    assert load_scorer(settings, "clip", spin=True).spin is True
 
 
 def test_label_cache_makes_second_run_encode_no_text(tiny_clip, settings):

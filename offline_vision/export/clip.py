@@ -121,6 +121,8 @@ def export_clip(
     from optimum.exporters.onnx import export_models
     from transformers import CLIPModel
 
+    from offline_vision.export.clip_layers import GRAPH_NOTE, class_token_vision
+
     _check_checkpoint(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
@@ -129,7 +131,10 @@ def export_clip(
     export_models(
         {
             "text_model": (text, TextConfig(text.config, task="feature-extraction")),
-            "vision_model": (vision, VisionConfig(vision.config, task="feature-extraction")),
+            "vision_model": (
+                class_token_vision(vision),
+                VisionConfig(vision.config, task="feature-extraction"),
+            ),
         },
         output_dir=out,
         opset=OPSET,
@@ -139,7 +144,7 @@ def export_clip(
     for f in CHECKPOINT_FILES:
         shutil.copyfile(ckpt / f, out / f)
 
-    # Validation: the PyTorch reference against both exports, on real photos where available.
+    # Validation: the unmodified PyTorch towers against both exports, on real photos where available.
     images, described = validation_images(photo_dir)
     pre = Preprocess.from_config(json.loads((ckpt / "preprocessor_config.json").read_text()))
     pixels = pre(images)
@@ -185,6 +190,7 @@ def export_clip(
     meta = {
         "source": source,
         "opset": OPSET,
+        "graph": {"vision": GRAPH_NOTE},
         "logit_scale": float(model.logit_scale.exp().item()),
         "text": {
             "context_length": model.config.text_config.max_position_embeddings,

@@ -72,6 +72,7 @@ class ClipScorer(EmbeddingScorer):
         device: str = "auto",
         threads: int = 1,
         cache: TextCache | None = None,
+        spin: bool = False,
     ):
         if precision not in PRECISIONS:
             raise BadInput(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -80,7 +81,8 @@ class ClipScorer(EmbeddingScorer):
             precision = "fp32" if "fp32" in onnx else "int8"
         if precision not in onnx:
             raise BadInput(f"{bundle.name} has no {precision} export (it has: {', '.join(onnx)})")
-        self.bundle, self.precision, self.device, self.threads = bundle, precision, device, threads
+        self.bundle, self.precision, self.device = bundle, precision, device
+        self.threads, self.spin = threads, spin
         self.files = onnx[precision]
         m = bundle.manifest
         super().__init__(
@@ -100,13 +102,17 @@ class ClipScorer(EmbeddingScorer):
             self.bundle.verified_path(self.files["vision"]),
             device=self.device,
             threads=self.threads,
+            spin=self.spin,
         )
         return sess, sess.get_inputs()[0].name, _output_index(sess, "image_embeds")
 
     @cached_property
     def text(self):
         sess = runtime.session(
-            self.bundle.verified_path(self.files["text"]), device=self.device, threads=self.threads
+            self.bundle.verified_path(self.files["text"]),
+            device=self.device,
+            threads=self.threads,
+            spin=self.spin,
         )
         inputs = {i.name for i in sess.get_inputs()}
         return sess, inputs, _output_index(sess, "text_embeds")

@@ -67,9 +67,10 @@ class ConseScorer(EmbeddingScorer):
         device: str = "auto",
         threads: int = 1,
         cache: TextCache | None = None,
+        spin: bool = False,
     ):
         m = bundle.manifest
-        self.bundle, self.device, self.threads = bundle, device, threads
+        self.bundle, self.device, self.threads, self.spin = bundle, device, threads, spin
         self.top_t = int(m.get("top_t", TOP_T))
         super().__init__(
             text_model_key=bundle.sha256("text_model.onnx"),
@@ -85,13 +86,19 @@ class ConseScorer(EmbeddingScorer):
     @cached_property
     def image_session(self):
         return runtime.session(
-            self.bundle.verified_path("image_model.onnx"), device=self.device, threads=self.threads
+            self.bundle.verified_path("image_model.onnx"),
+            device=self.device,
+            threads=self.threads,
+            spin=self.spin,
         )
 
     @cached_property
     def text_session(self):
         return runtime.session(
-            self.bundle.verified_path("text_model.onnx"), device=self.device, threads=self.threads
+            self.bundle.verified_path("text_model.onnx"),
+            device=self.device,
+            threads=self.threads,
+            spin=self.spin,
         )
 
     @cached_property

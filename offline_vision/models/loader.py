@@ -23,7 +23,10 @@ def load_scorer(
     *,
     precision: str = "auto",
     clip_name: str = registry.CLIP,
+    spin: bool = False,
 ) -> EmbeddingScorer:
+    """The scorer `which` names; spin=True only where nothing else wants the cores (see
+    runtime.session): classify and scorer-only evaluation, never next to an LLM."""
     if which not in SCORERS:
         raise BadInput(f"unknown scorer {which!r}; use one of {', '.join(SCORERS)}")
     installed = set(store.installed(settings.models_dir))
@@ -37,6 +40,7 @@ def load_scorer(
             device=settings.device,
             threads=settings.threads,
             cache=text_cache(settings),
+            spin=spin,
         )
     if which == "auto" and registry.CONSE not in installed:
         raise ModelNotFound(
@@ -53,5 +57,9 @@ def load_scorer(
             registry.CLIP,
         )
     return ConseScorer(
-        bundle, device=settings.device, threads=settings.threads, cache=text_cache(settings)
+        bundle,
+        device=settings.device,
+        threads=settings.threads,
+        cache=text_cache(settings),
+        spin=spin,
     )
