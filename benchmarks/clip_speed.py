@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gzip
 import json
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, time_blocks, write
+from common import peak_rss_mb, time_blocks, time_blocks_isolated, write
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -89,6 +90,50 @@ def eager_vision(model):
     return vision
 
 
+def torch_engines(threads: int, pixels: np.ndarray) -> dict:
+    """PyTorch eager on the image tower, in a process of its own (see time_blocks_isolated).
+    Also, as context rather than a target, PyTorch running the class-token-only module the export
+    traces: the JSON then shows how much of ONNX's lead is that graph change."""
+    import torch
+    from transformers import CLIPModel
+
+    from offline_vision.export.clip_layers import class_token_vision
+
+    torch.set_num_threads(threads)
+    vision = eager_vision(CLIPModel.from_pretrained(str(CKPT)).eval())
+    class_token = class_token_vision(vision)
+    pt = torch.from_numpy(pixels)
+
+    def eager(module):
+        with torch.inference_mode():
+            return module(pixel_values=pt).image_embeds
+
+    return {
+        "pytorch_eager": lambda: eager(vision),
+        "pytorch_eager_class_token_graph": lambda: eager(class_token),
+    }
+
+
+def ort_engines(threads: int, pixels: np.ndarray, fp32: Path, int8: Path) -> dict:
+    """The exported graphs on ONNX Runtime's CPU provider with the product's session options:
+    spinning as `classify` runs them, and not spinning as the dialogue does (next to an LLM)."""
+    import onnxruntime as ort
+
+    from offline_vision.models import runtime
+
+    def sess(path, spin=True):
+        o = runtime.session_options(threads, spin=spin)
+        return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+
+    feed = {"pixel_values": pixels}
+    v32, v32_quiet, v8 = sess(fp32), sess(fp32, spin=False), sess(int8)
+    return {
+        "onnx_fp32": lambda: v32.run(None, feed),
+        "onnx_fp32_no_spin": lambda: v32_quiet.run(None, feed),
+        "onnx_int8": lambda: v8.run(None, feed),
+    }
+
+
 def build_checkpoint(ckpt: Path) -> None:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
@@ -113,16 +158,14 @@ def main() -> None:
     threads = args.threads
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
-    import onnxruntime as ort
     import torch
     from transformers import CLIPModel
 
     from offline_vision.config import Settings
     from offline_vision.export.clip import export_clip
-    from offline_vision.export.clip_layers import class_token_vision
     from offline_vision.images import load_image
     from offline_vision.labels import builtin_sets
-    from offline_vision.models import registry, runtime, store
+    from offline_vision.models import registry, store
     from offline_vision.models.clip import ClipScorer
 
     torch.set_num_threads(threads)
@@ -147,17 +190,6 @@ def main() -> None:
     bundle = store.load(settings.models_dir, registry.CLIP)
 
     model = CLIPModel.from_pretrained(str(ckpt)).eval()
-    vision = eager_vision(model)
-    # Context, not a target: PyTorch running the same class-token-only module the export traces,
-    # so the JSON shows how much of ONNX's lead is that graph change and how much is the runtime.
-    vision_class_token = class_token_vision(vision)
-
-    def sess(rel, spin=True):  # the product's session options on the CPU (classify spins)
-        o = runtime.session_options(threads, spin=spin)
-        return ort.InferenceSession(str(bundle.file(rel)), o, providers=["CPUExecutionProvider"])
-
-    v32, v8 = sess("vision_model.onnx"), sess("vision_model.int8.onnx")
-    v32_quiet = sess("vision_model.onnx", spin=False)  # as the dialogue runs it, next to an LLM
     photos = [load_image(p) for p in sorted((data / "photos").iterdir())]
     fp32_scorer = ClipScorer(bundle, precision="fp32", threads=threads, spin=True)
     int8_scorer = ClipScorer(bundle, precision="int8", threads=threads, spin=True)
@@ -165,22 +197,18 @@ def main() -> None:
     image = {}
     for bs, reps in ((1, 15), (32, 2)):
         pixels = fp32_scorer.preprocess((photos * 8)[:bs])
-        pt = torch.from_numpy(pixels)
-
-        def eager(pt=pt, module=vision):
-            with torch.inference_mode():
-                return module(pixel_values=pt).image_embeds
-
-        t = time_blocks(
-            {
-                "pytorch_eager": eager,
-                "pytorch_eager_class_token_graph": lambda pt=pt: eager(pt, vision_class_token),
-                "onnx_fp32": lambda p=pixels: v32.run(None, {"pixel_values": p}),
-                "onnx_fp32_no_spin": lambda p=pixels: v32_quiet.run(None, {"pixel_values": p}),
-                "onnx_int8": lambda p=pixels: v8.run(None, {"pixel_values": p}),
-            },
+        t = time_blocks_isolated(
+            [
+                functools.partial(torch_engines, threads, pixels),
+                functools.partial(
+                    ort_engines,
+                    threads,
+                    pixels,
+                    bundle.file("vision_model.onnx"),
+                    bundle.file("vision_model.int8.onnx"),
+                ),
+            ],
             reps=reps,
-            rounds=5,
         )
         per_img = {k: v["median_s"] / bs * 1e3 for k, v in t.items()}
         image[f"batch_{bs}"] = {

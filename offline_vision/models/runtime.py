@@ -44,7 +44,7 @@ def session(model: Path, *, device: str = "auto", threads: int = 1, spin: bool =
     """An InferenceSession for a model file the caller has verified.
 
     spin=True lets idle pool threads spin between operators instead of sleeping: faster when
-    the model has the cores to itself (ViT-B/32 at batch 1: 26.5 vs 28.6 ms, clip_speed.json),
+    the model has the cores to itself (ViT-B/32 at batch 1: 27.1 vs 28.2 ms, clip_speed.json),
     but the spinning threads take the cores from whatever runs next (the LLM in a dialogue),
     so it is off unless a caller knows nothing else runs."""
     opts = session_options(threads, spin=spin)
