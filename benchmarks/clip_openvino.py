@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clip_speed import CKPT, REPO, VISION_ONNX, eager_vision
+from clip_speed import CKPT, REPO, VISION_ONNX
 from common import time_blocks, write
 
 
@@ -36,6 +36,7 @@ def main() -> None:
     from transformers import CLIPModel
 
     sys.path.insert(0, str(REPO))
+    from offline_vision.export.clip_layers import vision_tower
     from offline_vision.models import runtime
 
     if "OpenVINOExecutionProvider" not in ort.get_available_providers():
@@ -44,7 +45,7 @@ def main() -> None:
     if not src.exists():
         sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
     torch.set_num_threads(args.threads)
-    vision = eager_vision(CLIPModel.from_pretrained(str(CKPT)).eval())
+    vision = vision_tower(CLIPModel.from_pretrained(str(CKPT)).eval())
 
     def session(provider):  # the product's session options (spinning off)
         opts = runtime.session_options(args.threads)

@@ -11,7 +11,6 @@ carry over; accuracy does not and is not measured here. The tokenizer is CLIP's 
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import gzip
 import json
@@ -79,17 +78,6 @@ def real_clip_tokenizer(dest: Path) -> Path:
     return dest / "tokenizer.json"
 
 
-def eager_vision(model):
-    """The image tower with its projection, as a module of its own, sharing `model`'s weights."""
-    from transformers import CLIPVisionModelWithProjection
-
-    vc = copy.deepcopy(model.config.vision_config)
-    vc.projection_dim = model.config.projection_dim
-    vision = CLIPVisionModelWithProjection(vc).eval()
-    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
-    return vision
-
-
 def torch_engines(threads: int, pixels: np.ndarray) -> dict:
     """PyTorch eager on the image tower, in a process of its own (see time_blocks_isolated).
     Also, as context rather than a target, PyTorch running the class-token-only module the export
@@ -97,10 +85,10 @@ def torch_engines(threads: int, pixels: np.ndarray) -> dict:
     import torch
     from transformers import CLIPModel
 
-    from offline_vision.export.clip_layers import class_token_vision
+    from offline_vision.export.clip_layers import class_token_vision, vision_tower
 
     torch.set_num_threads(threads)
-    vision = eager_vision(CLIPModel.from_pretrained(str(CKPT)).eval())
+    vision = vision_tower(CLIPModel.from_pretrained(str(CKPT)).eval())
     class_token = class_token_vision(vision)
     pt = torch.from_numpy(pixels)
 

@@ -100,10 +100,13 @@ def test_class_token_export_tower_matches_the_full_tower_and_leaves_it_unchanged
     from transformers import CLIPModel
     from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-    from offline_vision.export.clip import _towers
-    from offline_vision.export.clip_layers import ClassTokenLayer, class_token_vision
+    from offline_vision.export.clip_layers import (
+        ClassTokenLayer,
+        class_token_vision,
+        vision_tower,
+    )
 
-    _, vision = _towers(CLIPModel.from_pretrained(str(tiny_ckpt)).eval())
+    vision = vision_tower(CLIPModel.from_pretrained(str(tiny_ckpt)).eval())
     pruned = class_token_vision(vision)
     x = torch.randn(3, 3, 224, 224)
     with torch.no_grad():

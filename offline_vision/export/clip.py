@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
@@ -89,20 +88,6 @@ def _onnx_configs():
     return TextConfig, VisionConfig
 
 
-def _towers(model):
-    """Text and vision towers that share the full model's weights (so nothing is reloaded)."""
-    from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
-
-    tc = copy.deepcopy(model.config.text_config)
-    vc = copy.deepcopy(model.config.vision_config)
-    tc.projection_dim = vc.projection_dim = model.config.projection_dim
-    text = CLIPTextModelWithProjection(tc).eval()
-    text.text_model, text.text_projection = model.text_model, model.text_projection
-    vision = CLIPVisionModelWithProjection(vc).eval()
-    vision.vision_model, vision.visual_projection = model.vision_model, model.visual_projection
-    return text, vision
-
-
 def _run(path: Path, feed: dict) -> np.ndarray:
     import onnxruntime as ort
 
@@ -121,12 +106,17 @@ def export_clip(
     from optimum.exporters.onnx import export_models
     from transformers import CLIPModel
 
-    from offline_vision.export.clip_layers import GRAPH_NOTE, class_token_vision
+    from offline_vision.export.clip_layers import (
+        GRAPH_NOTE,
+        class_token_vision,
+        text_tower,
+        vision_tower,
+    )
 
     _check_checkpoint(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
-    text, vision = _towers(model)
+    text, vision = text_tower(model), vision_tower(model)
     TextConfig, VisionConfig = _onnx_configs()
     export_models(
         {
