@@ -35,6 +35,23 @@ def machine() -> dict:
     }
 
 
+def _timed(fn: Callable[[], object], reps: int) -> list[float]:
+    """Wall time of each of `reps` calls."""
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _summary(samples: dict[str, list[float]]) -> dict[str, dict]:
+    return {
+        k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)}
+        for k, v in samples.items()
+    }
+
+
 def time_blocks(
     fns: dict[str, Callable[[], object]],
     *,
@@ -53,14 +70,8 @@ def time_blocks(
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(pause)
-            for _ in range(reps):
-                t = time.perf_counter()
-                fn()
-                samples[name].append(time.perf_counter() - t)
-    return {
-        k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)}
-        for k, v in samples.items()
-    }
+            samples[name] += _timed(fn, reps)
+    return _summary(samples)
 
 
 # A small launcher: a child forked from a large process (one holding PyTorch, say) carries that
@@ -81,14 +92,8 @@ def _engine_process(factory: Callable[[], dict[str, Callable[[], object]]], conn
     conn.send(list(fns))
     while (msg := conn.recv()) is not None:
         name, reps, warmup = msg
-        for _ in range(warmup):
-            fns[name]()
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fns[name]()
-            times.append(time.perf_counter() - t)
-        conn.send(times)
+        _timed(fns[name], warmup)
+        conn.send(_timed(fns[name], reps))
 
 
 def time_blocks_isolated(
@@ -126,10 +131,7 @@ def time_blocks_isolated(
                 conn.send(None)
         for proc in procs:
             proc.join(timeout=30)
-    return {
-        k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)}
-        for k, v in samples.items()
-    }
+    return _summary(samples)
 
 
 def peak_rss_mb(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
