@@ -30,7 +30,7 @@ from common import peak_rss_mb, time_blocks, time_blocks_isolated, write
 HERE = Path(__file__).parent
 REPO = HERE.parent
 WORK = Path(os.environ.get("OVISION_BENCH_WORK", Path(tempfile.gettempdir()) / "ovision-bench"))
-CKPT = WORK / "vit-b32-random"  # the random-weight checkpoint this script builds
+CKPT = WORK / "vit-b32-random-2"  # the random-weight checkpoint this script builds
 VISION_ONNX = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"  # its export
 OPEN_CLIP = (
     "open-clip-torch",
@@ -136,6 +136,13 @@ def build_checkpoint(ckpt: Path) -> None:
     model = CLIPModel(CLIPConfig()).eval()
     with torch.no_grad():
         model.logit_scale.fill_(np.log(100.0))
+        # transformers' init leaves every bias at 0 and every LayerNorm at (1, 0), which no
+        # trained CLIP has, and an exporter shares equal constants: give them values too.
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0.0, 0.02)
+            elif "norm" in name:
+                p.normal_(1.0, 0.1)
     model.save_pretrained(str(ckpt), safe_serialization=True)
 
 
@@ -151,10 +158,12 @@ def main() -> None:
 
     from offline_vision.config import Settings
     from offline_vision.export.clip import export_clip
+    from offline_vision.export.clip_layers import GRAPH_NOTE
     from offline_vision.images import load_image
     from offline_vision.labels import builtin_sets
     from offline_vision.models import registry, store
     from offline_vision.models.clip import ClipScorer
+    from offline_vision.models.integrity import sha256_file
 
     torch.set_num_threads(threads)
     sys.path.insert(0, str(REPO / "tests"))
@@ -163,17 +172,18 @@ def main() -> None:
     home = WORK / "home"
     settings = Settings.from_env().replace(home=home, threads=threads)
     data = Path(os.environ.get("OVISION_DATA", REPO.parent / "shared" / "data"))
+    source = {
+        "type": "benchmark",
+        "note": "random weights",
+        "checkpoint_sha256": sha256_file(ckpt / "model.safetensors"),
+        "graph": GRAPH_NOTE,
+    }
     installed = registry.CLIP in store.installed(settings.models_dir)
-    if installed and "graph" not in store.load(settings.models_dir, registry.CLIP).manifest:
-        store.remove(settings.models_dir, registry.CLIP)  # exported before the class-token graph
+    if installed and store.load(settings.models_dir, registry.CLIP).manifest["source"] != source:
+        store.remove(settings.models_dir, registry.CLIP)  # another checkpoint or exporter
         installed = False
     if not installed:
-        files, meta = export_clip(
-            ckpt,
-            WORK / "export",
-            photo_dir=data / "photos",
-            source={"type": "benchmark", "note": "random weights"},
-        )
+        files, meta = export_clip(ckpt, WORK / "export", photo_dir=data / "photos", source=source)
         store.install(settings.models_dir, registry.CLIP, "clip", files, meta, move=True)
     bundle = store.load(settings.models_dir, registry.CLIP)
 
@@ -256,13 +266,17 @@ def main() -> None:
     photo = REPO / "examples" / "chelsea.png"
     ovision = Path(sys.executable).with_name("ovision")
     cmd = [str(ovision), "classify", str(photo), "--scorer", "clip"]
-    peak_rss_mb(cmd, env)  # fills the ImageNet label cache (7 templates × 1000)
     cold = {}
     for precision in ("fp32", "int8"):
+        # Each precision has its own text tower, so its own ImageNet label cache: fill it first.
+        peak_rss_mb([*cmd, "--precision", precision], env)
         runs = [peak_rss_mb([*cmd, "--precision", precision], env) for _ in range(5)]
         cold[precision] = {
             "seconds_median": float(np.median([r[0] for r in runs])),
             "peak_rss_mb_max": float(max(r[1] for r in runs)),
+            "image_session_resident_mb": session_resident_mb(
+                bundle.file(bundle.manifest["onnx"][precision]["vision"])
+            ),
         }
 
     flops = vit_b32_flops(model.config)
@@ -300,6 +314,32 @@ def main() -> None:
         )
     )
     print("wrote", write("clip_speed", result))
+
+
+_RESIDENT = """
+import json, sys, time
+import numpy as np, onnxruntime as ort
+from offline_vision.models import runtime
+def mb(key):
+    return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) / 1024
+s = ort.InferenceSession(sys.argv[1], runtime.session_options(2), providers=["CPUExecutionProvider"])
+s.run(None, {"pixel_values": np.zeros((1, 3, 224, 224), np.float32)})
+loaded = mb("VmRSS")
+t = time.perf_counter()
+runtime.trim_heap()
+took = time.perf_counter() - t
+s.run(None, {"pixel_values": np.zeros((1, 3, 224, 224), np.float32)})
+print(json.dumps({"untrimmed": loaded, "trimmed": mb("VmRSS"), "peak": mb("VmHWM"), "trim_s": took}))
+"""
+
+
+def session_resident_mb(model: Path) -> dict:
+    """Resident MB of a fresh process holding one image session after a batch-1 run, before and
+    after runtime.trim_heap (which runtime.session calls once the session is built)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RESIDENT, str(model)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
 
 
 def measured_peak(threads: int) -> dict | None:
