@@ -1,11 +1,11 @@
 """Graph rewrites tried on the exported ViT-B/32 image tower, timed against the graph the
 product ships → benchmarks/results/clip_fusions.json. None of them is adopted (see README).
-The JSON also holds the shipped graph's kernel time per operator type (ORT's profiler).
+The JSON also holds the shipped graph's kernel time per operator group (ORT's profiler).
 
     python benchmarks/clip_speed.py      # first: builds and exports the random-weight ViT-B/32
     python benchmarks/clip_fusions.py
 
-Variants (ONNX Runtime, CPU, same thread count, interleaved rounds, one process):
+Variants:
 - `shipped`: the exporter's fp32 graph (ORT applies its own level-3 fusions at load).
 - `bias_in_gemm`: every MatMul(X[..., K], W[K, N]) + Add(b[N]) rewritten as
   Reshape → Gemm(X, W, b) → Reshape, so the bias is added inside the GEMM, not in a pass of
@@ -15,22 +15,34 @@ Variants (ONNX Runtime, CPU, same thread count, interleaved rounds, one process)
   GEMM with three times the columns instead of three.
 - `skip_layernorm`: onnxruntime.transformers' CLIP optimizer (residual Add + LayerNorm →
   SkipLayerNormalization; its attention fusion does not match this graph).
+- `bias_fold`: two exact algebraic folds. The key projection's bias adds the same number to
+  every score in a softmax row (q·(k + b) = q·k + q·b), so it is dropped; the value bias
+  passes through attention unchanged (softmax rows sum to 1), so it is folded into the output
+  projection's bias (b_o + b_v W_o). Two fewer Adds per layer.
+
+Timing: the product's `classify` session options (spinning on), 2 threads, blocks of calls
+interleaved over rounds (common.time_blocks), all variants in one process (no PyTorch here).
+
+The profile splits MatMul into the weight GEMMs (linear layers, B an initializer) and the
+attention products (4-D outputs), and gives each GEMM group its achieved GFLOP/s against the
+FMA peak measured in the same run (profiling adds per-operator overhead, so the shares of
+small operators are upper bounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clip_speed import VISION_ONNX
-from common import write
+from clip_speed import VISION_ONNX, measured_peak
+from common import time_blocks, write
 
 
 def _resolved(g):
@@ -149,15 +161,70 @@ def bias_in_gemm(model):
     return model, k
 
 
-def op_shares(src: Path, threads: int, bs: int, runs: int) -> dict:
-    """Share of ORT's kernel time per operator type for the shipped graph (its profiler)."""
+def bias_fold(model):
+    """The exact folds described above; returns (model, number of attention layers folded).
+
+    Finds each layer's projections by the node names the exporter gives them
+    (`…/self_attn/{k,v,out}_proj/{MatMul,Add}`), as in every graph `ovision export` writes."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits, nodes, _ = _resolved(g)
+    by_name = {n.name: n for n in nodes}
+    prefixes = [
+        n.name[: -len("k_proj/Add")] for n in nodes if n.name.endswith("self_attn/k_proj/Add")
+    ]
+    dropped, rename, extra = set(), {}, []
+    for p in prefixes:
+        k_add, v_add = by_name[p + "k_proj/Add"], by_name[p + "v_proj/Add"]
+        o_mm, o_add = by_name[p + "out_proj/MatMul"], by_name[p + "out_proj/Add"]
+        for add, mm in (
+            (k_add, by_name[p + "k_proj/MatMul"]),
+            (v_add, by_name[p + "v_proj/MatMul"]),
+        ):
+            dropped.add(id(add))
+            rename[add.output[0]] = mm.output[0]
+        (b_v,) = [i for i in v_add.input if i in inits]
+        (b_o,) = [i for i in o_add.input if i in inits]
+        w_o = numpy_helper.to_array(inits[o_mm.input[1]])
+        folded = numpy_helper.to_array(inits[b_o]) + numpy_helper.to_array(inits[b_v]) @ w_o
+        name = p + "out_proj/bias_fold"  # per layer: equal biases may share one initializer
+        extra.append(numpy_helper.from_array(folded.astype(np.float32), name))
+        o_add.input[list(o_add.input).index(b_o)] = name
+    out = [n for n in nodes if id(n) not in dropped]
+    for n in out:
+        for j, name in enumerate(n.input):
+            n.input[j] = rename.get(name, name)
+    del g.node[:]
+    g.node.extend(out)
+    g.initializer.extend(extra)
+    return model, len(prefixes)
+
+
+def _group(op: str, out_shape: list[int]) -> str:
+    if op in ("MatMul", "FusedMatMul", "Gemm"):
+        return "attention products" if len(out_shape) == 4 else "weight GEMMs"
+    return "patch Conv" if op == "Conv" else op
+
+
+def _flops(op: str, inputs: list[list[int]], out: list[int]) -> float:
+    """Multiply-adds × 2 of one GEMM-like kernel, from the shapes ORT's profiler records (a
+    prepacked weight is not listed, so the reduced dimension is read from the first input)."""
+    if op == "Conv":
+        return 2.0 * float(np.prod(out)) * float(np.prod(inputs[1][1:]))
+    return 2.0 * float(np.prod(out)) * inputs[0][-1]
+
+
+def profile(src: Path, threads: int, bs: int, runs: int, peak_gflops: float | None) -> dict:
+    """The shipped graph's kernel time by operator group (ORT's profiler), and each GEMM-like
+    group's achieved GFLOP/s."""
     import json
 
     import onnxruntime as ort
 
     from offline_vision.models import runtime
 
-    opts = runtime.session_options(threads)
+    opts = runtime.session_options(threads, spin=True)
     opts.enable_profiling = True
     opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ovision-profile-")) / "ort")
     s = ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
@@ -165,12 +232,32 @@ def op_shares(src: Path, threads: int, bs: int, runs: int) -> dict:
     for _ in range(runs):
         s.run(None, {"pixel_values": x})
     events = json.loads(Path(s.end_profiling()).read_text())
-    by_op = collections.Counter()
+    us, flops = collections.Counter(), collections.Counter()
     for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            by_op[e["args"]["op_name"]] += e["dur"]
-    total = sum(by_op.values())
-    return {op: round(us / total, 4) for op, us in by_op.most_common()}
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        a = e["args"]
+        (out,) = a["output_type_shape"][0].values()  # {dtype: shape}
+        group = _group(a["op_name"], out)
+        us[group] += e["dur"]
+        if group in ("weight GEMMs", "attention products", "patch Conv"):
+            ins = [shape for d in a["input_type_shape"] for shape in d.values()]
+            flops[group] += _flops(a["op_name"], ins, out)
+    total = sum(us.values())
+    gemm = {}
+    for group, f in flops.items():
+        gflops = f / us[group] / 1e3
+        gemm[group] = {
+            "gflop_per_image": f / runs / bs / 1e9,
+            "gflop_per_s": gflops,
+            "fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
+        }
+    return {
+        "kernel_ms_per_image": total / 1e3 / runs / bs,
+        "share": {group: round(t / total, 4) for group, t in us.most_common()},
+        "ms_per_image": {group: t / 1e3 / runs / bs for group, t in us.most_common()},
+        "gemm": gemm,
+    }
 
 
 def main() -> None:
@@ -189,10 +276,14 @@ def main() -> None:
     if not src.exists():
         sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
     tmp = Path(tempfile.mkdtemp(prefix="ovision-fusions-"))
-    rewritten, pairs = bias_in_gemm(onnx.load(str(src)))
-    onnx.save(rewritten, str(tmp / "bias_in_gemm.onnx"))
-    qkv, triples = fused_qkv(onnx.load(str(src)))
-    onnx.save(qkv, str(tmp / "fused_qkv.onnx"))
+    counts = {}
+    for name, rewrite in (
+        ("bias_in_gemm", bias_in_gemm),
+        ("fused_qkv", fused_qkv),
+        ("bias_fold", bias_fold),
+    ):
+        model, counts[name] = rewrite(onnx.load(str(src)))
+        onnx.save(model, str(tmp / f"{name}.onnx"))
     sln = optimize_model(
         str(src),
         model_type="clip",
@@ -202,46 +293,45 @@ def main() -> None:
         opt_level=0,
     )
     sln.save_model_to_file(str(tmp / "skip_layernorm.onnx"))
-    fused = collections.Counter(n.op_type for n in sln.model.graph.node)["SkipLayerNormalization"]
-    paths = {
-        "shipped": src,
-        "bias_in_gemm": tmp / "bias_in_gemm.onnx",
-        "fused_qkv": tmp / "fused_qkv.onnx",
-        "skip_layernorm": tmp / "skip_layernorm.onnx",
-    }
-    sessions = {  # the product's session options (spinning off), on the CPU
+    ops = collections.Counter(n.op_type for n in sln.model.graph.node)
+    counts["skip_layernorm"] = ops["SkipLayerNormalization"]
+    paths = {"shipped": src, **{k: tmp / f"{k}.onnx" for k in counts}}
+    sessions = {  # classify's session options: spinning on, on the CPU
         name: ort.InferenceSession(
-            str(path), runtime.session_options(args.threads), providers=["CPUExecutionProvider"]
+            str(path),
+            runtime.session_options(args.threads, spin=True),
+            providers=["CPUExecutionProvider"],
         )
         for name, path in paths.items()
     }
-    result = {
-        "threads": args.threads,
-        "bias_in_gemm_pairs": pairs,
-        "fused_qkv_triples": triples,
-        "skip_layernorm_fused": fused,
-    }
-    for bs in (1, 32):
-        x = np.random.default_rng(0).normal(size=(bs, 3, 224, 224)).astype(np.float32)
-        ref = sessions["shipped"].run(None, {"pixel_values": x})[0]
-        times = {k: [] for k in sessions}
-        for _ in range(args.rounds):
-            for name, s in sessions.items():
-                t = time.perf_counter()
-                s.run(None, {"pixel_values": x})
-                times[name].append((time.perf_counter() - t) / bs * 1e3)
-        med = {k: float(np.median(v)) for k, v in times.items()}
+    result = {"threads": args.threads, "rewritten": counts}
+    for bs, reps in ((1, 20), (32, 2)):
+        feed = {
+            "pixel_values": np.random.default_rng(0)
+            .normal(size=(bs, 3, 224, 224))
+            .astype(np.float32)
+        }
+        ref = sessions["shipped"].run(None, feed)[0]
+        timed = time_blocks(
+            {k: functools.partial(s.run, None, feed) for k, s in sessions.items()},
+            reps=reps,
+            rounds=args.rounds,
+        )
+        med = {k: v["median_s"] / bs * 1e3 for k, v in timed.items()}
         result[f"batch_{bs}"] = {
             "ms_per_image_median": med,
             "ratio_to_shipped": {k: v / med["shipped"] for k, v in med.items()},
             "max_abs_diff_to_shipped": {
-                k: float(np.abs(s.run(None, {"pixel_values": x})[0] - ref).max())
-                for k, s in sessions.items()
+                k: float(np.abs(s.run(None, feed)[0] - ref).max()) for k, s in sessions.items()
             },
         }
         print(bs, {k: round(v, 2) for k, v in med.items()})
-    result["kernel_time_share_shipped"] = {
-        f"batch_{bs}": op_shares(src, args.threads, bs, runs) for bs, runs in ((1, 20), (32, 3))
+    del sessions
+    peak = measured_peak(args.threads)
+    result["peak"] = peak
+    result["profile_shipped"] = {
+        f"batch_{bs}": profile(src, args.threads, bs, runs, peak and peak["gflops"])
+        for bs, runs in ((1, 40), (32, 4))
     }
     print("wrote", write("clip_fusions", result))
 
