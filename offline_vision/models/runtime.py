@@ -22,7 +22,7 @@ def trim_heap() -> bool:
 
     Building a session frees each weight after prepacking it, but small allocations between
     them pin glibc's heap, so the freed space stays resident: a process holding a ViT-B/32
-    fp32 image session had 630 MB resident, 400 MB after a 15 ms trim (clip_speed.json).
+    fp32 image session had 630 MB resident, 400 MB after a 16 ms trim (clip_speed.json).
     Returns whether memory was released."""
     if not sys.platform.startswith("linux"):
         return False
@@ -62,7 +62,7 @@ def session(model: Path, *, device: str = "auto", threads: int = 1, spin: bool =
     """An InferenceSession for a model file the caller has verified.
 
     spin=True lets idle pool threads spin between operators instead of sleeping: faster when
-    the model has the cores to itself (ViT-B/32 at batch 1: 26.8 vs 28.1 ms, clip_speed.json),
+    the model has the cores to itself (ViT-B/32 at batch 1: 28.3 vs 29.7 ms, clip_speed.json),
     but the spinning threads take the cores from whatever runs next (the LLM in a dialogue),
     so it is off unless a caller knows nothing else runs."""
     opts = session_options(threads, spin=spin)
