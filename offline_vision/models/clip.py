@@ -12,9 +12,8 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from offline_vision.errors import BadInput, BadModel
-from offline_vision.models import runtime
 from offline_vision.models.preprocess import Preprocess
-from offline_vision.models.scorer import EmbeddingScorer, TextCache, l2_normalize
+from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize
 from offline_vision.models.store import Bundle
 
 log = logging.getLogger("ovision")
@@ -60,7 +59,7 @@ def _output_index(sess, preferred: str) -> int:
     raise BadModel(f"ONNX graph has no {preferred} output (outputs: {', '.join(names)})")
 
 
-class ClipScorer(EmbeddingScorer):
+class ClipScorer(BundleScorer):
     kind = "clip"
     standin = False
 
@@ -81,11 +80,13 @@ class ClipScorer(EmbeddingScorer):
             precision = "fp32" if "fp32" in onnx else "int8"
         if precision not in onnx:
             raise BadInput(f"{bundle.name} has no {precision} export (it has: {', '.join(onnx)})")
-        self.bundle, self.precision, self.device = bundle, precision, device
-        self.threads, self.spin = threads, spin
-        self.files = onnx[precision]
+        self.precision, self.files = precision, onnx[precision]
         m = bundle.manifest
         super().__init__(
+            bundle,
+            device=device,
+            threads=threads,
+            spin=spin,
             text_model_key=bundle.sha256(self.files["text"]),
             logit_scale=m["logit_scale"],
             cache=cache,
@@ -98,22 +99,12 @@ class ClipScorer(EmbeddingScorer):
 
     @cached_property
     def vision(self):
-        sess = runtime.session(
-            self.bundle.verified_path(self.files["vision"]),
-            device=self.device,
-            threads=self.threads,
-            spin=self.spin,
-        )
+        sess = self._session(self.files["vision"])
         return sess, sess.get_inputs()[0].name, _output_index(sess, "image_embeds")
 
     @cached_property
     def text(self):
-        sess = runtime.session(
-            self.bundle.verified_path(self.files["text"]),
-            device=self.device,
-            threads=self.threads,
-            spin=self.spin,
-        )
+        sess = self._session(self.files["text"])
         inputs = {i.name for i in sess.get_inputs()}
         return sess, inputs, _output_index(sess, "text_embeds")
 

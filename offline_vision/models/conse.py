@@ -15,9 +15,8 @@ import numpy as np
 from PIL import Image
 from tokenizers import Tokenizer
 
-from offline_vision.models import runtime
 from offline_vision.models.preprocess import Preprocess
-from offline_vision.models.scorer import EmbeddingScorer, TextCache, l2_normalize, softmax
+from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize, softmax
 from offline_vision.models.store import Bundle
 
 TOP_T = 10
@@ -56,7 +55,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return l2_normalize((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
 
 
-class ConseScorer(EmbeddingScorer):
+class ConseScorer(BundleScorer):
     kind = "conse"
     standin = True
 
@@ -70,9 +69,12 @@ class ConseScorer(EmbeddingScorer):
         spin: bool = False,
     ):
         m = bundle.manifest
-        self.bundle, self.device, self.threads, self.spin = bundle, device, threads, spin
         self.top_t = int(m.get("top_t", TOP_T))
         super().__init__(
+            bundle,
+            device=device,
+            threads=threads,
+            spin=spin,
             text_model_key=bundle.sha256("text_model.onnx"),
             logit_scale=m.get("logit_scale", LOGIT_SCALE),
             cache=cache,
@@ -85,21 +87,11 @@ class ConseScorer(EmbeddingScorer):
 
     @cached_property
     def image_session(self):
-        return runtime.session(
-            self.bundle.verified_path("image_model.onnx"),
-            device=self.device,
-            threads=self.threads,
-            spin=self.spin,
-        )
+        return self._session("image_model.onnx")
 
     @cached_property
     def text_session(self):
-        return runtime.session(
-            self.bundle.verified_path("text_model.onnx"),
-            device=self.device,
-            threads=self.threads,
-            spin=self.spin,
-        )
+        return self._session("text_model.onnx")
 
     @cached_property
     def tokenizer(self) -> MiniLMTokenizer:

@@ -7,12 +7,15 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from offline_vision.progress import bar as progress_bar
+
+if TYPE_CHECKING:
+    from offline_vision.models.store import Bundle
 
 log = logging.getLogger("ovision")
 
@@ -160,3 +163,30 @@ class EmbeddingScorer(ABC):
         self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
     ) -> np.ndarray:
         return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+
+
+class BundleScorer(EmbeddingScorer):
+    """An EmbeddingScorer whose towers are ONNX files of an installed model bundle, all run
+    with the same device, thread count and spinning (see runtime.session)."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        device: str,
+        threads: int,
+        spin: bool,
+        text_model_key: str,
+        logit_scale: float,
+        cache: TextCache | None,
+    ) -> None:
+        super().__init__(text_model_key=text_model_key, logit_scale=logit_scale, cache=cache)
+        self.bundle, self.device, self.threads, self.spin = bundle, device, threads, spin
+
+    def _session(self, rel: str):
+        """A session on the bundle's file `rel`, checked against its sha256 first."""
+        from offline_vision.models import runtime
+
+        return runtime.session(
+            self.bundle.verified_path(rel), device=self.device, threads=self.threads, spin=self.spin
+        )
