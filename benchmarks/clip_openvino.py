@@ -58,8 +58,9 @@ def _sessions(threads: int, provider: str, *, split: bool) -> dict:
     if provider == "cpu":
         sessions = {"ort_cpu_ep": make("CPUExecutionProvider")}
         if split:
-            one = make("CPUExecutionProvider", threads=1, spin=False)
-            sessions["ort_cpu_ep_2_sessions"] = (one, make("CPUExecutionProvider", 1, False))
+            sessions["ort_cpu_ep_2_sessions"] = tuple(
+                make("CPUExecutionProvider", threads=1, spin=False) for _ in range(2)
+            )
     else:
         sessions = {"ort_openvino_ep": make(openvino())}
         if split:

@@ -138,14 +138,12 @@ def text_torch_engines(threads: int, batches: list[np.ndarray]) -> dict:
     return {"pytorch_eager": run}
 
 
-def text_ort_engines(threads: int, home: Path, prompts: list[str]) -> dict:
+def text_ort_engines(threads: int, models_dir: Path, prompts: list[str]) -> dict:
     """The exported text towers through the product's scorer (tokenizing included)."""
-    from offline_vision.config import Settings
     from offline_vision.models import registry, store
     from offline_vision.models.clip import ClipScorer
 
-    models = Settings.from_env().replace(home=home).models_dir
-    bundle = store.load(models, registry.CLIP)
+    bundle = store.load(models_dir, registry.CLIP)
 
     def run(scorer):
         return [scorer._embed_texts(prompts[i : i + 64]) for i in range(0, len(prompts), 64)]
@@ -274,7 +272,7 @@ def main() -> None:
     tt = time_blocks_isolated(
         [
             functools.partial(text_torch_engines, threads, batches),
-            functools.partial(text_ort_engines, threads, home, prompts),
+            functools.partial(text_ort_engines, threads, settings.models_dir, prompts),
         ],
         reps=1,
         rounds=3,
@@ -298,7 +296,7 @@ def main() -> None:
             "seconds_median": float(np.median([r[0] for r in runs])),
             "peak_rss_mb_max": float(max(r[1] for r in runs)),
             "image_session_resident_mb": session_resident_mb(
-                bundle.file(bundle.manifest["onnx"][precision]["vision"])
+                bundle.file(bundle.manifest["onnx"][precision]["vision"]), threads
             ),
         }
 
@@ -345,7 +343,8 @@ import numpy as np, onnxruntime as ort
 from offline_vision.models import runtime
 def mb(key):
     return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) / 1024
-s = ort.InferenceSession(sys.argv[1], runtime.session_options(2), providers=["CPUExecutionProvider"])
+opts = runtime.session_options(int(sys.argv[2]))
+s = ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
 s.run(None, {"pixel_values": np.zeros((1, 3, 224, 224), np.float32)})
 loaded = mb("VmRSS")
 t = time.perf_counter()
@@ -356,11 +355,14 @@ print(json.dumps({"untrimmed": loaded, "trimmed": mb("VmRSS"), "peak": mb("VmHWM
 """
 
 
-def session_resident_mb(model: Path) -> dict:
+def session_resident_mb(model: Path, threads: int) -> dict:
     """Resident MB of a fresh process holding one image session after a batch-1 run, before and
     after runtime.trim_heap (which runtime.session calls once the session is built)."""
     out = subprocess.run(
-        [sys.executable, "-c", _RESIDENT, str(model)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _RESIDENT, str(model), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)
 
