@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -118,10 +117,9 @@ def classify(ctx, images, labels, template, top_k, precision, scorer, device, as
     if len(paths) == 1:
         load_image(paths[0])  # one bad file: one error line, before any model work
     label_set = parse_labels(labels)
+    chosen = parse_template(template, label_set) if template else None  # before any model work
     eyes = load_scorer(settings, scorer, precision=precision, spin=True)
-    templates = (
-        parse_template(template, label_set) if template else eyes.default_templates(label_set.name)
-    )
+    templates = chosen or eyes.default_templates(label_set.name)
     failures = 0
     for result in classify_paths(
         eyes, paths, label_set.labels, templates, top_k=top_k, batch_size=batch_size
@@ -147,35 +145,33 @@ def classify(ctx, images, labels, template, top_k, precision, scorer, device, as
     type=click.Path(path_type=Path),
     help="Bundle directory to write (default: <checkpoint>-onnx). Install it with `models import`.",
 )
+@click.option(
+    "--force", is_flag=True, help="Replace --out even if it is a directory this tool did not make."
+)
+@json_option
 @click.pass_context
-def export_cmd(ctx, checkpoint: Path, out: Path | None):
-    """Export a Hugging Face CLIP CHECKPOINT directory to ONNX (fp32 + int8), validated."""
-    from offline_vision.export.clip import export_clip
-    from offline_vision.models import store
-    from offline_vision.models.integrity import sha256_file
+def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bool):
+    """Export a Hugging Face CLIP CHECKPOINT directory to ONNX (fp32 + int8), validated.
 
-    settings = settings_of(ctx)
+    An existing --out is replaced only if it is empty or an earlier export (or with --force);
+    the new export is written beside it and renamed into place.
+    """
+    from offline_vision.provision import export_checkpoint
+
     out = out or checkpoint.with_name(checkpoint.name + "-onnx")
-    source = {
-        "type": "directory",
-        "path": str(checkpoint.resolve()),
-        "files": {f.name: sha256_file(f) for f in sorted(checkpoint.iterdir()) if f.is_file()},
-    }
-    staging = out.with_name(out.name + ".tmp")
-    files, meta = export_clip(
-        checkpoint, staging, photo_dir=settings.data_dir / "photos", source=source
-    )
-    bundle = store.install(out.parent, out.name, "clip", files, meta, move=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    v = meta["validation"]
-    click.echo(f"wrote {bundle.path}")
+    manifest = export_checkpoint(settings_of(ctx), checkpoint, out, force=force)
+    v = manifest["validation"]
+    if as_json:
+        click.echo(json.dumps({"path": str(out), "validation": v}))
+        return
+    click.echo(f"wrote {out}")
     for tower in ("image", "text"):
         fp32, int8 = v["fp32_vs_pytorch"][tower], v["int8_vs_fp32"][tower]
         click.echo(
             f"  {tower}: fp32 vs PyTorch cosine {fp32['cosine_min']:.6f} max-abs {fp32['max_abs']:.1e};"
             f" int8 vs fp32 cosine {int8['cosine_min']:.4f}"
         )
-    click.echo(f"install with: ovision models import {bundle.path}")
+    click.echo(f"install with: ovision models import {out}")
 
 
 reasoner_option = click.option(

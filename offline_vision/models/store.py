@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from offline_vision.errors import ChecksumMismatch, ModelNotFound
+from offline_vision.errors import BadInput, ChecksumMismatch, ModelNotFound
 from offline_vision.models import registry
-from offline_vision.models.integrity import read_verified, sha256_file
+from offline_vision.models.integrity import CHUNK, read_verified, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "ovision-bundle/1"
+# A model name is one plain path component: it becomes a directory under the models folder.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_name(name: object) -> str:
+    """`name` if it is a plain registry-style model name; BadInput otherwise (`.`, `..`, `a/b`…)."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.endswith("."):
+        raise BadInput(
+            f"invalid model name {name!r}: use letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit (no path separators)"
+        )
+    return name
+
+
+def check_rel(rel: object) -> str:
+    """A manifest file key, refused unless it is a relative POSIX path with no `..` or `.`."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
+        raise BadInput(f"unsafe file name {rel!r} in manifest")
+    parts = PurePosixPath(rel).parts
+    if rel.startswith("/") or any(p in ("..", ".", "") for p in parts) or rel.endswith("/"):
+        raise BadInput(f"unsafe file name {rel!r} in manifest (absolute, '..' or '.')")
+    return rel
+
+
+def inside(root: Path, rel: str) -> Path:
+    """root/rel, refused when its resolved location (symlinks followed) is not inside root."""
+    path = root / check_rel(rel)
+    real_root = root.resolve()
+    if not path.resolve().is_relative_to(real_root):
+        raise BadInput(f"{rel!r} resolves outside {root}; refusing it")
+    return path
 
 
 def provision_hint(name: str) -> str:
@@ -80,7 +114,7 @@ class Bundle:
 
 
 def model_dir(models_dir: Path, name: str) -> Path:
-    return models_dir / name
+    return models_dir / check_name(name)
 
 
 def load(models_dir: Path, name: str) -> Bundle:
@@ -101,6 +135,66 @@ def installed(models_dir: Path) -> list[str]:
     return sorted(p.name for p in models_dir.iterdir() if (p / MANIFEST).exists())
 
 
+def _copy_verified(src: Path, dest: Path, expected: str | None, *, move: bool) -> str:
+    """Copy src to dest, hashing the bytes written; raises unless they hash to `expected`."""
+    if src.is_symlink() or not src.is_file():
+        raise BadInput(f"{src}: not a regular file")
+    if move and expected is None:
+        shutil.move(src, dest)
+        return sha256_file(dest)
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dest, "xb") as fout:
+        while block := fin.read(CHUNK * 8):
+            h.update(block)
+            fout.write(block)
+    digest = h.hexdigest()
+    if expected is not None and digest != expected:
+        raise ChecksumMismatch(
+            f"{src}: does not verify: sha256 {digest[:16]}… is not the manifest's {expected[:16]}…"
+        )
+    if move:
+        src.unlink()
+    return digest
+
+
+def write_bundle(
+    directory: Path,
+    name: str,
+    kind: str,
+    files: dict[str, Path],
+    meta: dict,
+    *,
+    expected: dict[str, str] | None = None,
+    move: bool = False,
+) -> dict:
+    """Fill an empty `directory` with `files` and a manifest (written last); returns it.
+
+    Every destination is checked to lie inside `directory`; with `expected` (rel → sha256) the
+    bytes are hashed as they are copied, so what is installed is exactly what was verified.
+    """
+    listing = {}
+    for rel, src in files.items():
+        dest = inside(directory, rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        inside(directory, rel)  # again: creating parents must not have made a way out
+        digest = _copy_verified(Path(src), dest, (expected or {}).get(rel), move=move)
+        listing[rel] = {"sha256": digest, "size": dest.stat().st_size}
+    manifest = {"format": FORMAT, "name": name, "kind": kind, **meta, "files": listing}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put directory `new` at `final`; an existing `final` is moved aside first, then deleted."""
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / "d")
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def install(
     models_dir: Path,
     name: str,
@@ -109,31 +203,22 @@ def install(
     meta: dict,
     *,
     move: bool = False,
+    expected: dict[str, str] | None = None,
 ) -> Bundle:
     """Copy (or move) `files` into a fresh model directory and write its manifest last.
 
     The manifest is what makes a model count as installed, so a crash mid-way leaves nothing
-    that looks usable.
+    that looks usable. Nothing outside `models_dir/name` is written.
     """
     final = model_dir(models_dir, name)
-    staging = final.with_name(f".{name}.staging")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    listing = {}
-    for rel, src in files.items():
-        dest = staging / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            shutil.move(src, dest)
-        else:
-            shutil.copyfile(src, dest)
-        listing[rel] = {"sha256": sha256_file(dest), "size": dest.stat().st_size}
-    manifest = {"format": FORMAT, "name": name, "kind": kind, **meta, "files": listing}
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=models_dir))
+    try:
+        manifest = write_bundle(staging, name, kind, files, meta, expected=expected, move=move)
+        replace_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return Bundle(name, final, manifest)
 
 
