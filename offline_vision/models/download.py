@@ -17,12 +17,33 @@ RETRIES = 4
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def make_client() -> httpx.Client:
-    headers = {"User-Agent": "offline_vision"}
+class HostToken(httpx.Auth):
+    """A bearer token sent to one host only (HF_TOKEN to the hub, never to a package index).
+
+    httpx drops the Authorization header itself when a redirect leaves the origin."""
+
+    def __init__(self, host: str, token: str):
+        self.host, self.token = host, token
+
+    def auth_flow(self, request: httpx.Request):
+        if request.url.host == self.host:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
+def make_client(token_host: str | None = None) -> httpx.Client:
+    """A download client; with `token_host` (the hub's URL), HF_TOKEN goes to that host only."""
+    auth = None
     token = os.environ.get("HF_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.Client(follow_redirects=True, timeout=TIMEOUT, headers=headers, trust_env=True)
+    if token and token_host:
+        auth = HostToken(httpx.URL(token_host).host, token)
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=TIMEOUT,
+        headers={"User-Agent": "offline_vision"},
+        auth=auth,
+        trust_env=True,
+    )
 
 
 def _hash_prefix(path: Path) -> hashlib._Hash:
@@ -103,5 +124,15 @@ def download(
 
 def _safe(url: str) -> str:
     """A URL without query or credentials, fit for an error message."""
-    u = httpx.URL(url)
-    return str(u.copy_with(query=None, username=None, password=None))
+    return safe_url(str(httpx.URL(url).copy_with(query=None)))
+
+
+def safe_url(url: str) -> str:
+    """`url` with any user:password removed: what may be printed, logged or recorded."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<unparseable URL>"
+    if not u.userinfo:
+        return url
+    return str(u.copy_with(username=None, password=None))

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from offline_vision.errors import ChecksumMismatch, DownloadError
-from offline_vision.models.download import download
+from offline_vision.models.download import download, safe_url
 from offline_vision.models.integrity import git_blob_sha1
 
 
@@ -22,21 +22,29 @@ class HubFile:
 
 def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict[str, HubFile]:
     url = f"{endpoint.rstrip('/')}/api/models/{repo}/revision/{revision}"
+    where = safe_url(endpoint)
     try:
         r = client.get(url, params={"blobs": "true"})
     except httpx.HTTPError as e:
-        raise DownloadError(f"cannot reach the model hub at {endpoint} ({e})") from e
+        raise DownloadError(f"cannot reach the model hub at {where} ({type(e).__name__})") from None
     if r.status_code != 200:
         raise DownloadError(f"the hub answered HTTP {r.status_code} for {repo}@{revision[:12]}")
-    files = {}
-    for s in r.json().get("siblings", []):
-        lfs = s.get("lfs") or {}
-        files[s["rfilename"]] = HubFile(
-            path=s["rfilename"],
-            size=lfs.get("size", s.get("size")),
-            sha256=lfs.get("sha256"),
-            blob_id=None if lfs else s.get("blobId"),
-        )
+    # A captive portal or proxy answers 200 with a web page: that is "no hub", not a crash.
+    try:
+        siblings = r.json()["siblings"]
+        files = {}
+        for s in siblings:
+            lfs = s.get("lfs") or {}
+            files[s["rfilename"]] = HubFile(
+                path=s["rfilename"],
+                size=lfs.get("size", s.get("size")),
+                sha256=lfs.get("sha256"),
+                blob_id=None if lfs else s.get("blobId"),
+            )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DownloadError(
+            f"{where} did not answer like a model hub (got {r.headers.get('content-type', '?')})"
+        ) from None
     return files
 
 

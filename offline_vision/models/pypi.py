@@ -10,7 +10,7 @@ from urllib.parse import urldefrag, urljoin
 import httpx
 
 from offline_vision.errors import DownloadError
-from offline_vision.models.download import download
+from offline_vision.models.download import download, safe_url
 from offline_vision.models.integrity import sha256_file
 
 
@@ -44,14 +44,14 @@ def resolve(client: httpx.Client, index_url: str, project: str, filename: str) -
     try:
         r = client.get(page, headers={"Accept": "text/html"})
     except httpx.HTTPError as e:
-        raise DownloadError(f"cannot reach the package index {index_url} ({e})") from e
+        raise DownloadError(f"cannot reach the package index {safe_url(index_url)} ({e})") from None
     if r.status_code != 200:
         raise DownloadError(f"the package index answered HTTP {r.status_code} for {project}")
     parser = _Links()
     parser.feed(r.text)
     href = parser.links.get(filename)
     if href is None:
-        raise DownloadError(f"{filename} is not listed on {page}")
+        raise DownloadError(f"{filename} is not listed on {safe_url(page)}")
     return urldefrag(urljoin(str(r.url), href)).url
 
 

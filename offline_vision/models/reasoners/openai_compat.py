@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import httpx
 
 from offline_vision.errors import ReasonerError
+from offline_vision.models.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -58,17 +59,33 @@ class OpenAICompatReasoner(BaseReasoner):
         backoff: float = 0.5,
     ):
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
         self.name = f"openai:{model}"
         self._key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if not self._key and not _is_local(self.base_url):
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._secrets = [self._key] if self._key else []
+        auth = None
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise ReasonerError("the reasoner's base URL is not a valid URL") from None
+        if parsed.userinfo:
+            # user:password in the URL: never shown or recorded, and never a silent substitute
+            # for the Bearer key.
+            if self._key:
+                raise ReasonerError(
+                    f"{safe_url(url)}: the base URL carries credentials and OPENAI_API_KEY is "
+                    "set; use one of them"
+                )
+            auth = httpx.BasicAuth(parsed.username, parsed.password)
+            self._secrets += [s for s in (parsed.password, parsed.username) if s]
+            url = safe_url(url)
+        self.base_url = url  # credential-free: safe to print and record
+        if not self._key and auth is None and not _is_local(self.base_url):
             raise ReasonerError(
                 f"OPENAI_API_KEY is not set; {self.base_url} needs a key (set it in the environment)"
             )
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = httpx.Client(timeout=timeout, headers=headers, auth=auth)
         self._backoff = backoff
         self._mode: str | None = None  # the constrained-output mode this server accepts
 
@@ -82,7 +99,10 @@ class OpenAICompatReasoner(BaseReasoner):
         }
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        """`text` with every secret of this reasoner replaced (before any truncation)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _post(self, body: dict) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
@@ -97,9 +117,9 @@ class OpenAICompatReasoner(BaseReasoner):
             else:
                 if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
                     problem = f"HTTP {r.status_code}"
-                    wait = r.headers.get("Retry-After")
-                    if wait and wait.replace(".", "", 1).isdigit():
-                        time.sleep(min(float(wait), 10.0))
+                    wait = _seconds(r.headers.get("Retry-After"))
+                    if wait is not None:
+                        time.sleep(min(wait, 10.0))
                         continue
                 else:
                     return r
@@ -160,7 +180,7 @@ class OpenAICompatReasoner(BaseReasoner):
                 raise ReasonerError(f"{self.name}: the server rejected the API key (HTTP 401)")
             if r.status_code != 200:
                 raise ReasonerError(
-                    f"{self.name}: HTTP {r.status_code}: {self._redact(r.text[:200])}"
+                    f"{self.name}: HTTP {r.status_code}: {self._redact(r.text)[:200]}"
                 )
             if choices is not None or schema is not None:
                 self._mode = mode
@@ -171,10 +191,14 @@ class OpenAICompatReasoner(BaseReasoner):
         try:
             data = r.json()
             text = data["choices"][0]["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError) as e:
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise ReasonerError(
-                f"{self.name}: malformed response ({type(e).__name__}): {self._redact(r.text[:200])!r}"
+                f"{self.name}: malformed response ({e}): {self._redact(r.text)[:200]!r}"
             ) from None
+        # A server that echoes the key back must not get it into transcripts or records.
+        text = self._redact(text)
         if choices is not None:
             try:  # {"answer": "..."} → the answer itself, so validation sees the choice
                 obj = json.loads(text)
@@ -182,5 +206,27 @@ class OpenAICompatReasoner(BaseReasoner):
                     text = obj["answer"]
             except ValueError:
                 pass
-        u = data.get("usage") or {}
-        return text, Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0), None)
+        return text, _usage(data.get("usage"), self.name)
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds; None for an HTTP date or anything that is not a plain number."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
+
+
+def _usage(u, name: str) -> Usage:
+    """Token counts as the server gave them (absent: 0); a malformed report is an error."""
+    if u is None:
+        return Usage(0, 0, None)
+    counts = (
+        [u.get(k, 0) for k in ("prompt_tokens", "completion_tokens")]
+        if isinstance(u, dict)
+        else [None]
+    )
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise ReasonerError(f"{name}: malformed response (usage is not a pair of token counts)")
+    return Usage(counts[0], counts[1], None)
