@@ -72,7 +72,13 @@ def load_run(path: Path) -> Run:
     summary_path = path / SUMMARY
     if not summary_path.exists():
         raise DataError(f"{path}: no {SUMMARY} (not a finished run directory)")
-    return Run(path.name, path, json.loads(summary_path.read_text()), read_records(path / RECORDS))
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{summary_path}: unreadable ({e})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("n"), int):
+        raise DataError(f"{summary_path}: not an ovision run summary")
+    return Run(path.name, path, summary, read_records(path / RECORDS))
 
 
 def row(run: Run) -> dict:

@@ -7,7 +7,10 @@ state from finished records) and `__call__(index) -> dict` (at least `truth` and
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -21,6 +24,8 @@ from offline_vision.progress import bar as progress_bar
 RECORDS = "records.jsonl"
 SUMMARY = "summary.json"
 CONFIG = "config.json"
+LOCK = ".lock"
+log = logging.getLogger("ovision")
 
 
 class Task(Protocol):
@@ -33,24 +38,112 @@ class Task(Protocol):
     def __call__(self, index: int) -> dict: ...
 
 
-def read_records(path: Path) -> list[dict]:
-    """Finished records; a last line cut short by a kill is dropped (and trimmed from the file)."""
+def _is_record(obj) -> bool:
+    return isinstance(obj, dict) and "id" in obj and isinstance(obj.get("correct"), bool)
+
+
+def parse_records(path: Path) -> tuple[list[dict], list[int], bool]:
+    """(records, numbers of damaged lines, whether the last line was cut short by a kill)."""
     if not path.exists():
-        return []
-    raw = path.read_bytes()
-    records, good_bytes = [], 0
-    for line in raw.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
+        return [], [], False
+    records, bad, cut = [], [], False
+    lines = path.read_bytes().splitlines(keepends=True)
+    for number, line in enumerate(lines, 1):
+        if not line.endswith(b"\n") and number == len(lines):
+            cut = True  # a write interrupted by a kill: the item was not finished
             break
         try:
-            records.append(json.loads(line))
+            obj = json.loads(line)
         except ValueError:
-            break
-        good_bytes += len(line)
-    if good_bytes != len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(good_bytes)
+            obj = None
+        if _is_record(obj):
+            records.append(obj)
+        else:
+            bad.append(number)
+    return records, bad, cut
+
+
+def read_records(path: Path) -> list[dict]:
+    """Finished records, strictly: a damaged line is an error naming it (for reports)."""
+    records, bad, _cut = parse_records(path)
+    if bad:
+        raise DataError(
+            f"{path}: line {bad[0]} is not a record (JSON with 'id' and 'correct')"
+            + (f", and {len(bad) - 1} more" if len(bad) > 1 else "")
+        )
     return records
+
+
+def recover_records(path: Path) -> list[dict]:
+    """Finished records for a resumption. A last line cut short by a kill is dropped; damaged
+    lines elsewhere are reported and the file is moved aside whole (nothing is deleted), with
+    the good records written to a fresh file."""
+    records, bad, cut = parse_records(path)
+    if not bad and not cut:
+        return records
+    if bad:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning(
+            "%s: line(s) %s damaged; kept %d good records, moved the file to %s",
+            path,
+            ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else ""),
+            len(records),
+            aside.name,
+        )
+        os.replace(path, aside)
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return records
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary sibling and a rename (never half-written)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(out_dir: Path):
+    """Hold `out_dir`'s lock for a run: a second process writing the same run is refused."""
+    fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                f"{out_dir} is being written by another ovision process; wait for it or "
+                "choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock (so does the process dying)
+
+
+def _check_config(out_dir: Path, config: dict) -> None:
+    cfg_path = out_dir / CONFIG
+    has_records = (out_dir / RECORDS).exists() and (out_dir / RECORDS).stat().st_size > 0
+    try:
+        previous = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        previous = None
+    except (OSError, UnicodeDecodeError, ValueError):
+        previous = ...
+    if previous is None or previous is ...:
+        if has_records:
+            state = "missing" if previous is None else "unreadable"
+            raise DataError(
+                f"{out_dir} holds records but its {CONFIG} is {state}, so what produced them "
+                "cannot be checked; choose another --out (or move the records away)"
+            )
+        write_atomic(cfg_path, json.dumps(config, indent=2, default=str) + "\n")
+    elif _comparable(previous) != _comparable(config):
+        raise DataError(
+            f"{out_dir} holds a run with a different configuration; resume it with the same "
+            "options or choose another --out"
+        )
 
 
 # Settings that may change between a run and its resumption without changing its results.
@@ -73,20 +166,16 @@ def run(task: Task, indices: list[int], out_dir: Path, *, classes: tuple[str, ..
     if not indices:
         raise DataError("nothing to evaluate (empty selection)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = {**task.config(), "n": len(indices), "indices": indices}
-    cfg_path = out_dir / CONFIG
-    if cfg_path.exists():
-        previous = json.loads(cfg_path.read_text())
-        if _comparable(previous) != _comparable(config):
-            raise DataError(
-                f"{out_dir} holds a run with a different configuration; resume it with the same "
-                "options or choose another --out"
-            )
-    else:
-        cfg_path.write_text(json.dumps(config, indent=2, default=str) + "\n")
+    with locked(out_dir):
+        return _run_locked(task, indices, out_dir, classes)
 
+
+def _run_locked(task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...]) -> dict:
+    config = {**task.config(), "n": len(indices), "indices": indices}
+    _check_config(out_dir, config)
     rec_path = out_dir / RECORDS
-    done = [r for r in read_records(rec_path) if r["id"] in set(indices)]
+    wanted = set(indices)
+    done = [r for r in recover_records(rec_path) if r["id"] in wanted]
     by_id = {r["id"]: r for r in done}
     task.resume([by_id[i] for i in indices if i in by_id])
     todo = [i for i in indices if i not in by_id]
@@ -116,9 +205,7 @@ def run(task: Task, indices: list[int], out_dir: Path, *, classes: tuple[str, ..
     extra = getattr(task, "summary_extra", None)
     if extra is not None:
         summary.update(extra(records))
-    tmp = out_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    os.replace(tmp, out_dir / SUMMARY)
+    write_atomic(out_dir / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
