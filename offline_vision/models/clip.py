@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 
 from offline_vision.errors import BadInput, BadModel
 from offline_vision.models.preprocess import Preprocess
-from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize
+from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize, text_model_key
 from offline_vision.models.store import Bundle
 
 log = logging.getLogger("ovision")
@@ -87,7 +87,12 @@ class ClipScorer(BundleScorer):
             device=device,
             threads=threads,
             spin=spin,
-            text_model_key=bundle.sha256(self.files["text"]),
+            text_model_key=text_model_key(
+                scorer="clip",
+                text_model=bundle.sha256(self.files["text"]),
+                tokenizer=bundle.sha256("tokenizer.json"),
+                text=m.get("text", {}),
+            ),
             logit_scale=m["logit_scale"],
             cache=cache,
         )

@@ -16,7 +16,13 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from offline_vision.models.preprocess import Preprocess
-from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize, softmax
+from offline_vision.models.scorer import (
+    BundleScorer,
+    TextCache,
+    l2_normalize,
+    softmax,
+    text_model_key,
+)
 from offline_vision.models.store import Bundle
 
 TOP_T = 10
@@ -75,7 +81,11 @@ class ConseScorer(BundleScorer):
             device=device,
             threads=threads,
             spin=spin,
-            text_model_key=bundle.sha256("text_model.onnx"),
+            text_model_key=text_model_key(
+                scorer="conse",
+                text_model=bundle.sha256("text_model.onnx"),
+                tokenizer=bundle.sha256("tokenizer.json"),
+            ),
             logit_scale=m.get("logit_scale", LOGIT_SCALE),
             cache=cache,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
@@ -52,8 +54,20 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+CACHE_FORMAT = 2  # bump when what a key means or how vectors are stored changes
+
+
+def text_model_key(**parts: object) -> str:
+    """The cache key of a text embedder: a digest of everything that changes an embedding
+    (text model sha256, tokenizer sha256, context length, padding…), with the cache format."""
+    canon = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
+    return f"v{CACHE_FORMAT}:" + hashlib.sha256(canon.encode()).hexdigest()
+
+
 class TextCache:
-    """Text embeddings on disk, keyed by (text model sha256, template, label). SQLite, no pickle."""
+    """Text embeddings on disk, keyed by (text_model_key, template, label). SQLite, no pickle.
+
+    A cache written in another format is dropped, not read."""
 
     def __init__(self, path: Path | None):
         self.path = path
@@ -65,10 +79,18 @@ class TextCache:
             except OSError as e:
                 log.warning("embedding cache %s unusable (%s); caching in memory only", path, e)
         self.db = sqlite3.connect(target, timeout=30)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS emb (model TEXT, template TEXT, label TEXT, vec BLOB,"
-            " PRIMARY KEY (model, template, label))"
-        )
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = self.db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            if row is None or row[0] != str(CACHE_FORMAT):
+                self.db.execute("DROP TABLE IF EXISTS emb")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),)
+                )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS emb (model TEXT, template TEXT, label TEXT, vec BLOB,"
+                " PRIMARY KEY (model, template, label))"
+            )
 
     def get_many(
         self, model: str, keys: Sequence[tuple[str, str]]
