@@ -105,3 +105,17 @@ def test_token_counts_come_from_the_gguf_tokenizer(default_llm):
     row = "01234567890123456789"
     assert default_llm.count_tokens(row) == 20
     assert default_llm.count_tokens("\n".join([row] * 20)) >= 400
+
+
+def test_installed_llama_cpp_is_native_without_amx_kernels():
+    """What scripts/install.sh builds: native SIMD kept (no slower AMD build), AMX kernels left
+    out where the CPU reports AMX (they fault under some hypervisors)."""
+    from offline_vision.models.reasoners.llama_cpp import AMX_CPU_FLAGS, cpu_flags, system_info
+
+    info, flags = system_info(), cpu_flags()
+    if "avx512f" in flags:
+        assert "AVX512 = 1" in info, info
+    if "avx2" in flags:
+        assert "AVX2 = 1" in info, info
+    if flags & set(AMX_CPU_FLAGS):
+        assert "AMX_INT8 = 1" not in info, f"built with AMX kernels: {info}"

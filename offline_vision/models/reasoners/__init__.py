@@ -31,7 +31,11 @@ def load_reasoner(
             if not path.is_file():
                 raise ModelNotFound(f"GGUF file not found: {path}")
             return LlamaCppReasoner(
-                path, name=f"local:{path.name}", n_ctx=ctx, threads=settings.threads
+                path,
+                name=f"local:{path.name}",
+                n_ctx=ctx,
+                threads=settings.threads,
+                probe_cache=settings.cache_dir / "amx_probe.json",
             )
         name = arg or registry.GGUF
         spec_entry = registry.get(name)
@@ -44,6 +48,7 @@ def load_reasoner(
             sha256=spec_entry["sha256"],
             n_ctx=ctx,
             threads=settings.threads,
+            probe_cache=settings.cache_dir / "amx_probe.json",
         )
     if kind == "openai" and arg:
         from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner

@@ -10,6 +10,9 @@ from __future__ import annotations
 import atexit
 import json
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
@@ -37,7 +40,79 @@ def _close_all() -> None:
     _LOADED.clear()
 
 
-def _load(path: Path, n_ctx: int, threads: int):
+# --- AMX: ggml's native build on an Intel Xeon that reports AMX compiles AMX kernels, and under
+# some hypervisors the first `tilezero` dies with SIGILL, taking the process with it. Where the
+# loaded build has AMX kernels and the CPU claims AMX, a child process tries the model first.
+AMX_CPU_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+REBUILD = (
+    f'CFLAGS="{NO_AMX}" CXXFLAGS="{NO_AMX}" pip install --force-reinstall --no-deps '
+    "--no-cache-dir llama-cpp-python==0.3.36"
+)
+PROBE_CODE = (
+    "import sys; from llama_cpp import Llama; "
+    "m = Llama(model_path=sys.argv[1], n_ctx=128, n_threads=1, verbose=False); "
+    "m.eval(m.tokenize(b'Name a mammal: cat, dog or ship?'))"
+)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def system_info() -> str:
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+def amx_at_risk(info: str, flags: set[str]) -> bool:
+    """The build reports AMX kernels and the CPU says it has AMX: the case that can fault."""
+    return "AMX_INT8 = 1" in info and bool(flags & set(AMX_CPU_FLAGS))
+
+
+def check_amx(path: Path, cache: Path | None) -> None:
+    """Raise a one-line ReasonerError where this build's AMX kernels fault on this CPU."""
+    import llama_cpp
+
+    info, flags = system_info(), cpu_flags()
+    if not amx_at_risk(info, flags):
+        return
+    lib = Path(llama_cpp.__file__).parent
+    libs = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(lib.rglob("*.so"))]
+    key = json.dumps([str(lib), libs, sorted(flags), info], sort_keys=True)
+    verdicts = {}
+    if cache is not None and cache.exists():
+        try:
+            verdicts = json.loads(cache.read_text())
+        except ValueError:
+            verdicts = {}
+    if key not in verdicts:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", PROBE_CODE, str(path)], capture_output=True, timeout=300
+            )
+            verdicts[key] = "sigill" if proc.returncode == -signal.SIGILL else "ok"
+        except subprocess.TimeoutExpired:
+            verdicts[key] = "ok"  # slow is not a fault; the real load will tell
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(verdicts))
+    if verdicts[key] == "sigill":
+        raise ReasonerError(
+            "this llama-cpp-python build uses AMX kernels that fault on this CPU (SIGILL); "
+            f"rebuild it without AMX: {REBUILD}"
+        )
+
+
+def _load(path: Path, n_ctx: int, threads: int, probe_cache: Path | None = None):
     key = (str(path), n_ctx, threads)
     if key not in _LOADED:
         try:
@@ -46,6 +121,7 @@ def _load(path: Path, n_ctx: int, threads: int):
             raise ReasonerError(
                 "local reasoners need llama-cpp-python: pip install 'offline_vision[llm]'"
             ) from e
+        check_amx(path, probe_cache)
         _close_all()  # keep one model in memory at a time
         try:
             _LOADED[key] = Llama(
@@ -69,8 +145,10 @@ class LlamaCppReasoner(BaseReasoner):
         sha256: str | None = None,
         n_ctx: int = DEFAULT_CTX,
         threads: int = 1,
+        probe_cache: Path | None = None,
     ):
         self.path, self.name, self.n_ctx, self.threads = Path(path), name, n_ctx, threads
+        self.probe_cache = probe_cache  # where the AMX probe's verdict is kept
         self.expected_sha256 = sha256
         self._verified: str | None = None
 
@@ -94,7 +172,7 @@ class LlamaCppReasoner(BaseReasoner):
     @property
     def llm(self):
         self.verify()
-        return _load(self.path, self.n_ctx, self.threads)
+        return _load(self.path, self.n_ctx, self.threads, self.probe_cache)
 
     def describe(self) -> dict:
         return {
