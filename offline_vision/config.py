@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from offline_vision.errors import BadInput
+
 DEFAULT_HUB_URL = "https://huggingface.co"
 DEFAULT_PYPI_URL = "https://pypi.org/simple"
 
@@ -32,6 +34,27 @@ def physical_cores() -> int:
     except OSError:
         pass
     return max(1, n_logical)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _threads(value: str | None) -> int:
+    if not value:
+        return physical_cores()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise BadInput(f"OVISION_THREADS={value!r}: give a whole number of threads (1–1024)")
+    return n
+
+
+def _device(value: str | None) -> str:
+    if value and value not in DEVICES:
+        raise BadInput(f"OVISION_DEVICE={value!r}: unknown device; use one of {', '.join(DEVICES)}")
+    return value or "auto"
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -83,8 +106,8 @@ class Settings:
             "pypi_url": (
                 env.get("OVISION_PYPI_URL") or env.get("PIP_INDEX_URL") or DEFAULT_PYPI_URL
             ),
-            "threads": int(env.get("OVISION_THREADS") or physical_cores()),
-            "device": env.get("OVISION_DEVICE") or "auto",
+            "threads": _threads(env.get("OVISION_THREADS")),
+            "device": _device(env.get("OVISION_DEVICE")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -75,6 +76,9 @@ def parse_labels(spec: str) -> LabelSet:
         return LabelSet(spec, sets[spec])
     if spec.startswith("@"):
         path = Path(spec[1:])
+        if path.exists() and not path.is_file():
+            # A FIFO or device would block or never end: only regular files are label lists.
+            raise BadInput(f"label file {path} is not a regular file")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -98,6 +102,18 @@ def parse_template(spec: str | None, label_set: LabelSet) -> tuple[str, ...]:
     named = templates()
     if spec in named:
         return named[spec]
-    if "{}" not in spec:
-        raise BadInput(f"template {spec!r} must contain '{{}}' or be one of: {', '.join(named)}")
-    return (spec,)
+    return (check_template(spec, named),)
+
+
+def check_template(spec: str, named=()) -> str:
+    """A template with exactly one `{}` and no other replacement field (`{1}`, `{x}`, `{`)."""
+    try:
+        fields = [f for _text, f, _spec, _conv in string.Formatter().parse(spec) if f is not None]
+    except ValueError as e:
+        fields = [f"invalid ({e})"]
+    if fields != [""]:
+        raise BadInput(
+            f"template {spec!r} must contain '{{}}' exactly once and no other braces"
+            + (f", or be one of: {', '.join(named)}" if named else "")
+        )
+    return spec

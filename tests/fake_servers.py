@@ -23,6 +23,8 @@ class FakeHub:
         self.cut_after: dict[str, int] = {}  # path → bytes sent before the first reply breaks
         self.corrupt: set[str] = set()  # paths served with one byte flipped
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.auth: list[tuple[str, str | None]] = []  # (path, Authorization header)
+        self.html_api = False  # answer the API with a web page, as a captive portal does
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -46,6 +48,9 @@ class FakeHub:
             def do_GET(self):
                 path = unquote(urlparse(self.path).path)
                 hub.requests.append((path, self.headers.get("Range")))
+                hub.auth.append((path, self.headers.get("Authorization")))
+                if hub.html_api:
+                    return self._send(b"<html><body>Sign in to continue</body></html>", "text/html")
                 if path.startswith("/api/models/"):
                     return self._api(path[len("/api/models/") :])
                 if path.startswith("/simple/"):

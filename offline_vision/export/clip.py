@@ -60,9 +60,63 @@ def _check_checkpoint(ckpt: Path) -> None:
     if not (ckpt / "model.safetensors").exists():
         extra = " (pickle checkpoints are refused)" if (ckpt / "pytorch_model.bin").exists() else ""
         raise ExportError(f"{ckpt}: no model.safetensors{extra}")
-    config = json.loads((ckpt / "config.json").read_text())
+    config = _json_object(ckpt / "config.json")
     if config.get("model_type") != "clip":
         raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not 'clip'")
+    check_safetensors(ckpt / "model.safetensors")
+    vision = config.get("vision_config") or {}
+    image_size = vision.get("image_size", 224) if isinstance(vision, dict) else None
+    try:
+        pre = Preprocess.from_config(_json_object(ckpt / "preprocessor_config.json"))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ExportError(f"{ckpt}/preprocessor_config.json: malformed ({e})") from None
+    if pre.crop != (image_size, image_size):
+        raise ExportError(
+            f"{ckpt}: preprocessor_config.json crops to {pre.crop[0]}×{pre.crop[1]} but the "
+            f"model's image_size is {image_size}"
+        )
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ExportError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ExportError(f"{path}: expected a JSON object")
+    return value
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a safetensors file whose header is malformed, before any library parses it."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 2 <= n <= min(size - 8, 100 * 2**20):
+            raise ExportError(f"{path}: malformed safetensors header (length {n})")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ExportError(f"{path}: malformed safetensors header ({e})") from None
+    data = size - 8 - n
+    ok = isinstance(header, dict)
+    for name, t in header.items() if ok else ():
+        if name == "__metadata__":
+            continue
+        offsets = t.get("data_offsets") if isinstance(t, dict) else None
+        ok = (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data
+            and isinstance(t.get("shape"), list)
+            and isinstance(t.get("dtype"), str)
+        )
+        if not ok:
+            break
+    if not ok:
+        raise ExportError(f"{path}: malformed safetensors header (bad tensor entry)")
 
 
 def _onnx_configs():
@@ -115,7 +169,12 @@ def export_clip(
 
     _check_checkpoint(ckpt)
     out.mkdir(parents=True, exist_ok=True)
-    model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
+    try:
+        model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        raise ExportError(
+            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
+        ) from None
     text, vision = text_tower(model), vision_tower(model)
     TextConfig, VisionConfig = _onnx_configs()
     export_models(

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from offline_vision.config import DEVICES
 from offline_vision.errors import BadInput, BadModel
 
 log = logging.getLogger("ovision")
 ort.set_default_logger_severity(3)  # ORT's own warnings are noise for users
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def trim_heap() -> bool:
@@ -66,8 +65,9 @@ def session(model: Path, *, device: str = "auto", threads: int = 1, spin: bool =
     but the spinning threads take the cores from whatever runs next (the LLM in a dialogue),
     so it is off unless a caller knows nothing else runs."""
     opts = session_options(threads, spin=spin)
+    chosen = providers(device)  # an unknown device is the user's error, not the model's
     try:
-        sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers(device))
+        sess = ort.InferenceSession(str(model), sess_options=opts, providers=chosen)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise BadModel(f"{model.name}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
