@@ -9,6 +9,7 @@ import numpy as np
 
 from offline_vision.errors import BadInput
 from offline_vision.images import load_image
+from offline_vision.knowledge import FollowUp, Knowledge, LabelScorer
 from offline_vision.models.scorer import EmbeddingScorer
 from offline_vision.progress import bar as progress_bar
 
@@ -21,9 +22,11 @@ def classify_paths(
     *,
     top_k: int = 5,
     batch_size: int = 32,
+    knowledge: Knowledge | None = None,
+    follow_up: FollowUp | None = None,
 ) -> Iterator[dict]:
     """One result dict per path, in order: top-k labels, or {"error": ...} for a bad file."""
-    label_emb = eyes.encode_labels(labels, templates)
+    scorer = LabelScorer(eyes, labels, templates, knowledge)
     k = min(top_k, len(labels))
     about = eyes.describe()
     with progress_bar(len(paths), "classifying", unit="img", min_total=batch_size + 1) as bar:
@@ -37,14 +40,22 @@ def classify_paths(
                 except BadInput as e:
                     results.append({"image": str(p), "error": str(e)})
             if loaded:
-                probs = eyes.probabilities(eyes.encode_images(loaded), label_emb)
+                emb = eyes.encode_images(loaded)
+                probs = scorer.probabilities(emb)
                 ok = (r for r in results if "error" not in r)
-                for r, row in zip(ok, probs, strict=True):
+                for n, (r, row) in enumerate(zip(ok, probs, strict=True)):
                     top = np.argsort(-row)[:k]
                     r["labels"] = [
                         {"label": labels[i], "probability": round(float(row[i]), 6)} for i in top
                     ]
                     r["scorer"] = about
+                    if knowledge is not None:
+                        r["knowledge"] = {
+                            "strategy": knowledge.strategy,
+                            "sha256": knowledge.digest,
+                        }
+                    if follow_up is not None:
+                        r["follow_up"] = follow_up(emb[n], row, labels)
             yield from results
             bar.update(len(batch))
 
@@ -54,34 +65,51 @@ class ScorerTask:
 
     name = "clip"
 
-    def __init__(self, dataset, scorer, templates=None):
+    def __init__(self, dataset, scorer, templates=None, *, knowledge=None, follow_up=None):
         self.dataset, self.scorer = dataset, scorer
         self.labels = list(dataset.classes)
         self.templates = tuple(templates or scorer.default_templates(dataset.name))
-        self._label_emb = None
+        self.knowledge, self.follow_up = knowledge, follow_up
+        self._label_scorer = None
 
     def config(self) -> dict:
-        return {
+        cfg = {
             "task": "clip",
             "dataset": self.dataset.name,
             "labels": self.labels,
             "templates": list(self.templates),
             "scorer": self.scorer.describe(),
         }
+        if self.knowledge is not None:
+            cfg["knowledge"] = {
+                "strategy": self.knowledge.strategy,
+                "sha256": self.knowledge.digest,
+                "reasoner": self.knowledge.reasoner,
+            }
+        if self.follow_up is not None:
+            cfg["follow_up"] = self.follow_up.config()
+        return cfg
 
     def resume(self, records: list[dict]) -> None:
         pass
 
     def __call__(self, index: int) -> dict:
-        if self._label_emb is None:
-            self._label_emb = self.scorer.encode_labels(self.labels, self.templates)
+        if self._label_scorer is None:
+            self._label_scorer = LabelScorer(
+                self.scorer, self.labels, self.templates, self.knowledge
+            )
         item = self.dataset.item(index)
-        probs = self.scorer.probabilities(
-            self.scorer.encode_images([self.dataset.image(index)]), self._label_emb
-        )[0]
+        emb = self.scorer.encode_images([self.dataset.image(index)])
+        probs = self._label_scorer.probabilities(emb)[0]
         order = np.argsort(-probs)
-        return {
+        rec = {
             "truth": item.label,
             "prediction": self.labels[order[0]],
             "top": [[self.labels[i], round(float(probs[i]), 5)] for i in order[:5]],
         }
+        if self.knowledge is not None:
+            rec["knowledge_sha256"] = self.knowledge.digest
+        if self.follow_up is not None:
+            rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
+            rec["prediction"] = rec["follow_up"].get("prediction", rec["prediction"])
+        return rec

@@ -82,3 +82,17 @@ def test_dialogue_on_a_cifar_image(run_cli_real, real_settings):
     d = json.loads(r.stdout)
     assert d["answer"]["label"] in CIFAR10
     assert 1 <= len(d["rounds"]) <= 2 and all(len(x["candidates"]) >= 2 for x in d["rounds"])
+
+
+def test_classify_with_descriptions_from_the_default_llm(run_cli_real):
+    """The issue's command: descriptions written once per label set, then read from the cache."""
+    args = ("classify", EXAMPLE, "--labels", "cifar10", "--knowledge", "descriptions")
+    r = run_cli_real(*args, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["knowledge"]["strategy"] == "descriptions" and len(out["labels"]) == 5
+    assert {x["label"] for x in out["labels"]} <= set(CIFAR10)
+    r = run_cli_real("labels", "expand", "--labels", "cifar10", "--strategy", "descriptions")
+    assert r.exit_code == 0 and "from the cache" in r.stdout, r.output
+    again = json.loads(run_cli_real(*args, "--json").stdout)
+    assert again == out
