@@ -10,6 +10,22 @@ from pathlib import Path
 import click
 
 from offline_vision import __version__
+from offline_vision.cli_common import (
+    apply,
+    base_url_option,
+    ctx_option,
+    device_option,
+    json_option,
+    precision_option,
+    reasoner_option,
+    scorer_option,
+    settings_of,
+)
+from offline_vision.cli_dialogue import dialogue
+from offline_vision.cli_eval import eval_group, report
+from offline_vision.cli_knowledge import knowledge_options, knowledge_parts, labels_group
+from offline_vision.cli_models import models
+from offline_vision.cli_pixels import pixels
 from offline_vision.config import Settings
 from offline_vision.errors import OVisionError
 
@@ -65,26 +81,6 @@ def cli(ctx: click.Context, quiet: bool, threads: int | None) -> None:
     ctx.obj = Settings.from_env(threads=threads)
 
 
-def settings_of(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
-
-
-scorer_option = click.option(
-    "--scorer",
-    type=click.Choice(["auto", "clip", "conse"]),
-    default="auto",
-    show_default=True,
-    help="auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced).",
-)
-device_option = click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default=None,
-    help="ONNX Runtime device (auto: CUDA when onnxruntime-gpu sees a GPU).  [default: auto]",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
 @cli.command()
 @click.argument("images", nargs=-1, required=True)
 @click.option(
@@ -97,16 +93,23 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
     "--template", help="Prompt template with {} or an ensemble name (cifar10, imagenet, single)."
 )
 @click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
-@click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True
-)
+@precision_option
 @scorer_option
 @device_option
 @json_option
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@apply(knowledge_options)
 @click.pass_context
-def classify(ctx, images, labels, template, top_k, precision, scorer, device, as_json, batch_size):
-    """Top-k labels for IMAGES (files, directories or globs), as a table or JSON lines."""
+def classify(
+    ctx, images, labels, template, top_k, precision, scorer, device, as_json, batch_size, **know
+):
+    """Top-k labels for IMAGES (files, directories or globs), as a table or JSON lines.
+
+    \b
+    With label knowledge (written once per label set by a reasoner, then cached):
+      ovision classify photo.jpg --labels cifar10 --knowledge descriptions
+      ovision classify photo.jpg --labels cifar10 --follow-up 3
+    """
     from offline_vision.classify import classify_paths
     from offline_vision.images import expand_paths, load_image
     from offline_vision.labels import parse_labels, parse_template
@@ -118,11 +121,19 @@ def classify(ctx, images, labels, template, top_k, precision, scorer, device, as
         load_image(paths[0])  # one bad file: one error line, before any model work
     label_set = parse_labels(labels)
     chosen = parse_template(template, label_set) if template else None  # before any model work
-    eyes = load_scorer(settings, scorer, precision=precision, spin=True)
+    eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
     templates = chosen or eyes.default_templates(label_set.name)
+    knowledge, follow_up = knowledge_parts(settings, label_set.labels, eyes, **know)
     failures = 0
     for result in classify_paths(
-        eyes, paths, label_set.labels, templates, top_k=top_k, batch_size=batch_size
+        eyes,
+        paths,
+        label_set.labels,
+        templates,
+        top_k=top_k,
+        batch_size=batch_size,
+        knowledge=knowledge,
+        follow_up=follow_up,
     ):
         if "error" in result:
             failures += 1
@@ -134,6 +145,14 @@ def classify(ctx, images, labels, template, top_k, precision, scorer, device, as
             click.echo(result["image"])
             for item in result["labels"]:
                 click.echo(f"  {item['probability']:6.1%}  {item['label']}")
+            f = result.get("follow_up")
+            if f and f["ran"]:
+                odds = ", ".join(
+                    f"{c} {p:.0%}" for c, p in zip(f["classes"], f["probabilities"], strict=True)
+                )
+                click.echo(
+                    f"  follow-up ({'cached' if f['cached'] else 'new'}): {odds} → {f['prediction']}"
+                )
     if failures:
         raise click.ClickException(f"{failures} of {len(paths)} images could not be classified")
 
@@ -172,25 +191,6 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bo
             f" int8 vs fp32 cosine {int8['cosine_min']:.4f}"
         )
     click.echo(f"install with: ovision models import {out}")
-
-
-reasoner_option = click.option(
-    "--reasoner",
-    default="local",
-    show_default=True,
-    help="local | local:NAME | local:/path/model.gguf | openai:MODEL (server from --base-url).",
-)
-base_url_option = click.option(
-    "--base-url",
-    help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL, else OpenAI). "
-    "The key comes from $OPENAI_API_KEY only.",
-)
-ctx_option = click.option(
-    "--ctx",
-    "ctx_",
-    type=click.IntRange(256),
-    help="Context window of a local model [default: 8192].",
-)
 
 
 @cli.command()
@@ -261,14 +261,6 @@ def main() -> None:
     cli(prog_name="ovision")
 
 
-# Command groups that live in their own modules (each imports the shared options above).
-from offline_vision.cli_dialogue import dialogue  # noqa: E402
-from offline_vision.cli_eval import eval_group, report  # noqa: E402
-from offline_vision.cli_models import models  # noqa: E402
-from offline_vision.cli_pixels import pixels  # noqa: E402
-
-cli.add_command(models)
-cli.add_command(eval_group)
-cli.add_command(pixels)
-cli.add_command(report)
-cli.add_command(dialogue)
+# Every command group that lives in a module of its own, registered in one place.
+for command in (models, eval_group, report, pixels, dialogue, labels_group):
+    cli.add_command(command)

@@ -7,21 +7,24 @@ from pathlib import Path
 
 import click
 
-from offline_vision.cli import (
+from offline_vision.cli_common import (
+    apply,
     base_url_option,
     ctx_option,
     json_option,
+    precision_option,
     reasoner_option,
+    scorer_option,
     settings_of,
 )
 from offline_vision.cli_eval import (
-    apply,
     eval_common,
     eval_data_options,
     eval_group,
     finish,
     run_dir,
 )
+from offline_vision.cli_knowledge import knowledge_options, knowledge_parts
 from offline_vision.dialogue import DialogueConfig
 
 dialogue_options = [
@@ -58,20 +61,8 @@ dialogue_options = [
     reasoner_option,
     base_url_option,
     ctx_option,
-    click.option(
-        "--scorer",
-        type=click.Choice(["auto", "clip", "conse"]),
-        default="auto",
-        show_default=True,
-        help="auto: CLIP when provisioned, else the ConSE stand-in.",
-    ),
-    click.option(
-        "--precision",
-        type=click.Choice(["auto", "fp32", "int8"]),
-        default="auto",
-        show_default=True,
-        help="CLIP ONNX precision.",
-    ),
+    scorer_option,
+    precision_option,
 ]
 
 
@@ -171,18 +162,16 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
 
 @eval_group.command("clip")
 @apply(eval_data_options)
-@click.option(
-    "--scorer", type=click.Choice(["auto", "clip", "conse"]), default="auto", show_default=True
-)
-@click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True
-)
+@scorer_option
+@precision_option
 @click.option(
     "--template", help="Prompt template with {} or an ensemble name (default: per dataset)."
 )
+@apply(knowledge_options)
 @click.pass_context
-def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, template):
-    """Trial 1: the scorer alone over the dataset's class names."""
+def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, template, **know):
+    """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
+    --follow-up, label knowledge a reasoner wrote)."""
     from offline_vision.classify import ScorerTask
     from offline_vision.eval import runner
     from offline_vision.labels import LabelSet, parse_template
@@ -190,11 +179,20 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, templat
 
     settings = settings_of(ctx)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    eyes = load_scorer(settings, scorer, precision=precision, spin=True)  # no LLM here
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
-    task = ScorerTask(ds, eyes, templates)
+    eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
+    knowledge, follow_up = knowledge_parts(settings, list(ds.classes), eyes, **know)
+    task = ScorerTask(ds, eyes, templates, knowledge=knowledge, follow_up=follow_up)
+    extra = [know["knowledge"] if knowledge else None]
+    extra += [f"fu{know['follow_up']}" if follow_up else None]
     out = run_dir(
-        settings, out, "clip", dataset, sample or f"n{len(indices)}", eyes.describe()["scorer"]
+        settings,
+        out,
+        "clip",
+        dataset,
+        sample or f"n{len(indices)}",
+        eyes.describe()["scorer"],
+        *[Path(e).stem if e and "/" in e else e for e in extra],
     )
     finish(out, runner.run(task, indices, out, classes=ds.classes))
 

@@ -10,15 +10,6 @@ import click
 from offline_vision.errors import BadInput
 
 
-def apply(options):
-    def deco(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-
-    return deco
-
-
 @click.group("eval")
 def eval_group() -> None:
     """Evaluate on a dataset: JSONL per item (appended, resumable) and a summary per run."""

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from offline_vision.cli import (
+from offline_vision.cli_common import (
+    apply,
     base_url_option,
     ctx_option,
     json_option,
     reasoner_option,
     settings_of,
 )
-from offline_vision.cli_eval import apply, eval_common, eval_group, finish, run_dir
+from offline_vision.cli_eval import eval_common, eval_group, finish, run_dir
 from offline_vision.errors import BadInput
 
 

@@ -1,0 +1,31 @@
+"""The package's shape: every module imports on its own (no import circle), in a fresh process."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import offline_vision
+
+
+def _modules() -> list[str]:
+    return sorted(
+        m.name
+        for m in pkgutil.walk_packages(offline_vision.__path__, "offline_vision.")
+        if m.name != "offline_vision.__main__"
+    )
+
+
+def test_every_module_imports_on_its_own():
+    code = (
+        "import subprocess, sys\n"
+        "bad = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    r = subprocess.run([sys.executable, '-c', f'import {name}'], capture_output=True, text=True)\n"
+        "    if r.returncode:\n"
+        "        bad.append(f'{name}: {r.stderr.strip().splitlines()[-1]}')\n"
+        "print('\\n'.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *_modules()], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
