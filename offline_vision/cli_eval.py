@@ -72,10 +72,34 @@ def finish(out, summary):
     help="Compare every run with this one.",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of Markdown.")
-def report(runs, out, pair, baseline, as_csv):
-    """Merge RUNS into one table (Markdown/CSV), plot each run, compare paired runs."""
+@click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help="Write one self-contained page (runs, plots, an item browser) to --out "
+    "(default runs/report.html); opens from disk with no network.",
+)
+@click.pass_context
+def report(ctx, runs, out, pair, baseline, as_csv, as_html):
+    """Merge RUNS into one table (Markdown/CSV), plot each run, compare paired runs.
+
+    \b
+    Browse runs, images and dialogues in one page:
+      ovision report runs/t1 runs/t2 --baseline runs/t1 --html
+    """
     from offline_vision.eval import report as rep
 
+    if as_html:
+        from offline_vision.eval import html
+
+        loaded = [rep.load_run(p) for p in runs]
+        base = rep.load_run(baseline) if baseline else None
+        target = out if out.suffix == ".html" else Path("runs/report.html")
+        if out != Path("runs/report") and out.suffix != ".html":
+            target = out / "report.html"
+        path = html.write(loaded, target, baseline=base, data_dir=ctx.find_root().obj.data_dir)
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
     result = rep.report(list(runs), out, pairs=list(pair), baseline=baseline)
     click.echo(rep.to_csv(result["rows"]) if as_csv else rep.markdown(result["rows"]), nl=False)
     if result["paired"]:

@@ -16,3 +16,11 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 # --no-cache-dir: a llama-cpp-python wheel built natively on another CPU must not be reused.
 .venv/bin/pip install --no-cache-dir -e ".[$extras]"
+# The test extra's `browser` tests open the HTML report in Debian's headless Chromium.
+if [[ ",$extras," == *",test,"* ]] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: the browser tests need Chromium: sudo apt-get install chromium" >&2
+  fi
+fi
