@@ -16,6 +16,7 @@ import logging
 import re
 from pathlib import Path
 
+from offline_vision.errors import OVisionError
 from offline_vision.eval.report import Run, paired, row
 
 log = logging.getLogger("ovision")
@@ -45,7 +46,10 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
         ids = sorted({r["id"] for x in runs if x.config.get("dataset") == name for r in x.records})
         urls = {}
         for i in ids:
-            img = ds.image(i)
+            try:
+                img = ds.image(i)
+            except (IndexError, KeyError, TypeError, OSError, OVisionError):
+                continue  # an id the data at hand does not have: no thumbnail
             img.thumbnail((THUMB, THUMB), Image.LANCZOS)
             buf = io.BytesIO()
             if img.mode == "L":
