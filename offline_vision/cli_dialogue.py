@@ -18,6 +18,7 @@ from offline_vision.cli_common import (
     settings_of,
 )
 from offline_vision.cli_eval import (
+    check_concurrency,
     eval_common,
     eval_data_options,
     eval_group,
@@ -169,7 +170,9 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
 )
 @apply(knowledge_options)
 @click.pass_context
-def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, template, **know):
+def eval_clip(
+    ctx, dataset, sample, limit, seed, out, concurrency, scorer, precision, template, **know
+):
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
     --follow-up, label knowledge a reasoner wrote)."""
     from offline_vision.classify import ScorerTask
@@ -178,6 +181,7 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, templat
     from offline_vision.models.loader import load_scorer
 
     settings = settings_of(ctx)
+    check_concurrency(concurrency, know["reasoner"] if know["follow_up"] else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
@@ -194,14 +198,15 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, scorer, precision, templat
         eyes.describe()["scorer"],
         *[Path(e).stem if e and "/" in e else e for e in extra],
     )
-    finish(out, runner.run(task, indices, out, classes=ds.classes))
+    finish(out, runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency))
 
 
-def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, **opts):
+def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, **opts):
     from offline_vision.dialogue_task import DialogueTask
     from offline_vision.eval import runner
 
     settings = settings_of(ctx)
+    check_concurrency(concurrency, opts["reasoner"])
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     cfg, eyes, llm = _dialogue_parts(settings, **opts)
     task = DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed)
@@ -216,7 +221,7 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, **opts):
         who,
         eyes.describe()["scorer"],
     )
-    finish(out, runner.run(task, indices, out, classes=ds.classes))
+    finish(out, runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency))
 
 
 @eval_group.command("dialogue")

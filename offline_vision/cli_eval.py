@@ -32,6 +32,15 @@ def eval_common(settings, dataset, sample, limit, seed):
     return ds, select(ds, sample=chosen, limit=limit, seed=seed)
 
 
+concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Items in flight at once: for an openai: reasoner, whose server takes parallel "
+    "requests (a local GGUF answers one at a time).",
+)
+
 eval_data_options = [
     click.option("--dataset", default="cifar10", show_default=True),
     click.option(
@@ -42,7 +51,17 @@ eval_data_options = [
     click.option(
         "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
     ),
+    concurrency_option,
 ]
+
+
+def check_concurrency(concurrency: int, reasoner: str | None) -> None:
+    """Refuse to share one local GGUF across threads (llama.cpp contexts are not thread-safe)."""
+    if concurrency > 1 and reasoner is not None and not reasoner.startswith("openai:"):
+        raise BadInput(
+            f"--concurrency {concurrency} needs an openai: reasoner; {reasoner} (a local GGUF) "
+            "answers one request at a time"
+        )
 
 
 def finish(out, summary):

@@ -15,7 +15,14 @@ from offline_vision.cli_common import (
     reasoner_option,
     settings_of,
 )
-from offline_vision.cli_eval import eval_common, eval_group, finish, run_dir
+from offline_vision.cli_eval import (
+    check_concurrency,
+    concurrency_option,
+    eval_common,
+    eval_group,
+    finish,
+    run_dir,
+)
 from offline_vision.errors import BadInput
 
 
@@ -149,8 +156,9 @@ def pixels(ctx, image, seed, invert, show_grid, as_json, **opts):
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
 )
+@concurrency_option
 @click.pass_context
-def eval_pixels(ctx, dataset, limit, seed, sample, out, **opts):
+def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, **opts):
     """Pixel prompting on MNIST test digits (with the knn and majority baselines)."""
     from offline_vision.eval import runner
     from offline_vision.pixels import PixelTask
@@ -158,6 +166,8 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, **opts):
     settings = settings_of(ctx)
     if dataset != "mnist":
         raise BadInput(f"eval pixels runs on mnist, not {dataset!r}")
+    llm_used = opts["strategy"] not in ("knn", "majority")
+    check_concurrency(concurrency, opts["reasoner"] if llm_used else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     method = _pixel_method(settings, seed=seed, **opts)
     strategy, encoding = opts["strategy"], opts["encoding"]
@@ -172,4 +182,9 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, **opts):
         f"n{len(indices)}",
         f"s{seed}",
     )
-    finish(out, runner.run(PixelTask(ds, method), indices, out, classes=ds.classes))
+    finish(
+        out,
+        runner.run(
+            PixelTask(ds, method), indices, out, classes=ds.classes, concurrency=concurrency
+        ),
+    )

@@ -317,6 +317,11 @@ class PixelTask:
 
     name = "pixels"
 
+    @property
+    def sequential(self) -> bool:
+        """`feedback` shows the model its earlier answers: items cannot run side by side."""
+        return getattr(self.method, "strategy", None) == "feedback"
+
     def __init__(self, dataset, method, *, dataset_name: str = "mnist"):
         self.dataset, self.method, self.dataset_name = dataset, method, dataset_name
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Protocol
 
@@ -161,16 +164,65 @@ def _comparable(cfg) -> str:
     return json.dumps(strip(json.loads(json.dumps(cfg, default=str))), sort_keys=True)
 
 
-def run(task: Task, indices: list[int], out_dir: Path, *, classes: tuple[str, ...] = ()) -> dict:
-    """Evaluate `indices` (in order) into `out_dir`, resuming; returns the summary."""
+def run(
+    task: Task,
+    indices: list[int],
+    out_dir: Path,
+    *,
+    classes: tuple[str, ...] = (),
+    concurrency: int = 1,
+) -> dict:
+    """Evaluate `indices` into `out_dir`, resuming; returns the summary. With `concurrency` > 1,
+    that many items are in flight at once (threads; for tasks whose reasoner is a server) and
+    records are appended as they finish; the summary is in `indices` order either way."""
     if not indices:
         raise DataError("nothing to evaluate (empty selection)")
+    if concurrency > 1 and getattr(task, "sequential", False):
+        raise DataError(
+            f"{task.name}: each item depends on the ones before it; run it with concurrency 1"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir):
-        return _run_locked(task, indices, out_dir, classes)
+        return _run_locked(task, indices, out_dir, classes, concurrency)
 
 
-def _run_locked(task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...]) -> dict:
+def _timed(task: Task, index: int) -> dict:
+    t = time.perf_counter()
+    rec = task(index)
+    return {
+        "id": index,
+        **rec,
+        "correct": rec["prediction"] == rec["truth"],
+        "latency_s": round(time.perf_counter() - t, 4),
+    }
+
+
+def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
+    """Finished records, as they finish; at most `concurrency` items in flight."""
+    if concurrency <= 1:
+        for index in todo:
+            yield _timed(task, index)
+        return
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ovision-item")
+    pending: set = set()
+    queue = iter(todo)
+    try:
+        for index in itertools.islice(queue, concurrency):
+            pending.add(pool.submit(_timed, task, index))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_timed, task, nxt))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_locked(
+    task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], concurrency: int
+) -> dict:
     config = {**task.config(), "n": len(indices), "indices": indices}
     _check_config(out_dir, config)
     rec_path = out_dir / RECORDS
@@ -180,28 +232,28 @@ def _run_locked(task: Task, indices: list[int], out_dir: Path, classes: tuple[st
     task.resume([by_id[i] for i in indices if i in by_id])
     todo = [i for i in indices if i not in by_id]
     correct = sum(r["correct"] for r in done)
+    t0 = time.perf_counter()
     with (
         open(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
-        for n, index in enumerate(todo, len(done) + 1):
-            t = time.perf_counter()
-            rec = task(index)
-            rec = {
-                "id": index,
-                **rec,
-                "correct": rec["prediction"] == rec["truth"],
-                "latency_s": round(time.perf_counter() - t, 4),
-            }
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        for n, rec in enumerate(_results(task, todo, concurrency), len(done) + 1):
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one writer, whole lines
             out.flush()
             os.fsync(out.fileno())
-            by_id[index] = rec
+            by_id[rec["id"]] = rec
             correct += rec["correct"]
             bar.update(1)
             bar.set_postfix(acc=f"{correct / n:.3f}")
+    wall = time.perf_counter() - t0
     records = [by_id[i] for i in indices]
     summary = summarize(records, config, classes)
+    summary["this_session"] = {
+        "items": len(todo),
+        "wall_s": round(wall, 3),
+        "items_per_s": round(len(todo) / wall, 3) if todo and wall > 0 else None,
+        "concurrency": concurrency,
+    }
     extra = getattr(task, "summary_extra", None)
     if extra is not None:
         summary.update(extra(records))

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +79,9 @@ class TextCache:
                 target = str(path)
             except OSError as e:
                 log.warning("embedding cache %s unusable (%s); caching in memory only", path, e)
-        self.db = sqlite3.connect(target, timeout=30)
+        # One connection shared by the threads of a concurrent evaluation, used under a lock.
+        self.db = sqlite3.connect(target, timeout=30, check_same_thread=False)
+        self.lock = threading.Lock()
         with self.db:
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = self.db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
@@ -93,6 +96,12 @@ class TextCache:
             )
 
     def get_many(
+        self, model: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], np.ndarray]:
+        with self.lock:
+            return self._get_many(model, keys)
+
+    def _get_many(
         self, model: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], np.ndarray]:
         found: dict[tuple[str, str], np.ndarray] = {}
@@ -112,7 +121,7 @@ class TextCache:
         return found
 
     def put_many(self, model: str, items: dict[tuple[str, str], np.ndarray]) -> None:
-        with self.db:
+        with self.lock, self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)",
                 [(model, t, lab, v.astype(np.float32).tobytes()) for (t, lab), v in items.items()],

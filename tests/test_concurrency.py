@@ -1,0 +1,115 @@
+"""`eval … --concurrency N` with a hosted reasoner: a fake OpenAI-compatible server on
+127.0.0.1 that answers after a fixed delay; the concurrent run equals the sequential one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from offline_vision.eval import runner
+from offline_vision.labels import CIFAR10
+
+
+class DelayedServer:
+    """Deterministic answers to the dialogue's requests, each after `delay` seconds; counts how
+    many were in flight at once."""
+
+    def __init__(self, delay: float = 0.05):
+        from fake_servers import ChatServer
+
+        self.delay, self.inflight, self.peak = delay, 0, 0
+        self.lock = threading.Lock()
+        self.server = ChatServer(self.reply)
+
+    def reply(self, body: dict) -> str:
+        with self.lock:
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+        time.sleep(self.delay)
+        with self.lock:
+            self.inflight -= 1
+        rf = body.get("response_format") or {}
+        schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
+        props = schema.get("properties", {})
+        if "answer" in props:
+            return json.dumps({"answer": props["answer"]["enum"][0]})
+        if "candidates" in props:
+            enum = props["candidates"].get("items", {}).get("enum") or list(CIFAR10)
+            words = body["messages"][-1]["content"].lower()
+            picked = [c for c in enum if c in words][:2] or enum[:2]
+            return json.dumps({"candidates": picked if len(picked) == 2 else enum[:2]})
+        return "cat"
+
+
+@pytest.fixture
+def delayed():
+    s = DelayedServer()
+    yield s
+    s.server.stop()
+
+
+TIMINGS = {"latency_s", "probe_s", "probe_s_mean", "this_session"}  # seconds, not results
+
+
+def _untimed(x):
+    if isinstance(x, dict):
+        return {k: _untimed(v) for k, v in x.items() if k not in TIMINGS}
+    if isinstance(x, list):
+        return [_untimed(v) for v in x]
+    return x
+
+
+def _strip(records):
+    return sorted((_untimed(r) for r in records), key=lambda r: r["id"])
+
+
+def test_concurrent_hosted_run_equals_the_sequential_one(
+    run_cli, home, tiny_clip, delayed, tmp_path
+):
+    common = [
+        "eval",
+        "dialogue",
+        "--dataset",
+        "cifar10",
+        "--limit",
+        "12",
+        "--scorer",
+        "clip",
+        "--reasoner",
+        "openai:m",
+        "--base-url",
+        delayed.server.url,
+        "--trust",
+        "1",
+    ]
+    r = run_cli(*common, "--out", tmp_path / "seq")
+    assert r.exit_code == 0, r.output
+    assert delayed.peak == 1
+    r = run_cli(*common, "--out", tmp_path / "par", "--concurrency", "6")
+    assert r.exit_code == 0, r.output
+    assert delayed.peak > 1  # requests really overlapped
+    seq = json.loads((tmp_path / "seq" / runner.SUMMARY).read_text())
+    par = json.loads((tmp_path / "par" / runner.SUMMARY).read_text())
+    assert _untimed(seq) == _untimed(par)
+    a = _strip(runner.read_records(tmp_path / "seq" / runner.RECORDS))
+    b = _strip(runner.read_records(tmp_path / "par" / runner.RECORDS))
+    assert a == b and len(b) == 12  # one whole line per item, none twice
+    assert par["this_session"]["concurrency"] == 6
+
+
+def test_concurrency_with_a_local_gguf_is_refused(run_cli, home):
+    r = run_cli("eval", "dialogue", "--limit", "3", "--concurrency", "4")
+    assert r.exit_code == 1 and "needs an openai: reasoner" in r.stderr
+
+
+def test_sequential_tasks_refuse_concurrency(tmp_path):
+    from offline_vision.errors import DataError
+
+    class Feedback:
+        name, sequential = "pixels", True
+
+    with pytest.raises(DataError, match="depends on the ones before it"):
+        runner.run(Feedback(), [1, 2], tmp_path / "r", concurrency=2)
