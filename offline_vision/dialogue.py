@@ -136,33 +136,64 @@ def _mapped(raw: str, labels, known: bool, label_set, scorer) -> dict:
     return {"raw": raw, "label": m.label, "rule": m.rule, "score": m.score}
 
 
-def run_dialogue(
-    image,
-    scorer,
-    reasoner,
-    labels: list[str],
-    *,
-    known: bool = True,
-    label_set: str | None = None,
-    config: DialogueConfig = DialogueConfig(),
-    seed: int = 0,
-) -> dict:
-    """One dialogue about one image; returns its full, JSON-ready transcript."""
-    cfg, policy = config, config.policy
-    eyes = Eyes(scorer, image)
-    label_list = ", ".join(labels)
-    task = TASK_KNOWN.format(labels=label_list) if known else TASK_OPEN
-    messages = [
-        {"role": "system", "content": SYSTEM.format(task=task)},
-        {"role": "user", "content": FIRST[policy].format(rounds=cfg.rounds)},
-    ]
-    rounds, probes, calls = [], [], []
-    probe_s, stopped = 0.0, None
+@dataclass(frozen=True)
+class Policy:
+    """What a policy changes — all of it, on one screen."""
 
-    def ask(msgs, kind, r, **kw):
-        c = reasoner.complete(msgs, seed=seed, **kw)
+    name: str
+    eyes_first: bool  # known labels: the eyes answer when sure (--trust); answers shortlisted
+    ask_again_on_repeat: bool  # a round that only repeats itself gets one more turn
+    stop_early: bool  # stop when the guess and the eyes agree, or nothing new was asked
+    advise: bool  # back off after flat scores, narrow down from a clear leader
+    one_label_open_answer: bool  # open answers: constrained to one label (a JSON schema)
+    check_open_answer: bool  # open answers: the eyes' scores over the labels asked so far
+
+
+POLICY = {
+    "seed": Policy("seed", False, False, False, False, False, False),
+    "adaptive": Policy("adaptive", True, True, True, True, True, True),
+}
+
+
+class Dialogue:
+    """One dialogue's state and its steps; `run_dialogue` is the loop over them."""
+
+    def __init__(self, image, scorer, reasoner, labels, *, known, label_set, config, seed):
+        self.cfg, self.policy, self.p = config, config.policy, POLICY[config.policy]
+        self.scorer, self.reasoner, self.labels = scorer, reasoner, list(labels)
+        self.known, self.label_set, self.seed = known, label_set, seed
+        self.eyes = Eyes(scorer, image)
+        self.label_list = ", ".join(self.labels)
+        task = TASK_KNOWN.format(labels=self.label_list) if known else TASK_OPEN
+        self.messages = [
+            {"role": "system", "content": SYSTEM.format(task=task)},
+            {"role": "user", "content": FIRST[self.policy].format(rounds=config.rounds)},
+        ]
+        self.rounds, self.probes, self.calls = [], [], []
+        self.probe_s, self.stopped = 0.0, None
+        self.asked: dict[str, str] = {}  # every label asked about, normalised → as first asked
+        self.narrowed: set[str] = set()  # leaders narrowed down from (then asked below)
+        self.pending = ""  # the leader the last round was told to narrow down from
+        self.scores: list[tuple[str, float]] = []
+        self.gated = known and self.p.eyes_first
+        templates = scorer.default_templates(label_set or "custom")
+        self.options = self.eyes.score(self.labels, templates) if self.gated else []
+        # What the answer may be (the eyes' top-k labels, or all), and their scores shown first.
+        short = self.gated and config.shortlist
+        self.shown = self.options[: config.shortlist] if short else self.options
+        self.final_options = [lab for lab, _ in self.shown] if short else None
+        self.check = (
+            CHECK.format(scores=format_scores(self.shown))
+            if self.gated and config.check_labels
+            else ""
+        )
+
+    # --- talking to the reasoner -----------------------------------------------------------
+
+    def ask(self, msgs, kind: str, r: int, **kw):
+        c = self.reasoner.complete(msgs, seed=self.seed, **kw)
         u = c.usage
-        calls.append(
+        self.calls.append(
             {
                 "kind": kind,
                 "round": r,
@@ -175,63 +206,33 @@ def run_dialogue(
         )
         return c
 
-    def answer(msgs, kind, r, options=None):
-        if known or options:
-            c = ask(msgs, kind, r, choices=list(options or labels), max_tokens=16)
+    def answer(self, msgs, kind: str, r: int, options=None) -> tuple[str, str]:
+        """(raw reply, answer): one of `options` or the labels, else a free label."""
+        if self.known or options:
+            c = self.ask(msgs, kind, r, choices=list(options or self.labels), max_tokens=16)
             return c.text, c.value
-        if policy == "adaptive":  # the one-label fix, for free answers too
-            c = ask(msgs, kind, r, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
+        if self.p.one_label_open_answer:
+            c = self.ask(msgs, kind, r, schema=OPEN_ANSWER_SCHEMA, max_tokens=32)
             return c.text, c.value["label"]
-        c = ask(msgs, kind, r, max_tokens=32)
+        c = self.ask(msgs, kind, r, max_tokens=32)
         return c.text, c.text
 
-    gated = known and policy == "adaptive"
-    options = (
-        eyes.score(list(labels), scorer.default_templates(label_set or "custom")) if gated else []
-    )
-    if gated and options[0][1] >= cfg.trust:
-        # The eyes are confident over the label set itself: the answer is theirs, and the LLM
-        # is not asked (the "decide when to stop asking" fix, taken to round 0).
-        top = options[0][0]
-        return _transcript(
-            known,
-            policy,
-            cfg,
-            rounds=[],
-            stopped=0,
-            result={"raw": top, "label": top, "rule": "eyes", "eyes_top": round(options[0][1], 5)},
-            by_round=[top] * cfg.rounds,
-            probes=[],
-            probe_s=0.0,
-            calls=calls,
-            messages=messages,
-        )
-
-    # What the answer may be: the eyes' top-k labels (adaptive) or all of them; and the eyes'
-    # scores over those, shown before every answer.
-    shown = options[: cfg.shortlist] if gated and cfg.shortlist else options
-    final_options = [lab for lab, _ in shown] if gated and cfg.shortlist else None
-    check = CHECK.format(scores=format_scores(shown)) if gated and cfg.check_labels else ""
-
-    asked: dict[str, str] = {}  # every label asked about, normalised → as first asked
-    narrowed: set[str] = set()  # leaders the dialogue narrowed down from (then asked below)
-    pending = ""  # the leader the last round was told to narrow down from
-
-    def open_check() -> tuple[list[str] | None, str]:
-        """Open labels, adaptive: the eyes over everything asked so far → (options, message)."""
-        if known or policy != "adaptive":
-            return final_options, check
+    def answer_options(self) -> tuple[list[str] | None, str]:
+        """What an answer may be now, and the eyes' scores over it (the check message)."""
+        if self.known or not self.p.check_open_answer:
+            return self.final_options, self.check
         # A label the dialogue narrowed down from is an ancestor of later ones: not an answer.
-        scored = eyes.score(list(asked.values()))
-        pool = [x for x in scored if normalise(x[0]) not in narrowed] or scored
-        pool = pool[: cfg.shortlist] if cfg.shortlist else pool
+        scored = self.eyes.score(list(self.asked.values()))
+        pool = [x for x in scored if normalise(x[0]) not in self.narrowed] or scored
+        pool = pool[: self.cfg.shortlist] if self.cfg.shortlist else pool
         return [lab for lab, _ in pool], CHECK_OPEN.format(scores=format_scores(pool))
 
-    def propose(r):
+    def propose(self, r: int) -> tuple[list[str], str, str | None, str | None]:
         """One round's (candidates, raw reply, guess, fallback reason)."""
         raw = ""
         try:
-            c = ask(messages, "round", r, schema=ROUND_SCHEMA[policy], max_tokens=cfg.round_tokens)
+            schema = ROUND_SCHEMA[self.policy]
+            c = self.ask(self.messages, "round", r, schema=schema, max_tokens=self.cfg.round_tokens)
             raw = c.text
             candidates = clean_candidates(c.value["candidates"])
             if len(candidates) < 2:
@@ -240,116 +241,159 @@ def run_dialogue(
         except ReasonerError as e:
             return list(BROAD_FALLBACK), raw, None, str(e)
 
-    def is_new(label: str) -> bool:
-        return normalise(label) not in asked
+    def is_new(self, label: str) -> bool:
+        return normalise(label) not in self.asked
 
-    scores: list[tuple[str, float]] = []
-    for r in range(1, cfg.rounds + 1):
-        candidates, raw, guess, fallback = propose(r)
+    # --- the steps ---------------------------------------------------------------------------
+
+    def eyes_are_sure(self) -> bool:
+        return self.gated and self.options[0][1] >= self.cfg.trust
+
+    def eyes_answer(self) -> dict:
+        """The eyes' top label as the answer; the LLM is not asked (the stop, at round 0)."""
+        top = self.options[0][0]
+        result = {
+            "raw": top,
+            "label": top,
+            "rule": "eyes",
+            "eyes_top": round(self.options[0][1], 5),
+        }
+        self.stopped = 0
+        return self.transcript(result, [top] * self.cfg.rounds)
+
+    def play_round(self, r: int) -> dict:
+        """Ask for candidates (once more if they only repeat), let the eyes score them."""
+        candidates, raw, guess, fallback = self.propose(r)
         entry = {"round": r, "fallback": fallback, "raw": raw, "guess": guess}
-        if policy == "adaptive" and not fallback and not any(map(is_new, candidates)):
-            # Every label was asked before: one more turn, asking for new ones.
-            messages.append({"role": "assistant", "content": raw})
-            messages.append({"role": "user", "content": REPEAT})
+        if self.p.ask_again_on_repeat and not fallback and not any(map(self.is_new, candidates)):
+            self.messages.append({"role": "assistant", "content": raw})
+            self.messages.append({"role": "user", "content": REPEAT})
             entry["repeated"] = raw
-            candidates, raw, guess, fallback = propose(r)
+            candidates, raw, guess, fallback = self.propose(r)
             entry.update(fallback=fallback, raw=raw, guess=guess)
-        messages.append({"role": "assistant", "content": raw or '{"candidates": []}'})
-        repeat = not any(map(is_new, candidates))
-        if pending and not repeat:
-            narrowed.add(pending)
+        self.messages.append({"role": "assistant", "content": raw or '{"candidates": []}'})
+        repeat = not any(map(self.is_new, candidates))
+        if self.pending and not repeat:
+            self.narrowed.add(self.pending)
         for c in candidates:
-            asked.setdefault(normalise(c), c)
-        scores = eyes.score(candidates)
-        entropy, margin = flatness([p for _, p in scores])
-        flat = entropy >= cfg.flat_entropy or margin <= cfg.flat_margin
+            self.asked.setdefault(normalise(c), c)
+        self.scores = self.eyes.score(candidates)
+        entropy, margin = flatness([p for _, p in self.scores])
         entry.update(
             candidates=candidates,
-            scores=[[lab, round(p, 5)] for lab, p in scores],
+            scores=[[lab, round(p, 5)] for lab, p in self.scores],
             entropy=round(entropy, 4),
             margin=round(margin, 4),
-            flat=flat,
+            flat=entropy >= self.cfg.flat_entropy or margin <= self.cfg.flat_margin,
             repeat=repeat,
         )
-        rounds.append(entry)
-        if cfg.probe and r < cfg.rounds:
-            t = time.perf_counter()
-            tmpl = PROBE_KNOWN[policy] if known else PROBE_OPEN[policy]
-            opts, chk = open_check()
-            prompt = tmpl.format(scores=format_scores(scores), check=chk, labels=label_list)
-            raw, value = answer([*messages, {"role": "user", "content": prompt}], "probe", r, opts)
-            probes.append({"round": r, **_mapped(value, labels, known, label_set, scorer)})
-            probe_s += time.perf_counter() - t
-        if (
-            policy == "adaptive"
-            and guess
-            and normalise(guess) == normalise(scores[0][0])
-            and scores[0][1] >= cfg.stop_prob
-            and (not known or guess in labels)
-        ):
-            stopped = r
-            break
-        if policy == "adaptive" and repeat and cfg.stop_on_repeat:
-            stopped = r  # nothing new was asked: more rounds would not tell the LLM more
-            break
-        if r < cfg.rounds:
-            advice, pending = "", ""
-            if policy == "adaptive" and flat:
-                advice = BACKOFF
-            elif policy == "adaptive":
-                advice, pending = NARROW.format(top=scores[0][0]), normalise(scores[0][0])
-            messages.append(
-                {
-                    "role": "user",
-                    "content": NEXT[policy].format(
-                        scores=format_scores(scores), r=r + 1, rounds=cfg.rounds, advice=advice
-                    ),
-                }
+        self.rounds.append(entry)
+        return entry
+
+    def probe(self, r: int) -> None:
+        """ "If you had to answer now": feeds accuracy-by-round, not the dialogue itself."""
+        t = time.perf_counter()
+        tmpl = PROBE_KNOWN[self.policy] if self.known else PROBE_OPEN[self.policy]
+        opts, chk = self.answer_options()
+        prompt = tmpl.format(scores=format_scores(self.scores), check=chk, labels=self.label_list)
+        _raw, value = self.answer(
+            [*self.messages, {"role": "user", "content": prompt}], "probe", r, opts
+        )
+        self.probes.append({"round": r, **self.mapped(value)})
+        self.probe_s += time.perf_counter() - t
+
+    def should_stop(self, entry: dict) -> bool:
+        if not self.p.stop_early:
+            return False
+        guess, (top, p) = entry["guess"], self.scores[0]
+        agreed = (
+            guess
+            and normalise(guess) == normalise(top)
+            and p >= self.cfg.stop_prob
+            and (not self.known or guess in self.labels)
+        )
+        # … or nothing new was asked: more rounds would not tell the LLM more.
+        return bool(agreed) or (entry["repeat"] and self.cfg.stop_on_repeat)
+
+    def advise(self, r: int, entry: dict) -> None:
+        """The scores, and where to go next: back off if flat, narrow down if not."""
+        advice, self.pending = "", ""
+        if self.p.advise and entry["flat"]:
+            advice = BACKOFF
+        elif self.p.advise:
+            advice, self.pending = (
+                NARROW.format(top=self.scores[0][0]),
+                normalise(self.scores[0][0]),
             )
+        content = NEXT[self.policy].format(
+            scores=format_scores(self.scores), r=r + 1, rounds=self.cfg.rounds, advice=advice
+        )
+        self.messages.append({"role": "user", "content": content})
 
-    opts, chk = open_check()
-    final = (FINAL_KNOWN if known else FINAL_OPEN)[policy].format(
-        scores=format_scores(scores), check=chk, labels=label_list
-    )
-    messages.append({"role": "user", "content": final})
-    raw, value = answer(messages, "answer", len(rounds), opts)
-    messages.append({"role": "assistant", "content": raw})
-    result = _mapped(value, labels, known, label_set, scorer)
-    # Accuracy-by-round: the probe after each round; after an early stop, the final answer.
-    by_round = [p["label"] for p in probes] + [result["label"]] * (cfg.rounds - len(probes))
-    return _transcript(
-        known,
-        policy,
-        cfg,
-        rounds=rounds,
-        stopped=stopped,
-        result=result,
-        by_round=by_round,
-        probes=probes,
-        probe_s=probe_s,
-        calls=calls,
-        messages=messages,
-    )
+    def finish(self) -> dict:
+        """The final answer, mapped to a label; accuracy-by-round filled from the probes."""
+        opts, chk = self.answer_options()
+        final = (FINAL_KNOWN if self.known else FINAL_OPEN)[self.policy].format(
+            scores=format_scores(self.scores), check=chk, labels=self.label_list
+        )
+        self.messages.append({"role": "user", "content": final})
+        raw, value = self.answer(self.messages, "answer", len(self.rounds), opts)
+        self.messages.append({"role": "assistant", "content": raw})
+        result = self.mapped(value)
+        by_round = [p["label"] for p in self.probes]
+        return self.transcript(
+            result, by_round + [result["label"]] * (self.cfg.rounds - len(by_round))
+        )
+
+    def mapped(self, value: str) -> dict:
+        return _mapped(value, self.labels, self.known, self.label_set, self.scorer)
+
+    def transcript(self, result: dict, by_round: list) -> dict:
+        calls = self.calls
+        return {
+            "mode": "known" if self.known else "open",
+            "policy": self.policy,
+            "rounds": self.rounds,
+            "stopped_after": self.stopped,
+            "answer": result,
+            "answer_by_round": by_round if self.cfg.probe else None,
+            "probes": self.probes,
+            "probe_s": round(self.probe_s, 4),
+            "tokens": {
+                "prompt": sum(c["prompt"] for c in calls),
+                "completion": sum(c["completion"] for c in calls),
+                "evaluated": sum(c["evaluated"] or 0 for c in calls),
+            },
+            "calls": calls,
+            "messages": self.messages,
+            "config": asdict(self.cfg),
+        }
 
 
-def _transcript(
-    known, policy, cfg, *, rounds, stopped, result, by_round, probes, probe_s, calls, messages
+def run_dialogue(
+    image,
+    scorer,
+    reasoner,
+    labels: list[str],
+    *,
+    known: bool = True,
+    label_set: str | None = None,
+    config: DialogueConfig = DialogueConfig(),
+    seed: int = 0,
 ) -> dict:
-    return {
-        "mode": "known" if known else "open",
-        "policy": policy,
-        "rounds": rounds,
-        "stopped_after": stopped,
-        "answer": result,
-        "answer_by_round": by_round if cfg.probe else None,
-        "probes": probes,
-        "probe_s": round(probe_s, 4),
-        "tokens": {
-            "prompt": sum(c["prompt"] for c in calls),
-            "completion": sum(c["completion"] for c in calls),
-            "evaluated": sum(c["evaluated"] or 0 for c in calls),
-        },
-        "calls": calls,
-        "messages": messages,
-        "config": asdict(cfg),
-    }
+    """One dialogue about one image; returns its full, JSON-ready transcript."""
+    d = Dialogue(
+        image, scorer, reasoner, labels, known=known, label_set=label_set, config=config, seed=seed
+    )
+    if d.eyes_are_sure():
+        return d.eyes_answer()
+    for r in range(1, config.rounds + 1):
+        entry = d.play_round(r)
+        if config.probe and r < config.rounds:
+            d.probe(r)
+        if d.should_stop(entry):
+            d.stopped = r
+            break
+        if r < config.rounds:
+            d.advise(r, entry)
+    return d.finish()
