@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from offline_vision.errors import OVisionError
-from offline_vision.eval.report import Run, paired, row
+from offline_vision.eval.report import COLUMNS, Run, paired, row
 
 log = logging.getLogger("ovision")
 THUMB = 48  # px, the longer side; CIFAR-10's 32 px images stay as they are
@@ -194,18 +194,7 @@ def _run_section(k: int, run: Run) -> str:
 
 
 def _runs_table(runs: list[Run], baseline: Run | None) -> str:
-    cols = [
-        "run",
-        "task",
-        "method",
-        "reasoner",
-        "scorer",
-        "n",
-        "accuracy",
-        "ci95",
-        "s/item",
-        "prompt tok/item",
-    ]
+    cols = [c for c in COLUMNS if c != "evaluated tok/item"]
     head = "".join(f"<th>{_esc(c)}</th>" for c in cols) + (
         "<th>vs baseline (McNemar)</th>" if baseline else ""
     )
