@@ -111,6 +111,30 @@ def _page(run_cli, two_runs, tmp_path) -> tuple[Path, str]:
     return out, out.read_text(encoding="utf-8")
 
 
+def test_pixel_runs_show_the_grid_and_the_prompt(run_cli, home, tmp_path):
+    class Pixels:
+        name = "pixels"
+
+        def config(self):
+            return {"task": "pixels", "dataset": "mnist", "strategy": "zero-shot"}
+
+        def resume(self, records):
+            pass
+
+        def __call__(self, i):
+            return {"truth": "7", "prediction": "1", "question": "Which digit? <b>0.5</b>"}
+
+    runner.run(Pixels(), [0, 1], tmp_path / "px")
+    out = tmp_path / "px.html"
+    assert run_cli("report", tmp_path / "px", "--html", "--out", out).exit_code == 0
+    data = json.loads(
+        re.search(r'type="application/json">(.*?)</script>', out.read_text(), re.S).group(1)
+    )
+    item = data["items"][0]
+    assert item["grid"].startswith("data:image/png;base64,") and item["img"] != item["grid"]
+    assert item["runs"]["0"]["detail"]["prompt"] == "Which digit? <b>0.5</b>"
+
+
 def test_page_is_self_contained_and_escaped(run_cli, home, two_runs, tmp_path):
     _out, text = _page(run_cli, two_runs, tmp_path)
     # no external fetches: every src/href is inline data

@@ -27,6 +27,43 @@ def _esc(x) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _data_url(img, fmt: str) -> str:
+    buf = io.BytesIO()
+    if fmt == "png":
+        img.save(buf, format="PNG", optimize=True)
+    else:
+        img.convert("RGB").save(buf, format="JPEG", quality=80)
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _grids(runs: list[Run], data_dir: Path | None) -> dict[int, str]:
+    """Pixel runs: each digit as the grid the model was shown (values rounded to 0.1)."""
+    if data_dir is None or not any(r.config.get("task") == "pixels" for r in runs):
+        return {}
+    from PIL import Image
+
+    from offline_vision.eval.datasets import open_dataset
+    from offline_vision.pixels import to_grid
+
+    try:
+        ds = open_dataset(data_dir, "mnist")
+    except OVisionError:
+        return {}
+    out = {}
+    for i in sorted(
+        {r["id"] for run in runs if run.config.get("task") == "pixels" for r in run.records}
+    ):
+        try:
+            grid = to_grid(ds.array(i))
+        except (IndexError, KeyError, OVisionError):
+            continue
+        img = Image.fromarray((grid * 255).astype("uint8"), mode="L").resize(
+            (60, 60), Image.NEAREST
+        )
+        out[i] = _data_url(img, "png")
+    return out
+
+
 def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]:
     """{dataset: {id: data URL}} for every item of every run whose dataset is at hand."""
     from PIL import Image
@@ -51,14 +88,7 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
             except (IndexError, KeyError, TypeError, OSError, OVisionError):
                 continue  # an id the data at hand does not have: no thumbnail
             img.thumbnail((THUMB, THUMB), Image.LANCZOS)
-            buf = io.BytesIO()
-            if img.mode == "L":
-                img.save(buf, format="PNG", optimize=True)
-                mime = "png"
-            else:
-                img.convert("RGB").save(buf, format="JPEG", quality=80)
-                mime = "jpeg"
-            urls[i] = f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode()
+            urls[i] = _data_url(img, "png" if img.mode == "L" else "jpeg")
         out[name] = urls
     return out
 
@@ -95,7 +125,7 @@ def _detail(r: dict) -> dict:
     return d
 
 
-def _items(runs: list[Run], thumbs: dict) -> list[dict]:
+def _items(runs: list[Run], thumbs: dict, grids: dict) -> list[dict]:
     by_id: dict[int, dict] = {}
     for k, run in enumerate(runs):
         urls = thumbs.get(run.config.get("dataset"), {})
@@ -103,6 +133,8 @@ def _items(runs: list[Run], thumbs: dict) -> list[dict]:
             item = by_id.setdefault(
                 r["id"], {"id": r["id"], "truth": r.get("truth"), "img": urls.get(r["id"])}
             )
+            if r["id"] in grids:
+                item["grid"] = grids[r["id"]]
             item.setdefault("runs", {})[k] = {
                 "prediction": r.get("prediction"),
                 "correct": bool(r.get("correct")),
@@ -232,7 +264,7 @@ def page(runs: list[Run], *, baseline: Run | None = None, data_dir: Path | None 
     thumbs = _thumbs(runs, data_dir)
     data = {
         "runs": [{"name": r.name, "standin": "(stand-in)" in row(r)["scorer"]} for r in runs],
-        "items": _items(runs, thumbs),
+        "items": _items(runs, thumbs, _grids(runs, data_dir)),
     }
     parts = {
         "TITLE": _esc(" · ".join(r.name for r in runs)),
