@@ -175,7 +175,7 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bo
     An existing --out is replaced only if it is empty or an earlier export (or with --force);
     the new export is written beside it and renamed into place.
     """
-    from offline_vision.provision import export_checkpoint
+    from offline_vision.models.provision import export_checkpoint
 
     out = out or checkpoint.with_name(checkpoint.name + "-onnx")
     manifest = export_checkpoint(settings_of(ctx), checkpoint, out, force=force)

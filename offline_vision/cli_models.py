@@ -85,7 +85,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
     Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
     `pull` says so and carries on — import CLIP with `ovision models import`.
     """
-    from offline_vision import provision
+    from offline_vision.models import provision
 
     settings = _settings()
     explicit = bool(names)
@@ -118,7 +118,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
 def import_cmd(path: Path, name: str | None) -> None:
     """Install from PATH with no network: a bundle dir or archive (`models pack`), a CLIP
     checkpoint directory (exported here; needs the `export` extra), or a registry .gguf."""
-    from offline_vision import provision
+    from offline_vision.models import provision
 
     bundle = provision.import_path(_settings(), path, name)
     click.echo(f"{bundle.name}: installed at {bundle.path}")
@@ -161,7 +161,7 @@ def remove(name: str) -> None:
 @click.argument("archive", type=click.Path(path_type=Path))
 def pack(name: str, archive: Path) -> None:
     """Write installed model NAME as ARCHIVE (.tar or .tar.gz) for `models import` elsewhere."""
-    from offline_vision import provision
+    from offline_vision.models import provision
 
     out = provision.pack(_settings(), name, archive)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:,.1f} MB)")

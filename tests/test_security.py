@@ -162,7 +162,7 @@ def test_gzip_bomb_is_refused_before_it_fills_the_disk(run_cli, home, tmp_path):
 
 
 def test_archive_member_count_is_capped(run_cli, home, tmp_path, monkeypatch):
-    monkeypatch.setattr("offline_vision.provision.MAX_MEMBERS", 5)
+    monkeypatch.setattr("offline_vision.models.provision.MAX_MEMBERS", 5)
     archive = _tar(tmp_path / "many.tar", [(f"b/f{i}", b"x") for i in range(8)])
     assert "more than 5 members" in _one_line_error(run_cli("models", "import", archive))
 

@@ -156,76 +156,15 @@ def export_clip(
 ) -> tuple[dict, dict]:
     """Export into `out`; returns (files, manifest meta) for `store.install`."""
     require_export_extra()
-    import torch
-    from optimum.exporters.onnx import export_models
-    from transformers import CLIPModel
-
-    from offline_vision.export.clip_layers import (
-        GRAPH_NOTE,
-        class_token_vision,
-        text_tower,
-        vision_tower,
-    )
+    from offline_vision.export.clip_layers import GRAPH_NOTE
 
     _check_checkpoint(ckpt)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-        raise ExportError(
-            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
-        ) from None
-    text, vision = text_tower(model), vision_tower(model)
-    TextConfig, VisionConfig = _onnx_configs()
-    export_models(
-        {
-            "text_model": (text, TextConfig(text.config, task="feature-extraction")),
-            "vision_model": (
-                class_token_vision(vision),
-                VisionConfig(vision.config, task="feature-extraction"),
-            ),
-        },
-        output_dir=out,
-        opset=OPSET,
-    )
-    for tower in ("text_model", "vision_model"):
-        quantize_int8(out / f"{tower}.onnx", out / f"{tower}.int8.onnx")
+    model, text, vision = _load(ckpt)
+    _export_towers(text, vision, out)
     for f in CHECKPOINT_FILES:
         shutil.copyfile(ckpt / f, out / f)
-
-    # Validation: the unmodified PyTorch towers against both exports, on real photos where available.
-    images, described = validation_images(photo_dir)
-    pre = Preprocess.from_config(json.loads((ckpt / "preprocessor_config.json").read_text()))
-    pixels = pre(images)
-    pad_id = _pad_id(ckpt)
-    ids, mask = ClipTokenizer(
-        (ckpt / "tokenizer.json").read_text(),
-        model.config.text_config.max_position_embeddings,
-        pad_id,
-    )(VALIDATION_TEXTS)
-    with torch.no_grad():
-        ref_img = vision(pixel_values=torch.from_numpy(pixels)).image_embeds.numpy()
-        ref_txt = text(input_ids=torch.from_numpy(ids)).text_embeds.numpy()
-    feed_img, feed_txt = {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask}
-    fp32 = {
-        "image": compare(ref_img, _run(out / "vision_model.onnx", feed_img)),
-        "text": compare(ref_txt, _run(out / "text_model.onnx", feed_txt)),
-    }
-    int8 = {
-        "image": compare(
-            _run(out / "vision_model.onnx", feed_img),
-            _run(out / "vision_model.int8.onnx", feed_img),
-        ),
-        "text": compare(
-            _run(out / "text_model.onnx", feed_txt), _run(out / "text_model.int8.onnx", feed_txt)
-        ),
-    }
-    for tower, r in fp32.items():
-        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
-            raise ExportError(
-                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
-                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
-            )
+    described, validation = _validate(ckpt, out, model, text, vision, photo_dir)
     files = {
         f: out / f
         for f in (
@@ -243,7 +182,7 @@ def export_clip(
         "logit_scale": float(model.logit_scale.exp().item()),
         "text": {
             "context_length": model.config.text_config.max_position_embeddings,
-            "pad_id": pad_id,
+            "pad_id": _pad_id(ckpt),
         },
         "onnx": {
             "fp32": {"vision": "vision_model.onnx", "text": "text_model.onnx"},
@@ -252,8 +191,7 @@ def export_clip(
         "validation": {
             "images": described,
             "texts": len(VALIDATION_TEXTS),
-            "fp32_vs_pytorch": fp32,
-            "int8_vs_fp32": int8,
+            **validation,
             "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
         },
         "exported_with": versions(
@@ -261,6 +199,82 @@ def export_clip(
         ),
     }
     return files, meta
+
+
+def _load(ckpt: Path):
+    """The checkpoint's CLIPModel and its two towers (text, vision) as the export wraps them."""
+    from transformers import CLIPModel
+
+    from offline_vision.export.clip_layers import text_tower, vision_tower
+
+    try:
+        model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        raise ExportError(
+            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
+        ) from None
+    return model, text_tower(model), vision_tower(model)
+
+
+def _export_towers(text, vision, out: Path) -> None:
+    """Both towers to ONNX (the image tower's last layer for the class token only), then int8."""
+    from optimum.exporters.onnx import export_models
+
+    from offline_vision.export.clip_layers import class_token_vision
+
+    TextConfig, VisionConfig = _onnx_configs()
+    export_models(
+        {
+            "text_model": (text, TextConfig(text.config, task="feature-extraction")),
+            "vision_model": (
+                class_token_vision(vision),
+                VisionConfig(vision.config, task="feature-extraction"),
+            ),
+        },
+        output_dir=out,
+        opset=OPSET,
+    )
+    for tower in ("text_model", "vision_model"):
+        quantize_int8(out / f"{tower}.onnx", out / f"{tower}.int8.onnx")
+
+
+def _validate(ckpt: Path, out: Path, model, text, vision, photo_dir) -> tuple[str, dict]:
+    """The unmodified PyTorch towers against both exports, on real photos where available;
+    raises ExportError when fp32 does not match PyTorch."""
+    import torch
+
+    images, described = validation_images(photo_dir)
+    pre = Preprocess.from_config(json.loads((ckpt / "preprocessor_config.json").read_text()))
+    pixels = pre(images)
+    ids, mask = ClipTokenizer(
+        (ckpt / "tokenizer.json").read_text(),
+        model.config.text_config.max_position_embeddings,
+        _pad_id(ckpt),
+    )(VALIDATION_TEXTS)
+    with torch.no_grad():
+        ref_img = vision(pixel_values=torch.from_numpy(pixels)).image_embeds.numpy()
+        ref_txt = text(input_ids=torch.from_numpy(ids)).text_embeds.numpy()
+    feed_img, feed_txt = {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask}
+    onnx = {
+        (tower, prec): _run(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
+        for tower, name, feed in (
+            ("image", "vision_model", feed_img),
+            ("text", "text_model", feed_txt),
+        )
+        for prec in ("fp32", "int8")
+    }
+    fp32 = {
+        "image": compare(ref_img, onnx["image", "fp32"]),
+        "text": compare(ref_txt, onnx["text", "fp32"]),
+    }
+    int8 = {t: compare(onnx[t, "fp32"], onnx[t, "int8"]) for t in ("image", "text")}
+    for tower, r in fp32.items():
+        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
+            raise ExportError(
+                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
+                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
+            )
+    return described, {"fp32_vs_pytorch": fp32, "int8_vs_fp32": int8}
 
 
 def _pad_id(ckpt: Path) -> int:

@@ -102,6 +102,40 @@ def _check(name: str, r: dict) -> None:
 
 
 @quiet()
+def _validate(net, bert, tokenizer, out: Path, photo_dir) -> tuple[str, dict, dict]:
+    """Both ONNX towers against PyTorch; raises ExportError when either does not match."""
+    import torch
+
+    images, described = validation_images(photo_dir)
+    pixels = IMAGE_PREPROCESS(images)
+    with torch.no_grad():
+        ref_logits = net(torch.from_numpy(pixels)).numpy()
+    image_check = compare(ref_logits, _run(out / "image_model.onnx", {"pixel_values": pixels}))
+    ids, mask, types = tokenizer(class_texts()[:16])
+    with torch.no_grad():
+        ref = bert(*(torch.from_numpy(a) for a in (ids, mask, types))).numpy()
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    text_check = compare(mean_pool(ref, mask), mean_pool(_run(out / "text_model.onnx", feed), mask))
+    _check("image tower", image_check)
+    _check("text tower", text_check)
+    return described, image_check, text_check
+
+
+def _class_text_embeddings(tokenizer, out: Path) -> np.ndarray:
+    """The ImageNet class texts through the exported ONNX text tower, 64 at a time."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "text_model.onnx"), providers=["CPUExecutionProvider"])
+    texts, chunks = class_texts(), []
+    for i in range(0, len(texts), 64):
+        ids, mask, types = tokenizer(texts[i : i + 64])
+        hidden = sess.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )[0]
+        chunks.append(mean_pool(hidden, mask))
+    return np.concatenate(chunks).astype(np.float32)
+
+
 def export_conse(
     net, text_dir: Path, out: Path, *, photo_dir: Path | None, source: dict
 ) -> tuple[dict, dict]:
@@ -126,31 +160,8 @@ def export_conse(
 
     # Validation against PyTorch, then the class-text embeddings from the ONNX text tower itself,
     # so that runtime labels and class texts are embedded by the very same graph.
-    images, described = validation_images(photo_dir)
-    pixels = IMAGE_PREPROCESS(images)
-    with torch.no_grad():
-        ref_logits = net(torch.from_numpy(pixels)).numpy()
-    image_check = compare(ref_logits, _run(out / "image_model.onnx", {"pixel_values": pixels}))
-    texts = class_texts()
-    ids, mask, types = tokenizer(texts[:16])
-    with torch.no_grad():
-        ref = bert(*(torch.from_numpy(a) for a in (ids, mask, types))).numpy()
-    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    text_check = compare(mean_pool(ref, mask), mean_pool(_run(out / "text_model.onnx", feed), mask))
-    _check("image tower", image_check)
-    _check("text tower", text_check)
-
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(out / "text_model.onnx"), providers=["CPUExecutionProvider"])
-    chunks = []
-    for i in range(0, len(texts), 64):
-        ids, mask, types = tokenizer(texts[i : i + 64])
-        hidden = sess.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        )[0]
-        chunks.append(mean_pool(hidden, mask))
-    np.save(out / "class_text_embeddings.npy", np.concatenate(chunks).astype(np.float32))
+    described, image_check, text_check = _validate(net, bert, tokenizer, out, photo_dir)
+    np.save(out / "class_text_embeddings.npy", _class_text_embeddings(tokenizer, out))
     shutil.copyfile(
         Path(str(resources.files("offline_vision").joinpath("data", "conse_imagenet_texts.tsv"))),
         out / "class_texts.tsv",

@@ -73,34 +73,8 @@ def download(
     label = desc or dest.name
     last_error: Exception | None = None
     for attempt in range(RETRIES):
-        have = part.stat().st_size if part.exists() else 0
-        if size is not None and have > size:
-            part.unlink()
-            have = 0
-        h = _hash_prefix(part)
-        headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with client.stream("GET", url, headers=headers) as r:
-                if r.status_code == 416 and size is not None and have == size:
-                    pass  # the part is already complete
-                elif r.status_code == 200 and have:
-                    have = 0  # the server ignored the range: start over
-                    h = hashlib.sha256()
-                    part.unlink()
-                elif r.status_code not in (200, 206):
-                    if r.status_code in (429,) or r.status_code >= 500:
-                        raise httpx.TransportError(f"HTTP {r.status_code}")
-                    raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
-                if r.status_code in (200, 206):
-                    total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
-                    with (
-                        open(part, "ab") as f,
-                        progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
-                    ):
-                        for block in r.iter_bytes():
-                            f.write(block)
-                            h.update(block)
-                            bar.update(len(block))
+            h = _stream_into(client, url, part, size, label)
             got = part.stat().st_size
             if size is not None and got < size:
                 raise httpx.TransportError(f"connection closed at {got} of {size} bytes")
@@ -120,6 +94,40 @@ def download(
             last_error = e
             time.sleep(min(0.5 * 2**attempt, 8.0))
     raise DownloadError(f"{label}: download from {_safe(url)} failed ({last_error})")
+
+
+def _stream_into(
+    client: httpx.Client, url: str, part: Path, size: int | None, label: str
+) -> hashlib._Hash:
+    """Append `url`'s bytes to `part` (resuming from its length); returns the whole file's
+    running sha256. Transient failures raise httpx.TransportError."""
+    have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:
+        part.unlink()
+        have = 0
+    h = _hash_prefix(part)
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with client.stream("GET", url, headers=headers) as r:
+        if r.status_code == 416 and size is not None and have == size:
+            return h  # the part is already complete
+        if r.status_code == 200 and have:
+            have = 0  # the server ignored the range: start over
+            h = hashlib.sha256()
+            part.unlink()
+        elif r.status_code not in (200, 206):
+            if r.status_code in (429,) or r.status_code >= 500:
+                raise httpx.TransportError(f"HTTP {r.status_code}")
+            raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
+        total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
+        with (
+            open(part, "ab") as f,
+            progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
+        ):
+            for block in r.iter_bytes():
+                f.write(block)
+                h.update(block)
+                bar.update(len(block))
+    return h
 
 
 def _safe(url: str) -> str:
