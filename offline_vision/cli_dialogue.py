@@ -175,8 +175,8 @@ def eval_clip(
 ):
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
     --follow-up, label knowledge a reasoner wrote)."""
-    from offline_vision.classify import ScorerTask
     from offline_vision.eval import runner
+    from offline_vision.eval.tasks import ScorerTask
     from offline_vision.labels import LabelSet, parse_template
     from offline_vision.models.loader import load_scorer
 
@@ -202,8 +202,8 @@ def eval_clip(
 
 
 def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, **opts):
-    from offline_vision.dialogue_task import DialogueTask
     from offline_vision.eval import runner
+    from offline_vision.eval.tasks import DialogueTask
 
     settings = settings_of(ctx)
     check_concurrency(concurrency, opts["reasoner"])

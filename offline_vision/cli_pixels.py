@@ -161,7 +161,7 @@ def pixels(ctx, image, seed, invert, show_grid, as_json, **opts):
 def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, **opts):
     """Pixel prompting on MNIST test digits (with the knn and majority baselines)."""
     from offline_vision.eval import runner
-    from offline_vision.pixels import PixelTask
+    from offline_vision.eval.tasks import PixelTask
 
     settings = settings_of(ctx)
     if dataset != "mnist":

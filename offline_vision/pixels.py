@@ -310,38 +310,3 @@ class Prompter:
         return Prediction(
             c.value, [*msgs, {"role": "assistant", "content": c.text}], tokens, examples
         )
-
-
-class PixelTask:
-    """`eval pixels`: one MNIST test digit → one record."""
-
-    name = "pixels"
-
-    @property
-    def sequential(self) -> bool:
-        """`feedback` shows the model its earlier answers: items cannot run side by side."""
-        return getattr(self.method, "strategy", None) == "feedback"
-
-    def __init__(self, dataset, method, *, dataset_name: str = "mnist"):
-        self.dataset, self.method, self.dataset_name = dataset, method, dataset_name
-
-    def config(self) -> dict:
-        return {"task": self.name, "dataset": self.dataset_name, **self.method.config()}
-
-    def resume(self, records: list[dict]) -> None:
-        self.method.resume(records)
-
-    def __call__(self, index: int) -> dict:
-        item = self.dataset.item(index)
-        grid = to_grid(self.dataset.array(index))
-        p = self.method.predict(grid, item.label)
-        rec = {
-            "truth": item.label,
-            "prediction": p.prediction,
-            "tokens": p.tokens,
-            "examples": p.examples,
-            "transcript": p.transcript,
-        }
-        if isinstance(self.method, Prompter):
-            rec["question"] = self.method.question(grid)
-        return rec

@@ -18,7 +18,7 @@ from offline_vision.dialogue import (
     DialogueConfig,
     run_dialogue,
 )
-from offline_vision.dialogue_task import DialogueTask
+from offline_vision.eval.tasks import DialogueTask
 from offline_vision.labelmap import map_answer
 from offline_vision.labels import CIFAR10
 from offline_vision.models.reasoners.scripted import ScriptedReasoner

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from offline_vision.eval.datasets import Mnist
+from offline_vision.eval.tasks import PixelTask
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.pixels import (
     DIGITS,
     Baseline,
-    PixelTask,
     Pool,
     Prompter,
     encode,

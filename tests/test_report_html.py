@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_vision.dialogue_task import DialogueTask
 from offline_vision.eval import runner
+from offline_vision.eval.tasks import DialogueTask
 
 EVIL = '<script>window.PWNED=1</script><img src=x onerror="window.PWNED=2">'
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer")

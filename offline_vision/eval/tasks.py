@@ -1,0 +1,182 @@
+"""The evaluation tasks: one dataset item → one record, for `eval.runner.run`.
+
+A task has `name`, `config() -> dict`, `resume(records)` and `__call__(index) -> dict` (at least
+`truth` and `prediction`); `sequential = True` where each item depends on the ones before it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+
+import numpy as np
+
+from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
+from offline_vision.knowledge import LabelScorer
+from offline_vision.pixels import Prompter, to_grid
+
+
+class ScorerTask:
+    """`eval clip` (Trial 1): the scorer alone over the dataset's class names."""
+
+    name = "clip"
+
+    def __init__(self, dataset, scorer, templates=None, *, knowledge=None, follow_up=None):
+        self.dataset, self.scorer = dataset, scorer
+        self.labels = list(dataset.classes)
+        self.templates = tuple(templates or scorer.default_templates(dataset.name))
+        self.knowledge, self.follow_up = knowledge, follow_up
+        self._label_scorer = None
+
+    def config(self) -> dict:
+        cfg = {
+            "task": "clip",
+            "dataset": self.dataset.name,
+            "labels": self.labels,
+            "templates": list(self.templates),
+            "scorer": self.scorer.describe(),
+        }
+        if self.knowledge is not None:
+            cfg["knowledge"] = {
+                "strategy": self.knowledge.strategy,
+                "sha256": self.knowledge.digest,
+                "reasoner": self.knowledge.reasoner,
+            }
+        if self.follow_up is not None:
+            cfg["follow_up"] = self.follow_up.config()
+        return cfg
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def __call__(self, index: int) -> dict:
+        if self._label_scorer is None:
+            self._label_scorer = LabelScorer(
+                self.scorer, self.labels, self.templates, self.knowledge
+            )
+        item = self.dataset.item(index)
+        emb = self.scorer.encode_images([self.dataset.image(index)])
+        probs = self._label_scorer.probabilities(emb)[0]
+        order = np.argsort(-probs)
+        rec = {
+            "truth": item.label,
+            "prediction": self.labels[order[0]],
+            "top": [[self.labels[i], round(float(probs[i]), 5)] for i in order[:5]],
+        }
+        if self.knowledge is not None:
+            rec["knowledge_sha256"] = self.knowledge.digest
+        if self.follow_up is not None:
+            rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
+            rec["prediction"] = rec["follow_up"].get("prediction", rec["prediction"])
+        return rec
+
+
+class DialogueTask:
+    """`eval dialogue` / `eval dialogue-open`: one image → one dialogue → one record."""
+
+    name = "dialogue"
+
+    def __init__(
+        self, dataset, scorer, reasoner, *, known: bool, config: DialogueConfig, seed: int = 0
+    ):
+        self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
+        self.known, self.config_, self.seed = known, config, seed
+        self.labels = list(dataset.classes)
+
+    def config(self) -> dict:
+        return {
+            "task": "dialogue" if self.known else "dialogue-open",
+            "dataset": self.dataset.name,
+            "mode": "known" if self.known else "open",
+            "policy": self.config_.policy,
+            "dialogue": asdict(self.config_),
+            "labels": self.labels,
+            "seed": self.seed,
+            "scorer": self.scorer.describe(),
+            "reasoner": self.reasoner.describe(),
+            **({} if self.known else {"open_map": map_calibration(self.scorer)}),
+        }
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def __call__(self, index: int) -> dict:
+        item = self.dataset.item(index)
+        d = run_dialogue(
+            self.dataset.image(index),
+            self.scorer,
+            self.reasoner,
+            self.labels,
+            known=self.known,
+            label_set=self.dataset.name,
+            config=self.config_,
+            seed=self.seed,
+        )
+        return {
+            "truth": item.label,
+            "prediction": d["answer"]["label"] or "unmapped",
+            "tokens": d.pop("tokens"),
+            "dialogue": d,
+        }
+
+    @staticmethod
+    def summary_extra(records: list[dict]) -> dict:
+        rows = [
+            r["dialogue"]["answer_by_round"]
+            for r in records
+            if r["dialogue"].get("answer_by_round")
+        ]
+        out = {
+            "answered_by_eyes": sum(r["dialogue"]["stopped_after"] == 0 for r in records),
+            "stopped_early": sum(bool(r["dialogue"]["stopped_after"]) for r in records),
+            "fallback_rounds": sum(
+                bool(x["fallback"]) for r in records for x in r["dialogue"]["rounds"]
+            ),
+            "mean_rounds": sum(len(r["dialogue"]["rounds"]) for r in records) / len(records),
+            "probe_s_mean": sum(r["dialogue"]["probe_s"] for r in records) / len(records),
+        }
+        if rows and len(rows) == len(records):
+            truth = [r["truth"] for r in records]
+            n_rounds = len(rows[0])
+            out["accuracy_by_round"] = [
+                sum(row[k] == t for row, t in zip(rows, truth, strict=True)) / len(rows)
+                for k in range(n_rounds)
+            ]
+        if records and records[0]["dialogue"]["mode"] == "open":
+            out["mapping_rules"] = dict(Counter(r["dialogue"]["answer"]["rule"] for r in records))
+        return out
+
+
+class PixelTask:
+    """`eval pixels`: one MNIST test digit → one record."""
+
+    name = "pixels"
+
+    @property
+    def sequential(self) -> bool:
+        """`feedback` shows the model its earlier answers: items cannot run side by side."""
+        return getattr(self.method, "strategy", None) == "feedback"
+
+    def __init__(self, dataset, method, *, dataset_name: str = "mnist"):
+        self.dataset, self.method, self.dataset_name = dataset, method, dataset_name
+
+    def config(self) -> dict:
+        return {"task": self.name, "dataset": self.dataset_name, **self.method.config()}
+
+    def resume(self, records: list[dict]) -> None:
+        self.method.resume(records)
+
+    def __call__(self, index: int) -> dict:
+        item = self.dataset.item(index)
+        grid = to_grid(self.dataset.array(index))
+        p = self.method.predict(grid, item.label)
+        rec = {
+            "truth": item.label,
+            "prediction": p.prediction,
+            "tokens": p.tokens,
+            "examples": p.examples,
+            "transcript": p.transcript,
+        }
+        if isinstance(self.method, Prompter):
+            rec["question"] = self.method.question(grid)
+        return rec
