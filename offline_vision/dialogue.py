@@ -14,7 +14,9 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-from offline_vision.dialogue_prompts import (
+from offline_vision.errors import BadInput, ReasonerError
+from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
+from offline_vision.prompts import (
     BACKOFF,
     BROAD_FALLBACK,
     CHECK,
@@ -33,8 +35,6 @@ from offline_vision.dialogue_prompts import (
     TASK_KNOWN,
     TASK_OPEN,
 )
-from offline_vision.errors import BadInput, ReasonerError
-from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
 
 POLICIES = ("seed", "adaptive")
 

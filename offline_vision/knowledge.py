@@ -28,6 +28,7 @@ import numpy as np
 from offline_vision.errors import BadInput
 from offline_vision.models.scorer import l2_normalize
 from offline_vision.progress import bar as progress_bar
+from offline_vision.prompts import KNOWLEDGE_PROMPTS, KNOWLEDGE_SYSTEM
 
 log = logging.getLogger("ovision")
 
@@ -36,30 +37,6 @@ PROMPT_VERSION = 1
 STRATEGIES = ("descriptions", "subclasses", "waffle")
 PER_LABEL = 8
 
-# Prompts are data. Chosen on the 632 CIFAR-10 dev images (never the 300): plain lines parse
-# more reliably from small local models than a JSON grammar, which they fill with run-on prose.
-SYSTEM = (
-    "You write short, concrete texts that help an image classifier. Answer with one item per "
-    "line and nothing else: no numbering, no headings, no explanations."
-)
-PROMPTS = {
-    "descriptions": (
-        "The classes are: {labels}.\nWrite {n} short visual descriptions of a photo of a "
-        "{label}: its shape, parts, colours, texture and usual surroundings, at most 10 words "
-        "each, one per line.\nFor example, for a bus:\nlong box-shaped body with many windows\n"
-        "large black wheels\nparked at a stop on a city street"
-    ),
-    "subclasses": (
-        "The classes are: {labels}.\nList {n} common kinds of {label} (breeds, species, makes "
-        "or types), each by its usual name of 1 to 3 words, one per line. Do not list any of "
-        "the other classes.\nFor example, for a bus:\nschool bus\ndouble-decker bus\ntrolleybus"
-    ),
-    "differential": (
-        "In small photos a {label} is easily mistaken for {others}. Write {n} visual features "
-        "of a {label} that {others} lack, a few words each, one per line.\nFor example, for a "
-        "bus mistaken for a truck:\nrows of passenger windows along the side\ndoors in the middle"
-    ),
-}
 DESCRIPTION_TEMPLATE = "a photo of a {label}, {text}"  # descriptions, waffle and differential
 # A label's embedding: (1 − w) · its template mean + w · its description mean. w = 0.25 was the
 # best of 0.25 / 0.5 / 0.75 / 1 and of equal weight per prompt on the 632 dev images (default
@@ -98,7 +75,7 @@ def _names_other_label(text: str, label: str, labels: Sequence[str]) -> bool:
 
 def _example_lines(strategy: str) -> set[str]:
     """The lines of the prompt's own example: a model that copies them has said nothing."""
-    return {line.strip().lower() for line in PROMPTS[strategy].split("\n")[2:]}
+    return {line.strip().lower() for line in KNOWLEDGE_PROMPTS[strategy].split("\n")[2:]}
 
 
 def filter_items(
@@ -207,7 +184,7 @@ def cache_path(cache_dir: Path, strategy: str, labels, reasoner, per_label: int,
             strategy,
             reasoner_identity(reasoner) if reasoner else None,
             PROMPT_VERSION,
-            PROMPTS.get(strategy),
+            KNOWLEDGE_PROMPTS.get(strategy),
             per_label,
             seed,
         ],
@@ -219,7 +196,10 @@ def cache_path(cache_dir: Path, strategy: str, labels, reasoner, per_label: int,
 
 
 def _ask(reasoner, prompt: str, seed: int) -> tuple[str, float]:
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    messages = [
+        {"role": "system", "content": KNOWLEDGE_SYSTEM},
+        {"role": "user", "content": prompt},
+    ]
     c = reasoner.complete(messages, max_tokens=320, temperature=0.0, seed=seed)
     return c.text, c.latency_s
 
@@ -253,14 +233,16 @@ def expand(
             per_label=per_label,
             seed=seed,
             reasoner=reasoner_identity(reasoner),
-            prompts={"system": SYSTEM, "user": PROMPTS[strategy]},
+            prompts={"system": KNOWLEDGE_SYSTEM, "user": KNOWLEDGE_PROMPTS[strategy]},
         )
     todo = [lab for lab in labels if lab not in k.texts]
     with progress_bar(
         len(labels), f"writing {strategy}", unit="label", initial=len(labels) - len(todo)
     ) as bar:
         for label in todo:
-            prompt = PROMPTS[strategy].format(labels=", ".join(labels), label=label, n=per_label)
+            prompt = KNOWLEDGE_PROMPTS[strategy].format(
+                labels=", ".join(labels), label=label, n=per_label
+            )
             text, seconds = _ask(reasoner, prompt, seed)
             items = filter_items(parse_items(text, per_label), label, labels, strategy, k.dropped)
             k.texts[label], k.transcripts[label] = items, text
@@ -372,7 +354,7 @@ class FollowUp:
             "k": self.k,
             "threshold": self.threshold,
             "per_label": self.per_label,
-            "prompt": PROMPTS["differential"],
+            "prompt": KNOWLEDGE_PROMPTS["differential"],
             "prompt_version": PROMPT_VERSION,
             "reasoner": reasoner_identity(self.reasoner),
         }
@@ -383,7 +365,7 @@ class FollowUp:
                 sorted(labels),
                 reasoner_identity(self.reasoner),
                 PROMPT_VERSION,
-                PROMPTS["differential"],
+                KNOWLEDGE_PROMPTS["differential"],
                 self.per_label,
                 self.seed,
             ],
@@ -402,7 +384,9 @@ class FollowUp:
         texts, raw, dropped = {}, {}, {}
         for label in sorted(labels):
             others = " or ".join(f"a {o}" for o in sorted(labels) if o != label)
-            prompt = PROMPTS["differential"].format(label=label, others=others, n=self.per_label)
+            prompt = KNOWLEDGE_PROMPTS["differential"].format(
+                label=label, others=others, n=self.per_label
+            )
             raw[label], seconds = _ask(self.reasoner, prompt, self.seed)
             self.requests += 1
             self.llm_seconds += seconds

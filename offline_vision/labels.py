@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from offline_vision.errors import BadInput
+from offline_vision.prompts import SINGLE_TEMPLATE
 
 log = logging.getLogger("ovision")
 
@@ -26,7 +27,6 @@ CIFAR10 = (
     "ship",
     "truck",
 )
-SINGLE_TEMPLATE = "a photo of a {}."
 
 
 @cache

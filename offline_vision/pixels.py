@@ -16,63 +16,21 @@ import numpy as np
 from PIL import Image
 
 from offline_vision.errors import BadInput
+from offline_vision.prompts import (
+    FEEDBACK_NEXT,
+    FEEDBACK_RIGHT,
+    FEEDBACK_SYSTEM,
+    FEEDBACK_WRONG,
+    PIXELS_LEGEND,
+    PIXELS_QUESTION,
+    PIXELS_SYSTEM,
+    SEED_PROMPT,
+    SHADES,
+)
 
 DIGITS = tuple(str(d) for d in range(10))
 ENCODINGS = ("seed", "digits", "ascii")
 STRATEGIES = ("seed", "zero-shot", "few-shot", "retrieved", "feedback", "knn", "majority")
-SHADES = " .:-=+*#%@"  # ascii encoding: 10 levels, dark → bright
-
-# --- prompts (data) ----------------------------------------------------------------------------
-
-SEED_PROMPT = {
-    # The post's prompt, as summarised in SEEDS.md (translated to English).
-    "en": (
-        "This is a virtual world. You can: read an image that was converted to grayscale and to "
-        "an array; decode it back into an image representation; recognise what is in it and say "
-        "so in a sentence.\n"
-        "Your function: when given such an array, apply your abilities step by step and say in a "
-        "sentence what is drawn.\n"
-        "Reference:\n"
-        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
-        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
-        "Input/Output:\n"
-        "img_array: {{the array}}\n"
-        "What is written: {{apply your abilities step by step, reason logically, answer in a "
-        "sentence}}\n\n"
-        "img_array: {grid}\n"
-        "What is written:"
-    ),
-    # The same prompt rendered back into Japanese, the post's language. The post's verbatim
-    # Japanese text is not available offline; this follows the summary sentence by sentence.
-    "ja": (
-        "ここは仮想世界です。あなたは次のことができます: グレースケールに変換され配列になった画像を"
-        "読み取ること。それを画像表現に復号すること。そこに何が描かれているかを認識し、文章で答えること。\n"
-        "あなたの機能: そのような配列が与えられたら、能力を段階的に使い、何が描かれているかを文章で答えてください。\n"
-        "参考:\n"
-        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
-        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
-        "入力/出力:\n"
-        "img_array: {{配列}}\n"
-        "何が書かれているか: {{能力を段階的に使い、論理的に考え、文章で答える}}\n\n"
-        "img_array: {grid}\n"
-        "何が書かれているか:"
-    ),
-}
-SYSTEM = (
-    "You read handwritten digits. Each digit is given as a 20x20 grid of pixel intensities, one "
-    "row per line: {legend}. Answer with the single digit 0-9 that is drawn."
-)
-LEGEND = {
-    "seed": "values 0.0 (background) to 1.0 (ink)",
-    "digits": "each character 0 (background) to 9 (ink)",
-    "ascii": f"characters from {SHADES!r}, space is background, '@' is the strongest ink",
-}
-QUESTION = "{grid}\nWhich digit is this?"
-FEEDBACK_SYSTEM = SYSTEM + " After each answer you are told the true digit; learn from it."
-FEEDBACK_RIGHT = "Correct, it was {truth}."
-FEEDBACK_WRONG = "Wrong: it was {truth}."
-FEEDBACK_NEXT = "{feedback}\n\nNext digit:\n{question}"
-
 
 # --- the grid ----------------------------------------------------------------------------------
 
@@ -213,7 +171,7 @@ class Prompter:
             self._trim(0)
 
     def question(self, grid: np.ndarray) -> str:
-        return QUESTION.format(grid=encode(grid, self.encoding))
+        return PIXELS_QUESTION.format(grid=encode(grid, self.encoding))
 
     def _examples(self, idxs: Sequence[int]) -> list[dict]:
         out = []
@@ -241,7 +199,7 @@ class Prompter:
                 self.history.pop(0)
 
     def messages(self, grid: np.ndarray) -> tuple[list[dict], list[int]]:
-        legend = SYSTEM.format(legend=LEGEND[self.encoding])
+        legend = PIXELS_SYSTEM.format(legend=PIXELS_LEGEND[self.encoding])
         question = self.question(grid)
         if self.strategy == "seed":
             return [
@@ -271,7 +229,12 @@ class Prompter:
             )
         # feedback
         self._trim(self._tokens(question))
-        msgs = [{"role": "system", "content": FEEDBACK_SYSTEM.format(legend=LEGEND[self.encoding])}]
+        msgs = [
+            {
+                "role": "system",
+                "content": FEEDBACK_SYSTEM.format(legend=PIXELS_LEGEND[self.encoding]),
+            }
+        ]
         previous = None
         for h in self.history:
             content = (

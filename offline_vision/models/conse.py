@@ -24,11 +24,12 @@ from offline_vision.models.scorer import (
     text_model_key,
 )
 from offline_vision.models.store import Bundle
+from offline_vision.prompts import BASE_TEMPLATE
 
 TOP_T = 10
 LOGIT_SCALE = 20.0
 TEXT_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
-TEMPLATE = "a photo of a {}"
+TEMPLATE = BASE_TEMPLATE
 # EfficientNet-Lite was trained with TensorFlow-style scaling (x − 127) / 128, not ImageNet
 # mean/std (which costs 6–8 points here); written as mean/std on the 0–1 scale.
 IMAGE_PREPROCESS = Preprocess(

@@ -17,15 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 import jsonschema
 
 from offline_vision.errors import ReasonerError
+from offline_vision.prompts import REPAIR_CHOICES, REPAIR_EMPTY, REPAIR_SCHEMA
 
 Message = dict[str, str]
-
-REPAIR_CHOICES = "That answer is not allowed. Reply with exactly one of: {choices}. Nothing else."
-REPAIR_SCHEMA = (
-    "That reply is not valid ({error}). Reply with only a JSON value that matches this schema, "
-    "no prose and no code fences:\n{schema}"
-)
-REPAIR_EMPTY = "Your reply was empty. Please answer."
 
 
 def repair_message(problem: Exception, choices: Sequence[str] | None, schema: dict | None) -> str:

@@ -18,12 +18,11 @@ import httpx
 from offline_vision.errors import ReasonerError
 from offline_vision.models.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
+from offline_vision.prompts import CHOICE_INSTRUCTION, SCHEMA_INSTRUCTION
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIES = 4
 MODES = ("json_schema", "json_object", "prompt")
-CHOICE_INSTRUCTION = 'Answer with JSON {{"answer": <one of {choices}>}} and nothing else.'
-SCHEMA_INSTRUCTION = "Answer with only JSON matching this schema, no prose:\n{schema}"
 
 
 def _is_local(url: str) -> bool:

@@ -1,0 +1,188 @@
+"""Every prompt the product sends, as data: read, diff and test them here, not in the code
+that sends them. Sections: templates, the dialogue, pixel prompting, label knowledge, and the
+reasoners' own repair and format instructions."""
+
+# --- templates ----------------------------------------------------------------------------------
+
+BASE_TEMPLATE = "a photo of a {}"  # the ConSE stand-in's one template
+SINGLE_TEMPLATE = (
+    BASE_TEMPLATE + "."
+)  # CLIP's single template (named ensembles: data/templates.json)
+
+# --- the dialogue (dialogue.py) ------------------------------------------------------------------
+
+BROAD_FALLBACK = ["animal", "vehicle", "plant", "person", "building", "object"]
+
+
+SYSTEM = (
+    "You are identifying the main object in a photo that you cannot see. A vision model is your "
+    "eyes: you propose candidate labels, and it tells you how well each one matches the photo, as "
+    "probabilities over just those candidates (they sum to 100%). {task}"
+)
+TASK_KNOWN = (
+    "The photo shows one of these: {labels}. After the questions you will answer with one of them."
+)
+TASK_OPEN = "After the questions you will name the object with one short label."
+FIRST = {
+    "seed": 'Round 1 of {rounds}. Propose 2 to 8 candidate labels to ask about, as JSON: {{"candidates": [...]}}.',
+    "adaptive": (
+        "Round 1 of {rounds}. Start broad, with general categories (such as animal, vehicle, plant, "
+        "building, food, person). Propose 2 to 8 candidate labels to ask about, and your current "
+        'best guess, as JSON: {{"candidates": [...], "guess": "..."}}.'
+    ),
+}
+NEXT = {
+    "seed": "The vision model answered:\n{scores}\nRound {r} of {rounds}. Propose the next candidates as JSON.",
+    "adaptive": (
+        "The vision model answered:\n{scores}\n{advice}Round {r} of {rounds}. Propose the next "
+        "candidates and your current best guess as JSON."
+    ),
+}
+BACKOFF = (
+    "These scores are nearly flat: the vision model cannot tell these candidates apart. Step back "
+    "and ask about broader, more abstract categories before getting specific again.\n"
+)
+# The 1.5B model ignored a bare "narrow down" and asked the same eight words again; naming the
+# leader gets it to list kinds of it (coarse to fine: vehicle → ship, truck, … → tanker, …).
+NARROW = (
+    "The leading candidate is {top}. Narrow down: propose more specific kinds of {top}, or "
+    "things that look like one.\n"
+)
+REPEAT = (
+    "You asked about all of these before. Propose labels you have not asked about yet, as JSON."
+)
+# Known labels. `seed` names the labels in the question, as the post did; the 1.5B model then
+# answers the first-listed label far too often (on the dev images: "airplane" for a dog the eyes
+# put at 87 %), so `adaptive` leaves the list in the system prompt and shows the eyes' scores
+# over the possible answers instead.
+CHECK = "Finally, the vision model's scores over the possible answers:\n{scores}\n"
+# Open labels, adaptive: the eyes score every label the LLM asked about together, and the answer
+# is one of their top ones (the 1.5B model otherwise answers a word from its first question,
+# "tree" for most photos, whatever the scores said).
+CHECK_OPEN = "Finally, the vision model's scores over all the labels you asked about:\n{scores}\n"
+FINAL_KNOWN = {
+    "seed": "The vision model answered:\n{scores}\n{check}Now answer: which one of {labels} is the photo? Reply with the label only.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. Which of the possible answers is the photo? Answer with the label only.",
+}
+FINAL_OPEN = {
+    "seed": "The vision model answered:\n{scores}\nNow name the object in the photo with one short label.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}Weigh everything it answered. What is the object in the photo? Answer with the most specific of these labels that fits, the label only.",
+}
+PROBE_KNOWN = {
+    "seed": "The vision model answered:\n{scores}\nIf you had to answer now: which one of {labels} is the photo? Reply with the label only.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now: which of the possible answers is the photo? Answer with the label only.",
+}
+PROBE_OPEN = {
+    "seed": "The vision model answered:\n{scores}\nIf you had to answer now, what is the object? One short label.",
+    "adaptive": "The vision model answered:\n{scores}\n{check}If you had to answer now, what is the object? Answer with the most specific of these labels that fits, the label only.",
+}
+
+_LABEL = {"type": "string", "minLength": 1, "maxLength": 40}
+ROUND_SCHEMA = {
+    "seed": {
+        "type": "object",
+        "properties": {
+            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8}
+        },
+        "required": ["candidates"],
+    },
+    "adaptive": {
+        "type": "object",
+        "properties": {
+            "candidates": {"type": "array", "items": _LABEL, "minItems": 2, "maxItems": 8},
+            "guess": _LABEL,
+        },
+        "required": ["candidates", "guess"],
+    },
+}
+OPEN_ANSWER_SCHEMA = {"type": "object", "properties": {"label": _LABEL}, "required": ["label"]}
+
+# --- pixel prompting (pixels.py) ---------------------------------------------------------------
+
+SHADES = " .:-=+*#%@"  # ascii encoding: 10 levels, dark → bright
+SEED_PROMPT = {
+    # The post's prompt, as summarised in SEEDS.md (translated to English).
+    "en": (
+        "This is a virtual world. You can: read an image that was converted to grayscale and to "
+        "an array; decode it back into an image representation; recognise what is in it and say "
+        "so in a sentence.\n"
+        "Your function: when given such an array, apply your abilities step by step and say in a "
+        "sentence what is drawn.\n"
+        "Reference:\n"
+        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
+        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
+        "Input/Output:\n"
+        "img_array: {{the array}}\n"
+        "What is written: {{apply your abilities step by step, reason logically, answer in a "
+        "sentence}}\n\n"
+        "img_array: {grid}\n"
+        "What is written:"
+    ),
+    # The same prompt rendered back into Japanese, the post's language. The post's verbatim
+    # Japanese text is not available offline; this follows the summary sentence by sentence.
+    "ja": (
+        "ここは仮想世界です。あなたは次のことができます: グレースケールに変換され配列になった画像を"
+        "読み取ること。それを画像表現に復号すること。そこに何が描かれているかを認識し、文章で答えること。\n"
+        "あなたの機能: そのような配列が与えられたら、能力を段階的に使い、何が描かれているかを文章で答えてください。\n"
+        "参考:\n"
+        "img = Image.fromarray(img).resize((20, 20)).convert('L')\n"
+        "img_array = np.round(np.asarray(img, dtype=np.float32) / 255.0, decimals=1)\n"
+        "入力/出力:\n"
+        "img_array: {{配列}}\n"
+        "何が書かれているか: {{能力を段階的に使い、論理的に考え、文章で答える}}\n\n"
+        "img_array: {grid}\n"
+        "何が書かれているか:"
+    ),
+}
+PIXELS_SYSTEM = (
+    "You read handwritten digits. Each digit is given as a 20x20 grid of pixel intensities, one "
+    "row per line: {legend}. Answer with the single digit 0-9 that is drawn."
+)
+PIXELS_LEGEND = {
+    "seed": "values 0.0 (background) to 1.0 (ink)",
+    "digits": "each character 0 (background) to 9 (ink)",
+    "ascii": f"characters from {SHADES!r}, space is background, '@' is the strongest ink",
+}
+PIXELS_QUESTION = "{grid}\nWhich digit is this?"
+FEEDBACK_SYSTEM = PIXELS_SYSTEM + " After each answer you are told the true digit; learn from it."
+FEEDBACK_RIGHT = "Correct, it was {truth}."
+FEEDBACK_WRONG = "Wrong: it was {truth}."
+FEEDBACK_NEXT = "{feedback}\n\nNext digit:\n{question}"
+
+# --- label knowledge (knowledge.py) -------------------------------------------------------------
+
+# Prompts are data. Chosen on the 632 CIFAR-10 dev images (never the 300): plain lines parse
+# more reliably from small local models than a JSON grammar, which they fill with run-on prose.
+KNOWLEDGE_SYSTEM = (
+    "You write short, concrete texts that help an image classifier. Answer with one item per "
+    "line and nothing else: no numbering, no headings, no explanations."
+)
+KNOWLEDGE_PROMPTS = {
+    "descriptions": (
+        "The classes are: {labels}.\nWrite {n} short visual descriptions of a photo of a "
+        "{label}: its shape, parts, colours, texture and usual surroundings, at most 10 words "
+        "each, one per line.\nFor example, for a bus:\nlong box-shaped body with many windows\n"
+        "large black wheels\nparked at a stop on a city street"
+    ),
+    "subclasses": (
+        "The classes are: {labels}.\nList {n} common kinds of {label} (breeds, species, makes "
+        "or types), each by its usual name of 1 to 3 words, one per line. Do not list any of "
+        "the other classes.\nFor example, for a bus:\nschool bus\ndouble-decker bus\ntrolleybus"
+    ),
+    "differential": (
+        "In small photos a {label} is easily mistaken for {others}. Write {n} visual features "
+        "of a {label} that {others} lack, a few words each, one per line.\nFor example, for a "
+        "bus mistaken for a truck:\nrows of passenger windows along the side\ndoors in the middle"
+    ),
+}
+
+# --- the reasoners' repair turn and format instructions (models/reasoners/) ---------------------
+
+REPAIR_CHOICES = "That answer is not allowed. Reply with exactly one of: {choices}. Nothing else."
+REPAIR_SCHEMA = (
+    "That reply is not valid ({error}). Reply with only a JSON value that matches this schema, "
+    "no prose and no code fences:\n{schema}"
+)
+REPAIR_EMPTY = "Your reply was empty. Please answer."
+CHOICE_INSTRUCTION = 'Answer with JSON {{"answer": <one of {choices}>}} and nothing else.'
+SCHEMA_INSTRUCTION = "Answer with only JSON matching this schema, no prose:\n{schema}"
