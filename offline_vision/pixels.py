@@ -30,7 +30,7 @@ from offline_vision.prompts import (
 
 DIGITS = tuple(str(d) for d in range(10))
 ENCODINGS = ("seed", "digits", "ascii")
-STRATEGIES = ("seed", "zero-shot", "few-shot", "retrieved", "feedback", "knn", "majority")
+BASELINES = ("knn", "majority")
 
 # --- the grid ----------------------------------------------------------------------------------
 
@@ -111,8 +111,151 @@ class Baseline:
         return Prediction(best, examples=[int(i) for i in near])
 
 
+class _Strategy:
+    """How one LLM strategy builds its prompt; `Prompter` runs it. The base is `zero-shot`."""
+
+    name = "zero-shot"
+    needs_pool = False  # few-shot examples come from the MNIST train pool
+    encoding: str | None = None  # a strategy that fixes the grid encoding
+    sequential = False  # each digit depends on the ones before it
+
+    def __init__(self, p: Prompter):
+        self.p = p
+
+    def config(self) -> dict:
+        return {}
+
+    def resume(self, records: list[dict]) -> None:
+        pass
+
+    def after(self, question: str, answer: str, truth: str | None) -> None:
+        pass
+
+    def messages(self, grid: np.ndarray) -> tuple[list[dict], list[int]]:
+        return [
+            {"role": "system", "content": self.p.legend()},
+            {"role": "user", "content": self.p.question(grid)},
+        ], []
+
+
+class _Seed(_Strategy):
+    """The post's prompt and grid, in its language."""
+
+    name, encoding = "seed", "seed"
+
+    def config(self) -> dict:
+        return {"lang": self.p.lang}
+
+    def messages(self, grid):
+        content = SEED_PROMPT[self.p.lang].format(grid=encode(grid, "seed"))
+        return [{"role": "user", "content": content}], []
+
+
+class _FewShot(_Strategy):
+    """The same `shots` train digits (seeded) before every question."""
+
+    name, needs_pool = "few-shot", True
+
+    def __init__(self, p: Prompter):
+        super().__init__(p)
+        rng = np.random.default_rng(p.seed)
+        self.examples = [int(i) for i in rng.choice(len(p.pool.labels), p.shots, replace=False)]
+
+    def config(self) -> dict:
+        return {"shots": self.p.shots, "examples": self.examples}
+
+    def chosen(self, grid: np.ndarray) -> list[int]:
+        return self.examples
+
+    def messages(self, grid):
+        idxs = self.chosen(grid)
+        shown = []
+        for i in idxs:
+            shown += [
+                {"role": "user", "content": self.p.question(self.p.pool.grids[i])},
+                {"role": "assistant", "content": str(self.p.pool.labels[i])},
+            ]
+        system = {"role": "system", "content": self.p.legend()}
+        return [system, *shown, {"role": "user", "content": self.p.question(grid)}], idxs
+
+
+class _Retrieved(_FewShot):
+    """The `shots` nearest train digits, the nearest last."""
+
+    name = "retrieved"
+
+    def __init__(self, p: Prompter):
+        _Strategy.__init__(self, p)
+
+    def config(self) -> dict:
+        return {"shots": self.p.shots}
+
+    def chosen(self, grid):
+        return [int(i) for i in self.p.pool.nearest(grid, self.p.shots)[::-1]]
+
+
+class _Feedback(_Strategy):
+    """One growing conversation: each answer is followed by the truth."""
+
+    name, sequential = "feedback", True
+
+    def __init__(self, p: Prompter):
+        super().__init__(p)
+        self.history: list[dict] = []  # past (question text, answer, truth)
+
+    def config(self) -> dict:
+        return {"budget_tokens": self.p.budget_tokens}
+
+    def resume(self, records):
+        for r in records:
+            self.history.append(
+                {"question": r["question"], "answer": r["prediction"], "truth": r["truth"]}
+            )
+        self.trim(0)
+
+    def after(self, question, answer, truth):
+        self.history.append({"question": question, "answer": answer, "truth": truth})
+
+    def trim(self, extra: int) -> None:
+        """Keep the history within budget; drop the oldest entries in one go (down to 60 % of
+        the budget) so that the evaluated prefix stays reusable for many digits."""
+
+        def size() -> int:
+            return sum(self.p.tokens(h["question"]) + 16 for h in self.history) + extra
+
+        if size() > self.p.budget_tokens:
+            while self.history and size() > 0.6 * self.p.budget_tokens:
+                self.history.pop(0)
+
+    def messages(self, grid):
+        question = self.p.question(grid)
+        self.trim(self.p.tokens(question))
+        legend = PIXELS_LEGEND[self.p.encoding]
+        msgs = [{"role": "system", "content": FEEDBACK_SYSTEM.format(legend=legend)}]
+        previous = None
+        for h in self.history:
+            q = h["question"]
+            content = q if previous is None else FEEDBACK_NEXT.format(feedback=previous, question=q)
+            msgs += [
+                {"role": "user", "content": content},
+                {"role": "assistant", "content": h["answer"]},
+            ]
+            verdict = FEEDBACK_RIGHT if h["answer"] == h["truth"] else FEEDBACK_WRONG
+            previous = verdict.format(truth=h["truth"])
+        content = (
+            question
+            if previous is None
+            else FEEDBACK_NEXT.format(feedback=previous, question=question)
+        )
+        return [*msgs, {"role": "user", "content": content}], []
+
+
+LLM_STRATEGIES = {s.name: s for s in (_Seed, _Strategy, _FewShot, _Retrieved, _Feedback)}
+STRATEGIES = (*LLM_STRATEGIES, *BASELINES)
+
+
 class Prompter:
-    """The LLM strategies. One instance per run: `feedback` keeps its history across digits."""
+    """Runs one LLM strategy. One instance per run: `feedback` keeps its history across digits."""
 
     def __init__(
         self,
@@ -126,145 +269,48 @@ class Prompter:
         lang: str = "en",
         budget_tokens: int = 6000,
     ):
-        if strategy not in STRATEGIES[:5]:
+        kind = LLM_STRATEGIES.get(strategy)
+        if kind is None:
             raise BadInput(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-        if strategy in ("few-shot", "retrieved") and pool is None:
+        if kind.needs_pool and pool is None:
             raise BadInput(f"strategy {strategy} needs the MNIST train pool (set OVISION_DATA)")
-        if strategy == "seed":
-            encoding = "seed"  # the post's own encoding
+        encoding = kind.encoding or encoding
         encode(np.zeros((2, 2)), encoding)  # validates the name
         self.reasoner, self.strategy, self.encoding = reasoner, strategy, encoding
         self.shots, self.pool, self.seed, self.lang = shots, pool, seed, lang
         self.budget_tokens = budget_tokens
-        self.history: list[dict] = []  # feedback: past (question text, answer, truth)
         self._token_cache: dict[str, int] = {}
-        self.fixed_examples: list[int] = []
-        if strategy == "few-shot":
-            rng = np.random.default_rng(seed)
-            self.fixed_examples = [
-                int(i) for i in rng.choice(len(pool.labels), shots, replace=False)
-            ]
+        self.impl = kind(self)
+        self.sequential = kind.sequential
 
     def config(self) -> dict:
-        cfg = {
-            "strategy": self.strategy,
-            "encoding": self.encoding,
-            "reasoner": self.reasoner.describe(),
-        }
-        if self.strategy in ("few-shot", "retrieved"):
-            cfg["shots"] = self.shots
-        if self.strategy == "few-shot":
-            cfg["examples"] = self.fixed_examples
-        if self.strategy == "seed":
-            cfg["lang"] = self.lang
-        if self.strategy == "feedback":
-            cfg["budget_tokens"] = self.budget_tokens
-        return cfg
+        base = {"strategy": self.strategy, "encoding": self.encoding}
+        return {**base, "reasoner": self.reasoner.describe(), **self.impl.config()}
 
     def resume(self, records: list[dict]) -> None:
-        """Rebuild the feedback history from finished records, in order."""
-        if self.strategy == "feedback":
-            for r in records:
-                self.history.append(
-                    {"question": r["question"], "answer": r["prediction"], "truth": r["truth"]}
-                )
-            self._trim(0)
+        """Rebuild what the strategy carries across digits from finished records, in order."""
+        self.impl.resume(records)
+
+    def legend(self) -> str:
+        return PIXELS_SYSTEM.format(legend=PIXELS_LEGEND[self.encoding])
 
     def question(self, grid: np.ndarray) -> str:
         return PIXELS_QUESTION.format(grid=encode(grid, self.encoding))
 
-    def _examples(self, idxs: Sequence[int]) -> list[dict]:
-        out = []
-        for i in idxs:
-            out += [
-                {"role": "user", "content": self.question(self.pool.grids[i])},
-                {"role": "assistant", "content": str(self.pool.labels[i])},
-            ]
-        return out
-
-    def _tokens(self, text: str) -> int:
+    def tokens(self, text: str) -> int:
         if text not in self._token_cache:
             self._token_cache[text] = self.reasoner.count_tokens(text)
         return self._token_cache[text]
 
-    def _trim(self, extra: int) -> None:
-        """Keep the feedback history within budget; drop the oldest entries in one go (down to
-        60 % of the budget) so that the evaluated prefix stays reusable for many digits."""
-
-        def size() -> int:
-            return sum(self._tokens(h["question"]) + 16 for h in self.history) + extra
-
-        if size() > self.budget_tokens:
-            while self.history and size() > 0.6 * self.budget_tokens:
-                self.history.pop(0)
-
     def messages(self, grid: np.ndarray) -> tuple[list[dict], list[int]]:
-        legend = PIXELS_SYSTEM.format(legend=PIXELS_LEGEND[self.encoding])
-        question = self.question(grid)
-        if self.strategy == "seed":
-            return [
-                {
-                    "role": "user",
-                    "content": SEED_PROMPT[self.lang].format(grid=encode(grid, "seed")),
-                }
-            ], []
-        if self.strategy == "zero-shot":
-            return [
-                {"role": "system", "content": legend},
-                {"role": "user", "content": question},
-            ], []
-        if self.strategy in ("few-shot", "retrieved"):
-            idxs = (
-                self.fixed_examples
-                if self.strategy == "few-shot"
-                else [int(i) for i in self.pool.nearest(grid, self.shots)[::-1]]
-            )  # nearest last
-            return (
-                [
-                    {"role": "system", "content": legend},
-                    *self._examples(idxs),
-                    {"role": "user", "content": question},
-                ],
-                idxs,
-            )
-        # feedback
-        self._trim(self._tokens(question))
-        msgs = [
-            {
-                "role": "system",
-                "content": FEEDBACK_SYSTEM.format(legend=PIXELS_LEGEND[self.encoding]),
-            }
-        ]
-        previous = None
-        for h in self.history:
-            content = (
-                h["question"]
-                if previous is None
-                else FEEDBACK_NEXT.format(feedback=previous, question=h["question"])
-            )
-            msgs += [
-                {"role": "user", "content": content},
-                {"role": "assistant", "content": h["answer"]},
-            ]
-            previous = (FEEDBACK_RIGHT if h["answer"] == h["truth"] else FEEDBACK_WRONG).format(
-                truth=h["truth"]
-            )
-        content = (
-            question
-            if previous is None
-            else FEEDBACK_NEXT.format(feedback=previous, question=question)
-        )
-        return [*msgs, {"role": "user", "content": content}], []
+        return self.impl.messages(grid)
 
     def predict(self, grid: np.ndarray, truth: str | None = None) -> Prediction:
-        if self.strategy == "feedback" and truth is None:
+        if self.sequential and truth is None:
             raise BadInput("the feedback strategy needs labelled digits: use `ovision eval pixels`")
         msgs, examples = self.messages(grid)
         c = self.reasoner.complete(msgs, choices=list(DIGITS), max_tokens=4)
-        if self.strategy == "feedback":
-            self.history.append(
-                {"question": self.question(grid), "answer": c.value, "truth": truth}
-            )
+        self.impl.after(self.question(grid), c.value, truth)
         tokens = {
             "prompt": c.usage.prompt_tokens,
             "completion": c.usage.completion_tokens,

@@ -155,7 +155,7 @@ class PixelTask:
     @property
     def sequential(self) -> bool:
         """`feedback` shows the model its earlier answers: items cannot run side by side."""
-        return getattr(self.method, "strategy", None) == "feedback"
+        return getattr(self.method, "sequential", False)
 
     def __init__(self, dataset, method, *, dataset_name: str = "mnist"):
         self.dataset, self.method, self.dataset_name = dataset, method, dataset_name
