@@ -17,6 +17,10 @@ class ModelNotFound(OVisionError):
     """A model is not provisioned; the message names the command that provisions it."""
 
 
+class ModelFileMissing(ModelNotFound):
+    """A file an installed model's manifest lists is not on disk."""
+
+
 class ChecksumMismatch(OVisionError):
     """A file's sha256 differs from the pinned or recorded one."""
 
@@ -35,6 +39,11 @@ class ExportError(OVisionError):
 
 class DataError(OVisionError):
     """An evaluation dataset is missing or malformed."""
+
+
+class RunError(OVisionError):
+    """A run directory cannot be used as asked: another configuration, a missing config, a
+    damaged record, another process writing it, or nothing to evaluate."""
 
 
 class ReasonerError(OVisionError):

@@ -106,10 +106,10 @@ def test_concurrency_with_a_local_gguf_is_refused(run_cli, home):
 
 
 def test_sequential_tasks_refuse_concurrency(tmp_path):
-    from offline_vision.errors import DataError
+    from offline_vision.errors import RunError
 
     class Feedback:
         name, sequential = "pixels", True
 
-    with pytest.raises(DataError, match="depends on the ones before it"):
+    with pytest.raises(RunError, match="depends on the ones before it"):
         runner.run(Feedback(), [1, 2], tmp_path / "r", concurrency=2)

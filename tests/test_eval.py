@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_vision.errors import DataError
+from offline_vision.errors import DataError, RunError
 from offline_vision.eval import runner
 from offline_vision.eval.datasets import ImageFolder, Mnist, open_dataset, read_sample, select
 from offline_vision.eval.report import report
@@ -99,7 +99,7 @@ def test_killed_process_resumes(tmp_path):
 
 def test_resume_with_other_options_is_refused(tmp_path):
     runner.run(CountingTask(), [1, 2, 3], tmp_path / "r")
-    with pytest.raises(DataError, match="different configuration"):
+    with pytest.raises(RunError, match="different configuration"):
         runner.run(CountingTask(), [1, 2, 4], tmp_path / "r")
 
 

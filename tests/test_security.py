@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from test_provision import CLIP_FILES, fake_gguf  # noqa: F401  (fake_gguf: a fixture)
 
-from offline_vision.errors import DataError, ReasonerError
+from offline_vision.errors import ReasonerError, RunError
 from offline_vision.eval import runner
 from offline_vision.models import registry, store
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
@@ -384,7 +384,7 @@ def test_records_without_a_readable_config_are_refused(tmp_path, config_text):
     else:
         cfg.write_text(config_text)
     before = (out / runner.RECORDS).read_bytes()
-    with pytest.raises(DataError, match="cannot be checked"):
+    with pytest.raises(RunError, match="cannot be checked"):
         runner.run(Counting("itap of a {}."), list(range(4)), out)
     assert (out / runner.RECORDS).read_bytes() == before
 
@@ -410,7 +410,7 @@ def test_second_process_on_the_same_out_is_refused(tmp_path):
         deadline = time.time() + 60
         while time.time() < deadline and not (out / runner.RECORDS).exists():
             time.sleep(0.05)
-        with pytest.raises(DataError, match="another ovision process"):
+        with pytest.raises(RunError, match="another ovision process"):
             runner.run(Counting(), list(range(100)), out)
     finally:
         os.kill(proc.pid, signal.SIGKILL)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from offline_vision.errors import DataError
+from offline_vision.errors import RunError
 from offline_vision.eval.runner import RECORDS, SUMMARY, read_records
 from offline_vision.eval.stats import mcnemar_exact
 
@@ -71,13 +71,13 @@ class Run:
 def load_run(path: Path) -> Run:
     summary_path = path / SUMMARY
     if not summary_path.exists():
-        raise DataError(f"{path}: no {SUMMARY} (not a finished run directory)")
+        raise RunError(f"{path}: no {SUMMARY} (not a finished run directory)")
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{summary_path}: unreadable ({e})") from None
+        raise RunError(f"{summary_path}: unreadable ({e})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("n"), int):
-        raise DataError(f"{summary_path}: not an ovision run summary")
+        raise RunError(f"{summary_path}: not an ovision run summary")
     return Run(path.name, path, summary, read_records(path / RECORDS))
 
 
@@ -119,7 +119,7 @@ def paired(a: Run, b: Run) -> dict:
     rb = {r["id"]: r["correct"] for r in b.records}
     common = sorted(set(ra) & set(rb))
     if not common:
-        raise DataError(f"{a.name} and {b.name} share no items")
+        raise RunError(f"{a.name} and {b.name} share no items")
     a_only = sum(ra[i] and not rb[i] for i in common)
     b_only = sum(rb[i] and not ra[i] for i in common)
     return {

@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Protocol
 
-from offline_vision.errors import DataError
+from offline_vision.errors import RunError
 from offline_vision.eval.stats import percentile, wilson
 from offline_vision.progress import bar as progress_bar
 
@@ -70,7 +70,7 @@ def read_records(path: Path) -> list[dict]:
     """Finished records, strictly: a damaged line is an error naming it (for reports)."""
     records, bad, _cut = parse_records(path)
     if bad:
-        raise DataError(
+        raise RunError(
             f"{path}: line {bad[0]} is not a record (JSON with 'id' and 'correct')"
             + (f", and {len(bad) - 1} more" if len(bad) > 1 else "")
         )
@@ -116,7 +116,7 @@ def locked(out_dir: Path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(
+            raise RunError(
                 f"{out_dir} is being written by another ovision process; wait for it or "
                 "choose another --out"
             ) from None
@@ -137,13 +137,13 @@ def _check_config(out_dir: Path, config: dict) -> None:
     if previous is None or previous is ...:
         if has_records:
             state = "missing" if previous is None else "unreadable"
-            raise DataError(
+            raise RunError(
                 f"{out_dir} holds records but its {CONFIG} is {state}, so what produced them "
                 "cannot be checked; choose another --out (or move the records away)"
             )
         write_atomic(cfg_path, json.dumps(config, indent=2, default=str) + "\n")
     elif _comparable(previous) != _comparable(config):
-        raise DataError(
+        raise RunError(
             f"{out_dir} holds a run with a different configuration; resume it with the same "
             "options or choose another --out"
         )
@@ -176,9 +176,9 @@ def run(
     that many items are in flight at once (threads; for tasks whose reasoner is a server) and
     records are appended as they finish; the summary is in `indices` order either way."""
     if not indices:
-        raise DataError("nothing to evaluate (empty selection)")
+        raise RunError("nothing to evaluate (empty selection)")
     if concurrency > 1 and getattr(task, "sequential", False):
-        raise DataError(
+        raise RunError(
             f"{task.name}: each item depends on the ones before it; run it with concurrency 1"
         )
     out_dir.mkdir(parents=True, exist_ok=True)

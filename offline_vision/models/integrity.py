@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from offline_vision.errors import ChecksumMismatch
+from offline_vision.errors import ChecksumMismatch, ModelFileMissing
 
 CHUNK = 1 << 20
 
@@ -23,7 +23,7 @@ def read_verified(path: Path, sha256: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError as e:
-        raise ChecksumMismatch(f"{path} is missing; run `ovision models verify`") from e
+        raise ModelFileMissing(f"{path} is missing; run `ovision models verify`") from e
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise ChecksumMismatch(

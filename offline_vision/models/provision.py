@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from offline_vision.config import Settings
-from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError
+from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError, ModelFileMissing
 from offline_vision.export.onnx import have_export_extra
 from offline_vision.models import hub, registry, store
 from offline_vision.models.download import make_client, safe_url
@@ -337,7 +337,7 @@ def _import_bundle(settings: Settings, path: Path, name: str | None) -> store.Bu
     files = {rel: store.inside(path, rel) for rel in manifest["files"]}
     missing = [rel for rel, src in files.items() if not src.is_file()]
     if missing:
-        raise ChecksumMismatch(f"{path}: bundle does not verify: {', '.join(missing)} missing")
+        raise ModelFileMissing(f"{path}: bundle does not verify: {', '.join(missing)} missing")
     expected = {rel: m["sha256"] for rel, m in manifest["files"].items()}
     meta = {k: v for k, v in manifest.items() if k not in ("format", "name", "kind", "files")}
     return store.install(

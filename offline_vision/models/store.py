@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from offline_vision.errors import BadInput, ChecksumMismatch, ModelNotFound
+from offline_vision.errors import BadInput, ChecksumMismatch, ModelFileMissing, ModelNotFound
 from offline_vision.models import registry
 from offline_vision.models.integrity import CHUNK, read_verified, sha256_file
 
@@ -91,7 +91,7 @@ class Bundle:
         itself: holding their bytes in Python as well would double peak memory)."""
         path = self.file(rel)
         if not path.exists():
-            raise ChecksumMismatch(f"{path} is missing; run `ovision models verify {self.name}`")
+            raise ModelFileMissing(f"{path} is missing; run `ovision models verify {self.name}`")
         digest = sha256_file(path)
         if digest != self.sha256(rel):
             raise ChecksumMismatch(
