@@ -39,8 +39,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from clip_speed import VISION_ONNX, measured_peak
 from common import time_blocks, write
 

@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from clip_speed import CKPT, REPO, VISION_ONNX, torch_engines
 from common import time_blocks_isolated, write
 

@@ -23,8 +23,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import peak_rss_mb, time_blocks, time_blocks_isolated, write
 
 HERE = Path(__file__).parent
@@ -66,9 +64,9 @@ def real_clip_tokenizer(dest: Path) -> Path:
         wheel = fetch_wheel(client, Settings.from_env().pypi_url, *OPEN_CLIP, WORK)
     merges = gzip.decompress(zipfile.ZipFile(wheel).read("open_clip/bpe_simple_vocab_16e6.txt.gz"))
     merges = merges.decode().split("\n")[1 : 49152 - 256 - 2 + 1]
-    from tiny_clip import _bytes_to_unicode  # the same byte↔unicode table CLIP uses
+    from offline_vision.models.clip import bytes_to_unicode
 
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     vocab = chars + [c + "</w>" for c in chars] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     (dest / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
@@ -200,7 +198,6 @@ def main() -> None:
     from offline_vision.models.integrity import sha256_file
 
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(REPO / "tests"))
     ckpt = CKPT
     build_checkpoint(ckpt)
     home = WORK / "home"

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import write
 
 from offline_vision.config import Settings

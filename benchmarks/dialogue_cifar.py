@@ -17,14 +17,12 @@ comparisons (McNemar vs T1) use the items both runs share.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-import itertools
 
 from common import RESULTS, llama_server, write
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import write
 
 from offline_vision.eval.runner import RECORDS, read_records

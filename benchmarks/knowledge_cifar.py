@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import llama_server, write
+from PIL import Image
 
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import open_dataset

@@ -14,10 +14,7 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import write
 
 from offline_vision.config import Settings

@@ -17,8 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import llama_server, write
 
 from offline_vision.config import Settings

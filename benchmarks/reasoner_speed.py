@@ -15,9 +15,7 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import llama_server, peak_rss_mb, write
 
 from offline_vision.config import Settings

@@ -11,13 +11,9 @@ constraints, the share of free answers that are exactly a label (the failure the
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import llama_server, write
 
 from offline_vision.config import Settings

@@ -14,15 +14,12 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import websocket
-
-sys.path.insert(0, str(Path(__file__).parent))
 from common import write
 
 from offline_vision.config import Settings

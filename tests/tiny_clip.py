@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
+
+from offline_vision.models.clip import bytes_to_unicode
 
 WORDS = [
     "a",
@@ -39,23 +40,9 @@ WORDS = [
 ]
 
 
-@lru_cache
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs], strict=True))
-
-
 def _write_tokenizer_files(d: Path) -> None:
     """CLIP-style vocab.json + merges.txt: all bytes, plus merges that spell WORDS."""
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     vocab_list = chars + [c + "</w>" for c in chars]
     merges: list[tuple[str, str]] = []
     for word in WORDS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,21 @@ from offline_vision.models.store import Bundle
 log = logging.getLogger("ovision")
 
 PRECISIONS = ("auto", "fp32", "int8")
+
+
+@cache
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's (and GPT-2's) byte → printable-character table behind its byte-level BPE."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
 class ClipTokenizer:
