@@ -16,6 +16,7 @@ from offline_vision.cli_common import (
     ctx_option,
     device_option,
     json_option,
+    labels_option,
     precision_option,
     reasoner_option,
     scorer_option,
@@ -83,11 +84,9 @@ def cli(ctx: click.Context, quiet: bool, threads: int | None) -> None:
 
 @cli.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option(
-    "--labels",
-    default="imagenet",
-    show_default=True,
-    help="Built-in set (imagenet, cifar10), a comma list 'cat,dog', or @file.txt (one a line).",
+@labels_option(
+    "imagenet",
+    "Built-in set (imagenet, cifar10), a comma list 'cat,dog', or @file.txt (one a line).",
 )
 @click.option(
     "--template", help="Prompt template with {} or an ensemble name (cifar10, imagenet, single)."

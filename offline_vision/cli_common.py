@@ -64,3 +64,8 @@ ctx_option = click.option(
     type=click.IntRange(256),
     help="Context window of a local model [default: 8192].",
 )
+
+
+def labels_option(default: str, help: str, name: str = "labels"):
+    """`--labels`: a built-in set, a comma list or @file.txt (each command its own default)."""
+    return click.option("--labels", name, default=default, show_default=True, help=help)

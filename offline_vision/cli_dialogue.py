@@ -12,6 +12,7 @@ from offline_vision.cli_common import (
     base_url_option,
     ctx_option,
     json_option,
+    labels_option,
     precision_option,
     reasoner_option,
     scorer_option,
@@ -98,11 +99,8 @@ def _dialogue_parts(
 
 @click.command()
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option(
-    "--labels",
-    default="cifar10",
-    show_default=True,
-    help="The label set the answer must come from (built-in, comma list or @file).",
+@labels_option(
+    "cifar10", "The label set the answer must come from (built-in, comma list or @file)."
 )
 @click.option(
     "--open", "open_", is_flag=True, help="No label set: the LLM names the object freely."

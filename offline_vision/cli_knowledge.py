@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from offline_vision.cli_common import base_url_option, reasoner_option
+from offline_vision.cli_common import base_url_option, labels_option, reasoner_option
 from offline_vision.knowledge import PER_LABEL, STRATEGIES
 
 FOLLOW_UP_THRESHOLD = 0.5  # chosen on the 632 CIFAR-10 dev images (knowledge_cifar.json)
@@ -69,13 +69,7 @@ def labels_group() -> None:
 
 
 @labels_group.command("expand")
-@click.option(
-    "--labels",
-    "label_spec",
-    default="cifar10",
-    show_default=True,
-    help="imagenet, cifar10, a comma list, or @file.txt.",
-)
+@labels_option("cifar10", "imagenet, cifar10, a comma list, or @file.txt.", name="label_spec")
 @click.option("--strategy", type=click.Choice(STRATEGIES), required=True)
 @reasoner_option
 @base_url_option
