@@ -1,6 +1,6 @@
 """The dialogue experiment on cifar10-300 (the seed post's Trials 1–3, offline), with the
 ConSE stand-in scorer unless CLIP is provisioned → benchmarks/results/dialogue_cifar.json,
-and the README's table from it → benchmarks/results/dialogue_cifar.md.
+(its table in docs/results.md, via scripts/make_results.py).
 
 Rows go to runs/dialogue/<row>/ through `ovision eval …`, which appends and resumes: stop this
 script at any time and start it again to continue.
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import RESULTS, llama_server, write
+from common import llama_server, write
 
 from offline_vision.config import Settings
 from offline_vision.eval.report import load_run, paired
@@ -61,59 +61,6 @@ LIMITS = {
     "t2-askall-0.5b": 100,
     "t2-askall-0.5b-server": 100,
 }
-
-TITLES = {
-    "t1-scorer": "T1: scorer only, 10 class names",
-    "t2-seed": "T2 `seed` (known labels, 5 rounds)",
-    "t2-adaptive": "T2 `adaptive` (default trust 0.15)",
-    "t3-seed": "T3 `seed` (open answer, 5 rounds)",
-    "t3-adaptive": "T3 `adaptive`",
-    "t2-adaptive-0.5b": "T2 `adaptive`, 0.5B",
-    "t2-adaptive-0.5b-server": "T2 `adaptive`, 0.5B via llama-cpp server",
-    "t2-askall": "T2 `adaptive --trust 1` (LLM asked on every image)",
-    "t2-askall-0.5b": "T2 `adaptive --trust 1`, 0.5B",
-    "t2-askall-0.5b-server": "T2 `adaptive --trust 1`, 0.5B via llama-cpp server",
-}
-
-
-def markdown_table(table: dict) -> str:
-    """The README's results table, one line per row of the JSON."""
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
-
-    lines = [
-        "| row | images | accuracy (95 % CI) | T1 on the same images | vs T1: dialogue✓T1✗ / "
-        "T1✓dialogue✗ (McNemar p) | LLM asked on | s / image (without probes) | LLM tokens / "
-        "image (prompt / evaluated) | by round r = 1..5 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row, title in TITLES.items():
-        if row not in table:
-            continue
-        r = table[row]
-        acc = f"{pct(r['accuracy'])} ({pct(r['ci95'][0])}–{pct(r['ci95'][1])})"
-        if row == "t1-scorer":
-            lines.append(
-                f"| {title} | {r['n']} | {acc} | — | — | — | {r['seconds_per_image']:.3f} | — | — |"
-            )
-            continue
-        v = r["vs_t1"]
-        asked = r["n"] - r.get("answered_by_eyes", 0)
-        asked_s = f"{asked} of {r['n']}" if "answered_by_eyes" in r else str(asked)
-        sec = f"{r['seconds_per_image']:.1f}"
-        if r["seconds_per_image"] - r["seconds_per_image_without_probes"] > 0.05:
-            sec += f" ({r['seconds_per_image_without_probes']:.1f})"
-        tok = r["tokens_per_image"]
-        ev = f"{tok['evaluated']:.0f}" if tok.get("evaluated") else "not reported"
-        tok_s = f"{tok['prompt']:.0f} / {ev}" if asked else "—"
-        by_round = r.get("accuracy_by_round") if "askall" not in row else None
-        br = ", ".join(f"{100 * x:.0f}%" for x in by_round) if by_round else "—"
-        lines.append(
-            f"| {title} | {r['n']} | {acc} | {pct(v['b_accuracy'])} | {v['a_right_b_wrong']} / "
-            f"{v['b_right_a_wrong']} (p = {v['p_value']:.2g}) | {asked_s} | {sec} | {tok_s} | {br} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def row_dir(runs_dir: Path, row: str, full: bool) -> Path:
@@ -240,7 +187,6 @@ def main() -> None:
         "dialogue_cifar" if args.sample == "cifar10-300" else f"dialogue_{Path(args.sample).stem}"
     )
     print("wrote", write(name, {"sample": args.sample, "rows": table}))
-    (RESULTS / f"{name}.md").write_text(markdown_table(table))
 
 
 if __name__ == "__main__":

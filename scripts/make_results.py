@@ -88,8 +88,185 @@ def report_scale() -> str:
     )
 
 
+DIALOGUE_TITLES = {
+    "t1-scorer": "T1: scorer only, 10 class names",
+    "t2-seed": "T2 `seed` (known labels, 5 rounds)",
+    "t2-adaptive": "T2 `adaptive` (default trust 0.15)",
+    "t3-seed": "T3 `seed` (open answer, 5 rounds)",
+    "t3-adaptive": "T3 `adaptive`",
+    "t2-adaptive-0.5b": "T2 `adaptive`, 0.5B",
+    "t2-adaptive-0.5b-server": "T2 `adaptive`, 0.5B via llama-cpp server",
+    "t2-askall": "T2 `adaptive --trust 1` (LLM asked on every image)",
+    "t2-askall-0.5b": "T2 `adaptive --trust 1`, 0.5B",
+    "t2-askall-0.5b-server": "T2 `adaptive --trust 1`, 0.5B via llama-cpp server",
+}
+
+
+def dialogue_cifar() -> str:
+    """The dialogue rows of benchmarks/results/dialogue_cifar.json, one line per row."""
+    table = _load("dialogue_cifar")["rows"]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    lines = [
+        "| row | images | accuracy (95 % CI) | T1 on the same images | vs T1: dialogue✓T1✗ / "
+        "T1✓dialogue✗ (McNemar p) | LLM asked on | s / image (without probes) | LLM tokens / "
+        "image (prompt / evaluated) | by round r = 1..5 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row, title in DIALOGUE_TITLES.items():
+        if row not in table:
+            continue
+        r = table[row]
+        acc = f"{pct(r['accuracy'])} ({pct(r['ci95'][0])}–{pct(r['ci95'][1])})"
+        if row == "t1-scorer":
+            lines.append(
+                f"| {title} | {r['n']} | {acc} | — | — | — | {r['seconds_per_image']:.3f} | — | — |"
+            )
+            continue
+        v = r["vs_t1"]
+        asked = r["n"] - r.get("answered_by_eyes", 0)
+        asked_s = f"{asked} of {r['n']}" if "answered_by_eyes" in r else str(asked)
+        sec = f"{r['seconds_per_image']:.1f}"
+        if r["seconds_per_image"] - r["seconds_per_image_without_probes"] > 0.05:
+            sec += f" ({r['seconds_per_image_without_probes']:.1f})"
+        tok = r["tokens_per_image"]
+        ev = f"{tok['evaluated']:.0f}" if tok.get("evaluated") else "not reported"
+        tok_s = f"{tok['prompt']:.0f} / {ev}" if asked else "—"
+        by_round = r.get("accuracy_by_round") if "askall" not in row else None
+        br = ", ".join(f"{100 * x:.0f}%" for x in by_round) if by_round else "—"
+        lines.append(
+            f"| {title} | {r['n']} | {acc} | {pct(v['b_accuracy'])} | {v['a_right_b_wrong']} / "
+            f"{v['b_right_a_wrong']} (p = {v['p_value']:.2g}) | {asked_s} | {sec} | {tok_s} | {br} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+PIXEL_ROWS = {  # JSON row → (title, encoding as shown)
+    "knn": ("`knn` (k = 5, no LLM)", "—"),
+    "majority": ("`majority`", "—"),
+    "seed": ("`seed` (the post's prompt)", "post's decimals"),
+    "zero-shot": ("`zero-shot`", "ascii shades"),
+    "zero-shot-digits": ("`zero-shot`", "digits 0–9"),
+    "few-shot": ("`few-shot` random K = 5", "ascii"),
+    "few-shot-digits": ("`few-shot` random K = 5", "digits"),
+    "retrieved": ("`retrieved` K = 5 (nearest train digits)", "ascii"),
+    "feedback": ("`feedback` (sequential, told the truth after each)", "ascii"),
+    "retrieved-0.5b": ("`retrieved` K = 5, 0.5B", "ascii"),
+    "retrieved-0.5b-server": ("`retrieved` K = 5, 0.5B via llama-cpp server", "ascii"),
+}
+
+
+def _sig2(x: float) -> str:
+    """Two significant digits, halves rounded up (0.125 → 0.13), as the tables are written."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    d = Decimal(repr(x))
+    exp = d.adjusted() - 1
+    return str(d.quantize(Decimal(1).scaleb(exp), rounding=ROUND_HALF_UP).normalize())
+
+
+def pixels_mnist() -> str:
+    """The pixel-prompting rows of benchmarks/results/pixels_mnist.json; the best two in bold."""
+    rows = _load("pixels_mnist")["rows"]
+    best = sorted(rows, key=lambda k: -rows[k]["accuracy"])[:2]
+    lines = [
+        "| row | encoding | accuracy (95 % CI) | s / digit | prompt tokens / digit "
+        "| vs knn (LLM✓knn✗ / knn✓LLM✗, p) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, (title, encoding) in PIXEL_ROWS.items():
+        r = rows[key]
+        acc = f"{100 * r['accuracy']:.1f} %"
+        acc = f"**{acc}**" if key in best else acc
+        ci = f"({100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f})"
+        sec = r["seconds_per_digit"]
+        sec_s = f"{sec:.1f}" if sec >= 10 else f"{sec:.2f}"
+        tok = r["tokens_per_digit"].get("prompt")
+        tok_s = "—" if tok is None else f"{tok:.0f}"
+        v = r.get("vs_knn")
+        if v is None:
+            vs = "—"
+        else:
+            vs = f"{v['a_right_b_wrong']} / {v['b_right_a_wrong']}"
+            if r.get("reasoner"):
+                p = v["p_value"]
+                vs += ", p < 1e-50" if p < 1e-50 else f", p = {_sig2(p)}"
+        lines.append(f"| {title} | {encoding} | {acc} {ci} | {sec_s} | {tok_s} | {vs} |")
+    return "\n".join(lines) + "\n"
+
+
+def reasoner_speed() -> str:
+    """Load, prompt and generation speed of each GGUF (benchmarks/results/reasoner_speed.json)."""
+    r = _load("reasoner_speed")
+    first = next(iter(r["models"].values()))
+    lines = [
+        f"| GGUF (Q4_K_M, {r['threads']} threads) | load | prompt | generation | time to first "
+        f"token ({first['prompt_tokens']}-token prompt) | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in r["models"].items():
+        title = name.removesuffix("-q4_k_m") + (" (default)" if "1.5b" in name else "")
+        load = f"{m['load_s']:.1f}" if m["load_s"] >= 1 else f"{m['load_s']:.2f}"
+        lines.append(
+            f"| {title} | {load} s | {m['prompt_tok_per_s']:.0f} tok/s | "
+            f"{m['generation_tok_per_s']:.0f} tok/s | {m['time_to_first_token_s']:.1f} s | "
+            f"{m['peak_rss_mb'] / 1000:.2f} GB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def clip_speed() -> str:
+    """The image tower's ms / image (and ratio to PyTorch) and the text tower's 1000 prompts."""
+    r = _load("clip_speed")
+    lines = ["| image tower | PyTorch eager | ONNX fp32 | ONNX int8 |", "|---|---|---|---|"]
+    for batch in ("1", "32"):
+        b = r["image"][f"batch_{batch}"]
+        ms, ratio = b["ms_per_image"], b["ratio_to_pytorch"]
+        cells = [f"{ms['pytorch_eager']:.1f}"] + [
+            f"{ms[e]:.1f} (**{ratio[e]:.2f} ×**)" for e in ("onnx_fp32", "onnx_int8")
+        ]
+        lines.append(f"| batch {batch}, ms / image | " + " | ".join(cells) + " |")
+    t = r["text_1000_imagenet_prompts"]
+    secs = [t[e]["seconds_for_1000_prompts"] for e in ("pytorch_eager", "onnx_fp32", "onnx_int8")]
+    lines.append(
+        "| 1000 ImageNet prompts, text tower | " + " | ".join(f"{x:.2f} s" for x in secs) + " |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+TRUST_ROWS = {0.2: "0.2", 0.3: "0.3", 0.4: "0.4", 0.5: "0.5 (the earlier default)", 0.6: "0.6"}
+
+
+def dialogue_trust() -> str:
+    """The 632 dev images: what asking the LLM at each --trust cost (dialogue_trust.json)."""
+    r = _load("dialogue_trust")
+    rows = {x["trust"]: x for x in r["by_trust"]}
+    best = r["best"]
+    lines = [
+        "| trust | LLM asked on | accuracy | LLM right, eyes wrong | eyes right, LLM wrong "
+        "| McNemar p |",
+        "|---|---|---|---|---|---|",
+        f"| ≤ {best['trust']:g} (default) | 0 of {r['n']} | {100 * best['accuracy']:.1f} % "
+        "(= eyes alone) | – | – | – |",
+    ]
+    for trust, title in TRUST_ROWS.items():
+        x = rows[trust]
+        lines.append(
+            f"| {title} | {x['asked']} | {100 * x['accuracy']:.1f} % | {x['wins_vs_eyes']} | "
+            f"{x['losses_vs_eyes']} | {_sig2(x['mcnemar_p'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "clip_speed": clip_speed,
+    "dialogue_cifar": dialogue_cifar,
+    "dialogue_trust": dialogue_trust,
     "knowledge_cifar": knowledge_cifar,
+    "pixels_mnist": pixels_mnist,
+    "reasoner_speed": reasoner_speed,
     "llama_build": llama_build,
     "report_scale": report_scale,
 }
