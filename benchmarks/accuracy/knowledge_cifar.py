@@ -6,10 +6,10 @@ the default GGUF, the 0.5B GGUF, and the 0.5B behind llama-cpp-python's OpenAI-c
 Every image is embedded once (PNG, and again re-encoded as JPEG quality 75); each method then
 scores the same embeddings through the product's own LabelScorer / FollowUp. Knowledge is written
 into a fresh cache, so LLM seconds are what a first run pays. The follow-up threshold is chosen
-per (reasoner, K) on the 632 dev images (benchmarks/cifar10-non300.txt) and only applied to the
+per (reasoner, K) on the 632 dev images (benchmarks/accuracy/cifar10-non300.txt) and only applied to the
 300. The dialogue ending in the follow-up and the fusion dialogue are not built yet: not measured.
 
-    python benchmarks/knowledge_cifar.py [--reasoners default,fast,server]
+    python -m benchmarks.accuracy.knowledge_cifar [--reasoners default,fast,server]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from common import llama_server, write
 from PIL import Image
 
+from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.stats import mcnemar_exact, wilson

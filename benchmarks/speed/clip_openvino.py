@@ -6,10 +6,10 @@ same thread count → benchmarks/results/clip_openvino.json.
 virtual environment of its own (offline_vision is not installed there; its ORT session options
 are imported from this checkout):
 
-    python benchmarks/clip_speed.py     # first, in the project's venv: builds and exports the model
+    python -m benchmarks.speed.clip_speed     # first, in the project's venv: builds and exports the model
     python3 -m venv /tmp/ovvenv
     /tmp/ovvenv/bin/pip install onnxruntime-openvino numpy torch==2.13.0 transformers==4.57.6
-    /tmp/ovvenv/bin/python benchmarks/clip_openvino.py
+    /tmp/ovvenv/bin/python -m benchmarks.speed.clip_openvino
 
 As in clip_speed.py, the engines are timed in processes of their own: PyTorch, ORT's CPU
 provider, and OpenVINO (its worker threads outlive a run, so it shares a process with no other
@@ -31,8 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from clip_speed import CKPT, REPO, VISION_ONNX, torch_engines
-from common import time_blocks_isolated, write
+
+from benchmarks.common import time_blocks_isolated, write
+from benchmarks.speed.clip_speed import CKPT, REPO, VISION_ONNX, torch_engines
 
 sys.path.insert(0, str(REPO))  # spawned engine processes import offline_vision from here too
 
@@ -122,7 +123,7 @@ def main() -> None:
     if "OpenVINOExecutionProvider" not in ort.get_available_providers():
         sys.exit("no OpenVINOExecutionProvider: run this in a venv with onnxruntime-openvino")
     if not VISION_ONNX.exists():
-        sys.exit(f"{VISION_ONNX} not found: run python benchmarks/clip_speed.py first")
+        sys.exit(f"{VISION_ONNX} not found: run python -m benchmarks.speed.clip_speed first")
     vision = vision_tower(CLIPModel.from_pretrained(str(CKPT)).eval())
     result = {"threads": args.threads, "onnxruntime": ort.__version__, "torch": torch.__version__}
     for bs, reps in ((1, 15), (32, 2)):

@@ -5,7 +5,7 @@ ConSE stand-in scorer unless CLIP is provisioned → benchmarks/results/dialogue
 Rows go to runs/dialogue/<row>/ through `ovision eval …`, which appends and resumes: stop this
 script at any time and start it again to continue.
 
-    python benchmarks/dialogue_cifar.py [--sample cifar10-300] [--only ROW ...] [--full]
+    python -m benchmarks.accuracy.dialogue_cifar [--sample cifar10-300] [--only ROW ...] [--full]
 
 On 2 cores a 5-round dialogue with the 1.5B model and its probes costs 8–14 s (all rows:
 about 3 hours). The Trial rows cover all 300 images; the ask-all rows (--trust 1) the first
@@ -24,8 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import llama_server, write
-
+from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.report import load_run, paired
 from offline_vision.models import registry, store

@@ -5,7 +5,7 @@ reasoner: with `choices` (constrained) the share of answers that are a listed la
 the answer is the top-scored label with scores sorted (highest first) vs unsorted; without
 constraints, the share of free answers that are exactly a label (the failure the seed post saw).
 
-    python benchmarks/reasoner_validity.py  →  benchmarks/results/reasoner_validity.json
+    python -m benchmarks.accuracy.reasoner_validity  →  benchmarks/results/reasoner_validity.json
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import json
 import time
 
 import numpy as np
-from common import llama_server, write
 
+from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.labels import CIFAR10
 from offline_vision.models import registry, store

@@ -2,8 +2,8 @@
 product ships → benchmarks/results/clip_fusions.json. None of them is adopted (see README).
 The JSON also holds the shipped graph's kernel time per operator group (ORT's profiler).
 
-    python benchmarks/clip_speed.py      # first: builds and exports the random-weight ViT-B/32
-    python benchmarks/clip_fusions.py
+    python -m benchmarks.speed.clip_speed      # first: builds and exports the random-weight ViT-B/32
+    python -m benchmarks.speed.clip_fusions
 
 Variants:
 - `shipped`: the exporter's fp32 graph (ORT applies its own level-3 fusions at load).
@@ -39,8 +39,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from clip_speed import VISION_ONNX, measured_peak
-from common import time_blocks, write
+
+from benchmarks.common import time_blocks, write
+from benchmarks.speed.clip_speed import VISION_ONNX, measured_peak
 
 
 def _resolved(g):
@@ -272,7 +273,7 @@ def main() -> None:
 
     src = VISION_ONNX
     if not src.exists():
-        sys.exit(f"{src} not found: run python benchmarks/clip_speed.py first")
+        sys.exit(f"{src} not found: run python -m benchmarks.speed.clip_speed first")
     tmp = Path(tempfile.mkdtemp(prefix="ovision-fusions-"))
     counts = {}
     for name, rewrite in (

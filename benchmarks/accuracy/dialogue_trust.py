@@ -6,11 +6,11 @@ otherwise; a dialogue does not depend on the trust that let it run. So one run a
 trust of interest gives the result at every lower one: eyes' answer where their top ≥ t, the
 recorded dialogue's answer below.
 
-    ovision eval clip --dataset cifar10 --sample benchmarks/cifar10-non300.txt \\
+    ovision eval clip --dataset cifar10 --sample benchmarks/accuracy/cifar10-non300.txt \\
         --out runs/dev/t1-non300
-    ovision eval dialogue --dataset cifar10 --sample benchmarks/cifar10-non300.txt \\
+    ovision eval dialogue --dataset cifar10 --sample benchmarks/accuracy/cifar10-non300.txt \\
         --policy adaptive --trust 0.6 --no-probe --out runs/dev/t2-trust0.6-non300
-    python benchmarks/dialogue_trust.py
+    python -m benchmarks.accuracy.dialogue_trust
 
 Images the dialogue run has not reached yet (it resumes) are left out of every figure.
 """
@@ -21,8 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import write
-
+from benchmarks.common import write
 from offline_vision.eval.runner import RECORDS, read_records
 from offline_vision.eval.stats import mcnemar_exact
 

@@ -4,7 +4,7 @@ item) against a fake OpenAI-compatible server on 127.0.0.1 that answers after 30
 
 The Ray backend and the two-node runs of issue 19 are not built yet: not measured here.
 
-    python benchmarks/eval_scale.py
+    python -m benchmarks.speed.eval_scale
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from common import write
+from benchmarks.common import write
 
 DELAY = 0.3
 ITEMS = 200

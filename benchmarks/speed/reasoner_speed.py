@@ -5,7 +5,7 @@ tok/s, time to first token; a 5-turn conversation adding ~60 tokens a turn with 
 prefix reuse (tokens llama.cpp actually evaluated per turn, wall time); the same conversation
 through llama-cpp-python's OpenAI-compatible server on 127.0.0.1 (the hosted path's overhead).
 
-    python benchmarks/reasoner_speed.py [--threads 2]  →  benchmarks/results/reasoner_speed.json
+    python -m benchmarks.speed.reasoner_speed [--threads 2]  →  benchmarks/results/reasoner_speed.json
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import os
 import sys
 import time
 
-from common import llama_server, peak_rss_mb, write
-
+from benchmarks.common import llama_server, peak_rss_mb, write
 from offline_vision.config import Settings
 from offline_vision.models import registry, store
 
@@ -143,7 +142,15 @@ def main() -> None:
     for name in (registry.GGUF, registry.GGUF_FAST):
         store.load(settings.models_dir, name)
         _wall, rss, out = peak_rss_mb(
-            [sys.executable, __file__, "--child", name, "--threads", str(args.threads)],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.speed.reasoner_speed",
+                "--child",
+                name,
+                "--threads",
+                str(args.threads),
+            ],
             dict(os.environ),
         )
         models[name] = {**json.loads(out), "peak_rss_mb": rss}

@@ -5,7 +5,7 @@ defaults) with random weights: same architecture and FLOPs as the released one, 
 carry over; accuracy does not and is not measured here. The tokenizer is CLIP's real BPE
 (open_clip's bpe_simple_vocab_16e6, from its pinned wheel), so prompt lengths are real.
 
-    python benchmarks/clip_speed.py [--threads 2]   →  benchmarks/results/clip_speed.json
+    python -m benchmarks.speed.clip_speed [--threads 2]   →  benchmarks/results/clip_speed.json
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from common import peak_rss_mb, time_blocks, time_blocks_isolated, write
+
+from benchmarks.common import peak_rss_mb, time_blocks, time_blocks_isolated, write
 
 HERE = Path(__file__).parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 WORK = Path(os.environ.get("OVISION_BENCH_WORK", Path(tempfile.gettempdir()) / "ovision-bench"))
 CKPT = WORK / "vit-b32-random-2"  # the random-weight checkpoint this script builds
 VISION_ONNX = WORK / "home" / "models" / "clip-vit-base-patch32" / "vision_model.onnx"  # its export
@@ -388,7 +389,7 @@ def measured_peak(threads: int) -> dict | None:
         for _ in range(3)
     ]
     best = max(runs, key=lambda r: r["gflops"])
-    return {"gflops": best["gflops"], "method": "benchmarks/peak_fma.c, best of 3", **best}
+    return {"gflops": best["gflops"], "method": "benchmarks/speed/peak_fma.c, best of 3", **best}
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ hosted path, and the knn / majority baselines → benchmarks/results/pixels_mnis
 Runs go to runs/pixels/<row>/ through `ovision eval pixels`, which appends and resumes: stop
 this script at any time and start it again to continue.
 
-    python benchmarks/pixels_mnist.py [--limit 200] [--only ROW ...]
+    python -m benchmarks.accuracy.pixels_mnist [--limit 200] [--only ROW ...]
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from common import llama_server, write
 
+from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import Mnist
 from offline_vision.eval.report import load_run, paired

@@ -2,7 +2,7 @@
 accuracy over the 10 class names (through `ovision eval clip`), the hierarchy figures the
 dialogue leans on, and per-image latency → benchmarks/results/conse_cifar.json.
 
-    python benchmarks/conse_cifar.py
+    python -m benchmarks.accuracy.conse_cifar
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import write
 
+from benchmarks.common import write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.report import load_run

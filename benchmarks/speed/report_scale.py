@@ -5,7 +5,7 @@ The records are synthetic (no model runs): ids 0–4,999 are the shared MNIST te
 thumbnails), 5,000–9,999 have no image at hand (no thumbnail), so the size is a lower bound for
 10,000 thumbnails; the thumbnail bytes per item are reported to scale it.
 
-    python benchmarks/report_scale.py
+    python -m benchmarks.speed.report_scale
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import websocket
-from common import write
 
+from benchmarks.common import write
 from offline_vision.config import Settings
 from offline_vision.eval import html, runner
 from offline_vision.eval.report import load_run

@@ -4,7 +4,7 @@ processes of its own, interleaved → benchmarks/results/llama_build.json.
 Used to check that scripts/install.sh (native, AMX kernels left out) is no slower than a plain
 native build on a CPU without AMX:
 
-    python benchmarks/llama_build.py --build plain=/path/a/.venv/bin/python \
+    python -m benchmarks.speed.llama_build --build plain=/path/a/.venv/bin/python \
         --build no-amx=.venv/bin/python [--model qwen2.5-coder-0.5b-instruct-q4_k_m]
 """
 
@@ -15,8 +15,7 @@ import json
 import statistics
 import subprocess
 
-from common import write
-
+from benchmarks.common import write
 from offline_vision.config import Settings
 from offline_vision.models import registry, store
 
