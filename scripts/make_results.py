@@ -260,6 +260,39 @@ def dialogue_trust() -> str:
     return "\n".join(lines) + "\n"
 
 
+def dialogue_by_round_svg() -> str:
+    """Accuracy had the dialogue answered after round r, one line per policy (deterministic SVG)."""
+    rows = _load("dialogue_cifar")["rows"]
+    t1 = rows["t1-scorer"]["accuracy"]
+    series = {k: rows[k]["accuracy_by_round"] for k in ("t2-seed", "t3-seed", "t3-adaptive")}
+    w, h, left, top, bottom = 420, 240, 40, 20, 30
+    x = lambda i: left + (w - left - 120) * i / 4  # noqa: E731
+    y = lambda v: top + (h - top - bottom) * (1 - v / 0.7)  # noqa: E731
+    colours = {"t2-seed": "#d62728", "t3-seed": "#9467bd", "t3-adaptive": "#1f77b4"}
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
+        'font-size="11">',
+        f'<line x1="{x(0)}" y1="{y(t1):.1f}" x2="{x(4)}" y2="{y(t1):.1f}" stroke="#555" '
+        f'stroke-dasharray="4 3"/><text x="{x(4) + 6}" y="{y(t1) + 4:.1f}">T1 (eyes) {t1:.0%}</text>',
+    ]
+    for v in (0.0, 0.2, 0.4, 0.6):
+        out.append(f'<text x="4" y="{y(v) + 4:.1f}">{v:.0%}</text>')
+    for i in range(5):
+        out.append(f'<text x="{x(i) - 3:.1f}" y="{h - 10}">{i + 1}</text>')
+    for name, vals in series.items():
+        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
+        out.append(
+            f'<polyline points="{pts}" fill="none" stroke="{colours[name]}" stroke-width="2"/>'
+        )
+        out.append(
+            f'<text x="{x(4) + 6}" y="{y(vals[-1]) + 4:.1f}" fill="{colours[name]}">{name}</text>'
+        )
+    out.append(f'<text x="{x(2) - 40:.1f}" y="{h - 0.5}">round answered after</text></svg>')
+    return "\n".join(out) + "\n"
+
+
+FILES = {"results/dialogue-by-round.svg": dialogue_by_round_svg}  # under docs/
+
 RENDERERS = {
     "clip_speed": clip_speed,
     "dialogue_cifar": dialogue_cifar,
@@ -284,19 +317,20 @@ def render(text: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="Exit 1 if the page is out of date.")
+    ap.add_argument(
+        "--check", action="store_true", help="Exit 1 if the page or a plot is out of date."
+    )
     args = ap.parse_args()
-    old = PAGE.read_text(encoding="utf-8")
-    new = render(old)
+    wanted = {PAGE: render(PAGE.read_text(encoding="utf-8"))}
+    wanted |= {PAGE.parent / rel: make() for rel, make in FILES.items()}
+    stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     if args.check:
-        if new != old:
-            print(
-                "docs/results.md is out of date: run python scripts/make_results.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    PAGE.write_text(new, encoding="utf-8")
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is out of date: run {__file__}", file=sys.stderr)
+        return 1 if stale else 0
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(wanted[p], encoding="utf-8")
     return 0
 
 
