@@ -65,6 +65,15 @@ dialogue_options = [
     ctx_option,
     scorer_option,
     precision_option,
+    click.option(
+        "--end",
+        type=click.Choice(["llm", "follow-up", "fusion"]),
+        default="llm",
+        show_default=True,
+        help="adaptive, known labels — who decides among the shortlist: the LLM names it; "
+        "follow-up: the eyes re-score it with differential descriptions; fusion: the eyes' "
+        "probabilities × the LLM's own token probabilities.",
+    ),
 ]
 
 
@@ -81,8 +90,11 @@ def _dialogue_parts(
     ctx_,
     scorer,
     precision,
+    end,
 ):
+    """(config, eyes, reasoner, follow-up or None) for the dialogue options given."""
     from offline_vision.dialogue import DialogueConfig
+    from offline_vision.knowledge import FollowUp
     from offline_vision.models.loader import load_scorer
     from offline_vision.models.reasoners import load_reasoner
 
@@ -91,10 +103,16 @@ def _dialogue_parts(
         policy=policy,
         rounds=rounds,
         probe=not no_probe,
+        end=end,
         **{k: v for k, v in given.items() if v is not None},
     )
     eyes = load_scorer(settings, scorer, precision=precision)
-    return cfg, eyes, load_reasoner(settings, reasoner, base_url=base_url, n_ctx=ctx_)
+    llm = load_reasoner(settings, reasoner, base_url=base_url, n_ctx=ctx_)
+    follow = None
+    if end == "follow-up":
+        k = max(cfg.shortlist, 2)
+        follow = FollowUp(eyes, llm, k=k, threshold=1.01, cache_dir=settings.cache_dir)
+    return cfg, eyes, llm, follow
 
 
 @click.command()
@@ -117,7 +135,7 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
     settings = settings_of(ctx)
     img = load_image(image)
     label_set = parse_labels(labels)
-    cfg, eyes, llm = _dialogue_parts(settings, **opts)
+    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
     d = run_dialogue(
         img,
         eyes,
@@ -126,6 +144,7 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
         known=not open_,
         label_set=label_set.name,
         config=cfg,
+        follow_up=follow,
     )
     if as_json:
         click.echo(
@@ -150,6 +169,21 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
         click.echo(f"{r['round']:<6}{asks:<{width}}{answers}{mark}")
     a = d["answer"]
     rule = "" if a["rule"] in ("choice", "eyes") else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
+    if a["rule"] == "follow-up":
+        f = a["follow_up"]
+        odds = ", ".join(
+            f"{c} {p:.0%}" for c, p in zip(f["classes"], f["probabilities"], strict=True)
+        )
+        rule = f"  [the eyes, with differential descriptions: {odds}]"
+    elif a["rule"] == "fusion":
+        fu = a["fusion"]
+        rule = (
+            "  [eyes × LLM: "
+            + ", ".join(f"{k} {fu['eyes'][k]:.0%} × {fu['llm'].get(k, 0):.0%}" for k in fu["eyes"])
+            + "]"
+        )
+    elif "fusion" in a:
+        rule += f"  [fusion unavailable: {a['fusion']['note']}]"
     stop = f" (stopped after round {d['stopped_after']})" if d["stopped_after"] else ""
     if d["stopped_after"] == 0:
         stop = (
@@ -206,8 +240,8 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, *
     settings = settings_of(ctx)
     check_concurrency(concurrency, opts["reasoner"])
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    cfg, eyes, llm = _dialogue_parts(settings, **opts)
-    task = DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed)
+    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
+    task = DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed, follow_up=follow)
     who = opts["reasoner"].split("/")[-1].replace("local:", "")
     out = run_dir(
         settings,

@@ -37,6 +37,10 @@ from offline_vision.prompts import (
 )
 
 POLICIES = ("seed", "adaptive")
+# How an adaptive, known-label dialogue ends: the LLM names the label (`llm`); the eyes re-score
+# the shortlist with differential descriptions (`follow-up`); or the eyes' probabilities times
+# the LLM's own probabilities for each shortlisted label (`fusion`).
+ENDS = ("llm", "follow-up", "fusion")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class DialogueConfig:
     shortlist: int = 3
     probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
     round_tokens: int = 96
+    end: str = "llm"  # see ENDS
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -69,6 +74,10 @@ class DialogueConfig:
             raise BadInput("--trust must be between 0 and 1")
         if self.shortlist < 0:
             raise BadInput("--shortlist must be 0 (all labels) or more")
+        if self.end not in ENDS:
+            raise BadInput(f"unknown end {self.end!r}; use one of {', '.join(ENDS)}")
+        if self.end != "llm" and self.policy != "adaptive":
+            raise BadInput(f"--end {self.end} needs --policy adaptive")
 
 
 def format_scores(scores: list[tuple[str, float]]) -> str:
@@ -158,8 +167,15 @@ POLICY = {
 class Dialogue:
     """One dialogue's state and its steps; `run_dialogue` is the loop over them."""
 
-    def __init__(self, image, scorer, reasoner, labels, *, known, label_set, config, seed):
+    def __init__(
+        self, image, scorer, reasoner, labels, *, known, label_set, config, seed, follow_up=None
+    ):
         self.cfg, self.policy, self.p = config, config.policy, POLICY[config.policy]
+        if config.end != "llm" and not known:
+            raise BadInput(f"--end {config.end} needs a known label set (not --open)")
+        if config.end == "follow-up" and follow_up is None:
+            raise BadInput("--end follow-up needs a reasoner to write differential descriptions")
+        self.follow_up = follow_up
         self.scorer, self.reasoner, self.labels = scorer, reasoner, list(labels)
         self.known, self.label_set, self.seed = known, label_set, seed
         self.eyes = Eyes(scorer, image)
@@ -332,18 +348,52 @@ class Dialogue:
 
     def finish(self) -> dict:
         """The final answer, mapped to a label; accuracy-by-round filled from the probes."""
+        if self.cfg.end == "follow-up":
+            return self.finish_in_eyes()
         opts, chk = self.answer_options()
         final = (FINAL_KNOWN if self.known else FINAL_OPEN)[self.policy].format(
             scores=format_scores(self.scores), check=chk, labels=self.label_list
         )
         self.messages.append({"role": "user", "content": final})
-        raw, value = self.answer(self.messages, "answer", len(self.rounds), opts)
-        self.messages.append({"role": "assistant", "content": raw})
-        result = self.mapped(value)
+        fused = self.fuse(opts) if self.cfg.end == "fusion" else None
+        if fused is not None and fused["llm"] is not None:
+            result = {"raw": "", "label": fused["label"], "rule": "fusion", "fusion": fused}
+        else:
+            raw, value = self.answer(self.messages, "answer", len(self.rounds), opts)
+            self.messages.append({"role": "assistant", "content": raw})
+            result = self.mapped(value)
+            if fused is not None:
+                result["fusion"] = fused  # said so: the reasoner gave no probabilities
         by_round = [p["label"] for p in self.probes]
         return self.transcript(
             result, by_round + [result["label"]] * (self.cfg.rounds - len(by_round))
         )
+
+    def options_now(self) -> list[tuple[str, float]]:
+        """The shortlist with the eyes' probabilities, renormalised over it."""
+        total = sum(p for _, p in self.shown) or 1.0
+        return [(lab, p / total) for lab, p in self.shown]
+
+    def finish_in_eyes(self) -> dict:
+        """The eyes decide among the shortlist, with differential descriptions of it (FuDD)."""
+        options = [lab for lab, _ in self.shown]
+        rec = self.follow_up.rescore(self.eyes.embedding[0], options)
+        result = {"raw": "", "label": rec["prediction"], "rule": "follow-up", "follow_up": rec}
+        by_round = [p["label"] for p in self.probes]
+        return self.transcript(
+            result, by_round + [result["label"]] * (self.cfg.rounds - len(by_round))
+        )
+
+    def fuse(self, options) -> dict:
+        """The eyes' probabilities × the LLM's own, over the shortlist (`llm` None: unavailable)."""
+        eyes = dict(self.options_now())
+        llm = self.reasoner.choice_probabilities(self.messages, list(options or eyes))
+        if llm is None:
+            return {"llm": None, "note": f"{self.reasoner.name} gives no token probabilities"}
+        score = {lab: eyes.get(lab, 0.0) * llm.get(lab, 0.0) for lab in eyes}
+        label = max(score, key=score.get)
+        rnd = lambda d: {k: round(v, 5) for k, v in d.items()}  # noqa: E731
+        return {"label": label, "eyes": rnd(eyes), "llm": rnd(llm), "product": rnd(score)}
 
     def mapped(self, value: str) -> dict:
         return _mapped(value, self.labels, self.known, self.label_set, self.scorer)
@@ -380,10 +430,20 @@ def run_dialogue(
     label_set: str | None = None,
     config: DialogueConfig = DialogueConfig(),
     seed: int = 0,
+    follow_up=None,
 ) -> dict:
-    """One dialogue about one image; returns its full, JSON-ready transcript."""
+    """One dialogue about one image; returns its full, JSON-ready transcript. `follow_up`
+    (a knowledge.FollowUp) is what `config.end == "follow-up"` ends in."""
     d = Dialogue(
-        image, scorer, reasoner, labels, known=known, label_set=label_set, config=config, seed=seed
+        image,
+        scorer,
+        reasoner,
+        labels,
+        known=known,
+        label_set=label_set,
+        config=config,
+        seed=seed,
+        follow_up=follow_up,
     )
     if d.eyes_are_sure():
         return d.eyes_answer()

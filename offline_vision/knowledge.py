@@ -416,13 +416,17 @@ class FollowUp:
         top = [labels[i] for i in order[: self.k]]
         if probs[order[0]] >= self.threshold:
             return {"classes": top, "ran": False}
-        texts, cached = self.descriptions(top)
-        emb = description_embeddings(self.scorer, texts, top, ())
+        return self.rescore(image_embedding, top)
+
+    def rescore(self, image_embedding: np.ndarray, classes: list[str]) -> dict:
+        """Differential descriptions of `classes` (cached per set) re-score only them."""
+        texts, cached = self.descriptions(classes)
+        emb = description_embeddings(self.scorer, texts, classes, ())
         p = self.scorer.probabilities(image_embedding[None], emb)[0]
         return {
-            "classes": top,
+            "classes": list(classes),
             "ran": True,
             "cached": cached,
             "probabilities": [round(float(x), 5) for x in p],
-            "prediction": top[int(np.argmax(p))],
+            "prediction": classes[int(np.argmax(p))],
         }

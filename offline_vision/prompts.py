@@ -186,3 +186,4 @@ REPAIR_SCHEMA = (
 REPAIR_EMPTY = "Your reply was empty. Please answer."
 CHOICE_INSTRUCTION = 'Answer with JSON {{"answer": <one of {choices}>}} and nothing else.'
 SCHEMA_INSTRUCTION = "Answer with only JSON matching this schema, no prose:\n{schema}"
+CHOICE_ONLY = "Answer with exactly one of: {choices}. Nothing else."  # for a first-token logprob

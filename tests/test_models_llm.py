@@ -119,3 +119,12 @@ def test_installed_llama_cpp_is_native_without_amx_kernels():
         assert "AVX2 = 1" in info, info
     if flags & set(AMX_CPU_FLAGS):
         assert "AMX_INT8 = 1" not in info, f"built with AMX kernels: {info}"
+
+
+def test_local_choice_probabilities_for_fusion(default_llm):
+    msgs = [{"role": "user", "content": "Which of these is an animal: car, ship, cat? One word."}]
+    p = default_llm.choice_probabilities(msgs, ["car", "ship", "cat"])
+    assert set(p) == {"car", "ship", "cat"} and abs(sum(p.values()) - 1) < 1e-9
+    assert max(p, key=p.get) == "cat"
+    # the same turn still answers normally afterwards (the KV cache was left consistent)
+    assert default_llm.complete(msgs, choices=["car", "ship", "cat"]).value == "cat"

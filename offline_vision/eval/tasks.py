@@ -77,10 +77,19 @@ class DialogueTask:
     name = "dialogue"
 
     def __init__(
-        self, dataset, scorer, reasoner, *, known: bool, config: DialogueConfig, seed: int = 0
+        self,
+        dataset,
+        scorer,
+        reasoner,
+        *,
+        known: bool,
+        config: DialogueConfig,
+        seed: int = 0,
+        follow_up=None,
     ):
         self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
         self.known, self.config_, self.seed = known, config, seed
+        self.follow_up = follow_up
         self.labels = list(dataset.classes)
 
     def config(self) -> dict:
@@ -95,6 +104,7 @@ class DialogueTask:
             "scorer": self.scorer.describe(),
             "reasoner": self.reasoner.describe(),
             **({} if self.known else {"open_map": map_calibration(self.scorer)}),
+            **({"follow_up": self.follow_up.config()} if self.follow_up else {}),
         }
 
     def resume(self, records: list[dict]) -> None:
@@ -111,6 +121,7 @@ class DialogueTask:
             label_set=self.dataset.name,
             config=self.config_,
             seed=self.seed,
+            follow_up=self.follow_up,
         )
         return {
             "truth": item.label,

@@ -130,6 +130,13 @@ class BaseReasoner(ABC):
         """Tokens `text` takes; backends with a tokenizer override this rough estimate."""
         return len(text) // 3 + 1
 
+    def choice_probabilities(
+        self, messages: Sequence[Message], choices: Sequence[str]
+    ) -> dict[str, float] | None:
+        """The model's own probability of answering each choice (normalised over them), or
+        None where the backend cannot say (then callers say so and fall back)."""
+        return None
+
     def complete(
         self,
         messages: Sequence[Message],

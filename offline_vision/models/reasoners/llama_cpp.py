@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import re
 import signal
 import subprocess
@@ -187,6 +188,54 @@ class LlamaCppReasoner(BaseReasoner):
     def count_tokens(self, text: str) -> int:
         """Exact, with the GGUF's own tokenizer."""
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def _chat_tokens(self, llm, messages) -> list[int] | None:
+        """The prompt tokens create_chat_completion would evaluate, from the GGUF's template."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        text = llm._model.token_get_text
+        r = Jinja2ChatFormatter(
+            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+        )(messages=list(messages))
+        added = getattr(r, "added_special", False)
+        return llm.tokenize(r.prompt.encode("utf-8"), add_bos=not added, special=True)
+
+    def choice_probabilities(self, messages, choices) -> dict[str, float] | None:
+        """Each choice's token log-probability after the chat prompt (teacher-forced, one token
+        at a time), normalised over the choices: what the choices grammar decodes from."""
+        import numpy as np
+
+        llm = self.llm
+        prefix = self._chat_tokens(llm, messages)
+        if not prefix:
+            return None
+        n_vocab = llm.n_vocab()
+
+        def logprobs():
+            z = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).astype(np.float64)
+            z -= z.max()
+            return z - np.log(np.exp(z).sum())
+
+        llm.reset()
+        llm.eval(prefix)
+        first, n0, scores = logprobs(), llm.n_tokens, {}
+        for choice in choices:
+            tokens = llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
+            lp, current = 0.0, first
+            llm.n_tokens = n0  # back to the end of the prompt (eval drops what follows)
+            for j, t in enumerate(tokens):
+                lp += float(current[t])
+                if j < len(tokens) - 1:
+                    llm.eval([t])
+                    current = logprobs()
+            scores[choice] = lp
+        llm.n_tokens = n0
+        top = max(scores.values())
+        total = sum(math.exp(v - top) for v in scores.values())
+        return {c: math.exp(v - top) / total for c, v in scores.items()}
 
     def _raw(
         self, messages, *, choices, schema, max_tokens, temperature, seed

@@ -9,6 +9,7 @@ The API key is sent in a header only; it never appears in errors, logs or transc
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ import httpx
 from offline_vision.errors import ReasonerError
 from offline_vision.models.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
-from offline_vision.prompts import CHOICE_INSTRUCTION, SCHEMA_INSTRUCTION
+from offline_vision.prompts import CHOICE_INSTRUCTION, CHOICE_ONLY, SCHEMA_INSTRUCTION
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIES = 4
@@ -185,6 +186,39 @@ class OpenAICompatReasoner(BaseReasoner):
                 self._mode = mode
             return self._parse(r, choices)
         raise ReasonerError(f"{self.name}: the server refused every response_format")
+
+    def choice_probabilities(self, messages, choices) -> dict[str, float] | None:
+        """From the server's `logprobs` for the answer's first token (top 20), where each choice
+        starts with a token of its own; None where the server gives none or they are ambiguous."""
+        hint = CHOICE_ONLY.format(choices=", ".join(choices))
+        body = {
+            "model": self.model,
+            "messages": [*messages, {"role": "user", "content": hint}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": 20,
+        }
+        r = self._post(body)
+        try:
+            top = r.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [
+                (str(t["token"]).strip().strip('"{').lower(), float(t["logprob"])) for t in top
+            ]
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
+        scores = {}
+        for choice in choices:
+            matched = [(tok, lp) for tok, lp in pairs if tok and choice.lower().startswith(tok)]
+            if not matched:
+                return None  # not among the top 20: the server's numbers cannot rank it
+            tok, lp = max(matched, key=lambda x: x[1])
+            if sum(c.lower().startswith(tok) for c in choices) > 1:
+                return None  # a first token shared by two choices cannot tell them apart
+            scores[choice] = lp
+        top_lp = max(scores.values())
+        total = sum(math.exp(v - top_lp) for v in scores.values())
+        return {c: math.exp(v - top_lp) / total for c, v in scores.items()}
 
     def _parse(self, r: httpx.Response, choices) -> tuple[str, Usage]:
         try:

@@ -10,10 +10,14 @@ Script = Callable[[Sequence[Message], Sequence[str] | None, dict | None], str]
 
 
 class ScriptedReasoner(BaseReasoner):
-    def __init__(self, answers: Sequence[str] | Script, name: str = "scripted"):
+    def __init__(self, answers: Sequence[str] | Script, name: str = "scripted", probabilities=None):
         self.name = name
         self._answers = answers if callable(answers) else list(answers)
         self.calls: list[list[Message]] = []  # every conversation it was shown
+        self._probabilities = probabilities  # (messages, choices) -> {choice: p} or None
+
+    def choice_probabilities(self, messages, choices):
+        return self._probabilities(messages, choices) if self._probabilities else None
 
     def describe(self) -> dict:
         return {"reasoner": "scripted", "name": self.name}
