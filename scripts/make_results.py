@@ -293,7 +293,32 @@ def dialogue_by_round_svg() -> str:
 
 FILES = {"results/dialogue-by-round.svg": dialogue_by_round_svg}  # under docs/
 
+
+def dialogue_end() -> str:
+    """How the dialogue ends, LLM asked on every image (benchmarks/results/dialogue_end.json)."""
+    r = _load("dialogue_end")
+    rows = r["rows"]
+    lines = [
+        f"{r['sample']}, {r['reasoner']}, {r['rounds']} rounds, `--trust 1`; {r['scorer']}.",
+        "",
+        "| ending | accuracy (95 % CI) | vs T1 (won / lost, McNemar p) | answers by rule | s / image |",
+        "|---|---|---|---|---|",
+        f"| T1 (eyes alone) | {100 * rows['T1']['accuracy']:.1f} % | — | — | — |",
+    ]
+    for end in ("llm", "follow-up", "fusion"):
+        x = rows[end]
+        v = x["vs_t1"]
+        rules = ", ".join(f"{k} {n}" for k, n in sorted(x["answer_rules"].items()))
+        lines.append(
+            f"| `--end {end}` | {100 * x['accuracy']:.1f} % ({100 * x['ci95'][0]:.1f}–"
+            f"{100 * x['ci95'][1]:.1f}) | {v['a_right_b_wrong']} / {v['b_right_a_wrong']}, "
+            f"p = {_sig2(v['p_value'])} | {rules} | {x['seconds_per_image']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "dialogue_end": dialogue_end,
     "clip_speed": clip_speed,
     "dialogue_cifar": dialogue_cifar,
     "dialogue_trust": dialogue_trust,
