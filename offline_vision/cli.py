@@ -55,6 +55,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except OVisionError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            # The file system said no (a path the user gave that cannot be written or read, a
+            # full disk): that is the answer, in one line, not a traceback.
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -649,6 +649,16 @@ HOSTILE = {
         {},
         "line 3",
     ),
+    "report --html to an unwritable path": (
+        lambda t, c: ["report", _run_dir(t, b""), "--html", "--out", "/proc/ovision.html"],
+        {},
+        "/proc/",
+    ),
+    "labels expand --out to an unwritable path": (
+        lambda t, c: ["labels", "expand", "--strategy", "waffle", "--out", "/proc/k.json"],
+        {},
+        "/proc/",
+    ),
     "record without correct": (
         lambda t, c: ["report", _run_dir(t, b'{"id": 7, "truth": "1"}\n')],
         {},
