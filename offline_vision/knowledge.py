@@ -18,7 +18,6 @@ import logging
 import random
 import re
 import string
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from offline_vision.errors import BadInput
+from offline_vision.files import write_atomic
 from offline_vision.models.scorer import l2_normalize
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import KNOWLEDGE_PROMPTS, KNOWLEDGE_SYSTEM
@@ -131,10 +131,7 @@ class Knowledge:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.dumps(), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, self.dumps())
 
     @classmethod
     def load(cls, path: Path) -> Knowledge:
@@ -393,21 +390,13 @@ class FollowUp:
             texts[label] = filter_items(
                 parse_items(raw[label], self.per_label), label, labels, "differential", dropped
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "labels": sorted(labels),
-                    "texts": texts,
-                    "transcripts": raw,
-                    "config": self.config(),
-                },
-                indent=1,
-                ensure_ascii=False,
-            )
-        )
-        tmp.replace(path)
+        record = {
+            "labels": sorted(labels),
+            "texts": texts,
+            "transcripts": raw,
+            "config": self.config(),
+        }
+        write_atomic(path, json.dumps(record, indent=1, ensure_ascii=False))
         return texts, False
 
     def __call__(self, image_embedding: np.ndarray, probs: np.ndarray, labels) -> dict:

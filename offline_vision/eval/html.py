@@ -18,6 +18,7 @@ from pathlib import Path
 
 from offline_vision.errors import OVisionError
 from offline_vision.eval.report import COLUMNS, Run, paired, row
+from offline_vision.files import write_atomic
 
 log = logging.getLogger("ovision")
 THUMB = 48  # px, the longer side; CIFAR-10's 32 px images stay as they are
@@ -280,8 +281,5 @@ def page(runs: list[Run], *, baseline: Run | None = None, data_dir: Path | None 
 def write(
     runs: list[Run], out: Path, *, baseline: Run | None = None, data_dir: Path | None = None
 ) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page(runs, baseline=baseline, data_dir=data_dir), encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, page(runs, baseline=baseline, data_dir=data_dir))
     return out

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from offline_vision.errors import RunError
 from offline_vision.eval.stats import percentile, wilson
+from offline_vision.files import write_atomic
 from offline_vision.progress import bar as progress_bar
 
 RECORDS = "records.jsonl"
@@ -96,16 +97,6 @@ def recover_records(path: Path) -> list[dict]:
         os.replace(path, aside)
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return records
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary sibling and a rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
