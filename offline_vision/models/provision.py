@@ -258,8 +258,6 @@ def _unpack(archive: Path, dest: Path) -> Path:
                     budget.take(member.size)
                     t.extract(member, dest, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        if isinstance(e, BadInput):
-            raise
         raise BadInput(f"{archive}: not a readable archive ({e})") from e
     # An archive usually holds one top directory: descend into it.
     entries = list(dest.iterdir())
@@ -282,11 +280,7 @@ def import_path(settings: Settings, path: Path, name: str | None = None) -> stor
     if path.is_dir() and (path / "config.json").exists():
         from offline_vision.export.clip import export_clip
 
-        source = {
-            "type": "directory",
-            "path": str(path.resolve()),
-            "files": {f.name: sha256_file(f) for f in sorted(path.iterdir()) if f.is_file()},
-        }
+        source = _directory_source(path)
         with tempfile.TemporaryDirectory(dir=_ensure(settings.home)) as tmp:
             files, meta = export_clip(
                 path, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
@@ -303,6 +297,15 @@ def import_path(settings: Settings, path: Path, name: str | None = None) -> stor
         f"{path}: not a model bundle (manifest.json), a CLIP checkpoint (config.json + "
         "model.safetensors), a .gguf file or an archive of one"
     )
+
+
+def _directory_source(ckpt: Path) -> dict:
+    """Where a checkpoint directory came from: its path and each file's sha256."""
+    return {
+        "type": "directory",
+        "path": str(ckpt.resolve()),
+        "files": {f.name: sha256_file(f) for f in sorted(ckpt.iterdir()) if f.is_file()},
+    }
 
 
 def _ensure(d: Path) -> Path:
@@ -394,11 +397,7 @@ def export_checkpoint(settings: Settings, checkpoint: Path, out: Path, *, force:
         )
     if checkpoint.resolve() == out.resolve() or checkpoint.resolve().is_relative_to(out.resolve()):
         raise BadInput(f"--out {out} would replace the checkpoint itself")
-    source = {
-        "type": "directory",
-        "path": str(checkpoint.resolve()),
-        "files": {f.name: sha256_file(f) for f in sorted(checkpoint.iterdir()) if f.is_file()},
-    }
+    source = _directory_source(checkpoint)
     parent = _ensure(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=parent))
     try:

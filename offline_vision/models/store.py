@@ -174,9 +174,8 @@ def write_bundle(
     """
     listing = {}
     for rel, src in files.items():
-        dest = inside(directory, rel)
+        dest = inside(directory, rel)  # `directory` is fresh and only ever gets regular files
         dest.parent.mkdir(parents=True, exist_ok=True)
-        inside(directory, rel)  # again: creating parents must not have made a way out
         digest = _copy_verified(Path(src), dest, (expected or {}).get(rel), move=move)
         listing[rel] = {"sha256": digest, "size": dest.stat().st_size}
     manifest = {"format": FORMAT, "name": name, "kind": kind, **meta, "files": listing}
