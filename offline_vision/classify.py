@@ -27,6 +27,9 @@ def classify_paths(
 ) -> Iterator[dict]:
     """One result dict per path, in order: top-k labels, or {"error": ...} for a bad file."""
     scorer = LabelScorer(eyes, labels, templates, knowledge)
+    cited = (
+        None if knowledge is None else {"strategy": knowledge.strategy, "sha256": knowledge.digest}
+    )
     k = min(top_k, len(labels))
     about = eyes.describe()
     with progress_bar(len(paths), "classifying", unit="img", min_total=batch_size + 1) as bar:
@@ -49,11 +52,8 @@ def classify_paths(
                         {"label": labels[i], "probability": round(float(row[i]), 6)} for i in top
                     ]
                     r["scorer"] = about
-                    if knowledge is not None:
-                        r["knowledge"] = {
-                            "strategy": knowledge.strategy,
-                            "sha256": knowledge.digest,
-                        }
+                    if cited is not None:
+                        r["knowledge"] = cited
                     if follow_up is not None:
                         r["follow_up"] = follow_up(emb[n], row, labels)
             yield from results

@@ -312,11 +312,11 @@ class LabelScorer:
             self.emb = description_embeddings(scorer, knowledge.texts, self.labels, self.templates)
 
     def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
+        if self.knowledge is not None and self.knowledge.strategy != "subclasses":
+            return self.scorer.probabilities(image_embeddings, self.emb)
         base = self.scorer.probabilities(image_embeddings, self.plain)
         if self.knowledge is None:
             return base
-        if self.knowledge.strategy != "subclasses":
-            return self.scorer.probabilities(image_embeddings, self.emb)
         sub = self.scorer.probabilities(image_embeddings, self.sub_emb)
         best = np.stack([sub[:, self.owner == j].max(axis=1) for j in range(len(self.labels))], 1)
         score = base * best  # CHiLS's reweighting: the label's own probability × its best kind

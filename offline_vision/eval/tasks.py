@@ -26,6 +26,7 @@ class ScorerTask:
         self.labels = list(dataset.classes)
         self.templates = tuple(templates or scorer.default_templates(dataset.name))
         self.knowledge, self.follow_up = knowledge, follow_up
+        self.knowledge_sha256 = knowledge.digest if knowledge is not None else None
         self._label_scorer = None
 
     def config(self) -> dict:
@@ -39,7 +40,7 @@ class ScorerTask:
         if self.knowledge is not None:
             cfg["knowledge"] = {
                 "strategy": self.knowledge.strategy,
-                "sha256": self.knowledge.digest,
+                "sha256": self.knowledge_sha256,
                 "reasoner": self.knowledge.reasoner,
             }
         if self.follow_up is not None:
@@ -64,7 +65,7 @@ class ScorerTask:
             "top": [[self.labels[i], round(float(probs[i]), 5)] for i in order[:5]],
         }
         if self.knowledge is not None:
-            rec["knowledge_sha256"] = self.knowledge.digest
+            rec["knowledge_sha256"] = self.knowledge_sha256
         if self.follow_up is not None:
             rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
             rec["prediction"] = rec["follow_up"].get("prediction", rec["prediction"])
