@@ -113,8 +113,11 @@ def report(ctx, runs, out, pair, baseline, as_csv, as_html):
 
         loaded = [rep.load_run(p) for p in runs]
         base = rep.load_run(baseline) if baseline else None
-        target = out if out.suffix == ".html" else Path("runs/report.html")
-        if out != Path("runs/report") and out.suffix != ".html":
+        if out.suffix == ".html":
+            target = out
+        elif out == Path("runs/report"):  # --out not given
+            target = Path("runs/report.html")
+        else:
             target = out / "report.html"
         path = html.write(loaded, target, baseline=base, data_dir=ctx.find_root().obj.data_dir)
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

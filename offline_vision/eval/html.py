@@ -78,7 +78,7 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
             continue
         try:
             ds = open_dataset(data_dir, name)
-        except Exception as e:  # a missing dataset only costs the thumbnails
+        except (OVisionError, OSError, ValueError) as e:  # no dataset: only no thumbnails
             log.warning("no thumbnails for %s (%s)", name, e)
             continue
         ids = sorted({r["id"] for x in runs if x.config.get("dataset") == name for r in x.records})

@@ -119,15 +119,15 @@ def locked(out_dir: Path):
 def _check_config(out_dir: Path, config: dict) -> None:
     cfg_path = out_dir / CONFIG
     has_records = (out_dir / RECORDS).exists() and (out_dir / RECORDS).stat().st_size > 0
+    previous, state = None, None
     try:
         previous = json.loads(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        previous = None
+        state = "missing"
     except (OSError, UnicodeDecodeError, ValueError):
-        previous = ...
-    if previous is None or previous is ...:
+        state = "unreadable"
+    if state is not None:
         if has_records:
-            state = "missing" if previous is None else "unreadable"
             raise RunError(
                 f"{out_dir} holds records but its {CONFIG} is {state}, so what produced them "
                 "cannot be checked; choose another --out (or move the records away)"

@@ -244,11 +244,13 @@ class OpenAICompatReasoner(BaseReasoner):
 
 def _seconds(value: str | None) -> float | None:
     """Retry-After in seconds; None for an HTTP date or anything that is not a plain number."""
+    if value is None:
+        return None
     try:
-        seconds = float(value) if value is not None else None
+        seconds = float(value)
     except ValueError:
         return None
-    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def _usage(u, name: str) -> Usage:
@@ -256,10 +258,10 @@ def _usage(u, name: str) -> Usage:
     if u is None:
         return Usage(0, 0, None)
     counts = (
-        [u.get(k, 0) for k in ("prompt_tokens", "completion_tokens")]
-        if isinstance(u, dict)
-        else [None]
+        [u.get(k, 0) for k in ("prompt_tokens", "completion_tokens")] if isinstance(u, dict) else []
     )
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+    if len(counts) != 2 or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
+    ):
         raise ReasonerError(f"{name}: malformed response (usage is not a pair of token counts)")
     return Usage(counts[0], counts[1], None)
