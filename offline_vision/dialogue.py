@@ -364,6 +364,10 @@ class Dialogue:
             result = self.mapped(value)
             if fused is not None:
                 result["fusion"] = fused  # said so: the reasoner gave no probabilities
+        return self.answered(result)
+
+    def answered(self, result: dict) -> dict:
+        """The transcript; accuracy-by-round is the probes', then the final answer's."""
         by_round = [p["label"] for p in self.probes]
         return self.transcript(
             result, by_round + [result["label"]] * (self.cfg.rounds - len(by_round))
@@ -379,10 +383,7 @@ class Dialogue:
         options = [lab for lab, _ in self.shown]
         rec = self.follow_up.rescore(self.eyes.embedding[0], options)
         result = {"raw": "", "label": rec["prediction"], "rule": "follow-up", "follow_up": rec}
-        by_round = [p["label"] for p in self.probes]
-        return self.transcript(
-            result, by_round + [result["label"]] * (self.cfg.rounds - len(by_round))
-        )
+        return self.answered(result)
 
     def fuse(self, options) -> dict:
         """The eyes' probabilities × the LLM's own, over the shortlist (`llm` None: unavailable)."""
