@@ -154,11 +154,15 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
             )
         )
         return
+    _print_rounds(d, eyes.describe()["scorer"])
+    click.echo(_answer_line(d))
+
+
+def _print_rounds(d: dict, scorer: str) -> None:
+    """The dialogue as a table: what the LLM asked, what the eyes answered, round by round."""
     width = max([24, *(len(", ".join(r["candidates"])) + 8 for r in d["rounds"])])
     if d["rounds"]:
-        click.echo(
-            f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({eyes.describe()['scorer']})"
-        )
+        click.echo(f"{'round':<6}{'the LLM asks':<{width}}the eyes answer ({scorer})")
     for r in d["rounds"]:
         asks = "? ".join(r["candidates"]) + "?"
         answers = ", ".join(f"{lab} {p:.0%}" for lab, p in r["scores"])
@@ -167,6 +171,10 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
             " (nothing new asked: stop)" if r.get("repeat") and d["policy"] == "adaptive" else ""
         )
         click.echo(f"{r['round']:<6}{asks:<{width}}{answers}{mark}")
+
+
+def _answer_line(d: dict) -> str:
+    """The answer, and how it was reached (mapping rule, follow-up, fusion, the eyes alone)."""
     a = d["answer"]
     rule = "" if a["rule"] in ("choice", "eyes") else f"  [raw {a['raw']!r}, mapped by {a['rule']}]"
     if a["rule"] == "follow-up":
@@ -190,7 +198,7 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
             f" (the eyes' top label scored {a['eyes_top']:.0%}, at least --trust "
             f"{d['config']['trust']:g}: the LLM was not asked; --trust 1 asks)"
         )
-    click.echo(f"answer: {a['label'] or 'unmapped'}{rule}{stop}")
+    return f"answer: {a['label'] or 'unmapped'}{rule}{stop}"
 
 
 @eval_group.command("clip")

@@ -44,3 +44,18 @@ def test_architecture_names_only_real_modules():
     listed = {m for m in _modules() if not m.rsplit(".", 1)[-1].startswith("_")}
     assert {"offline_vision.knowledge", "offline_vision.eval.html", "offline_vision.api"} <= named
     assert named <= listed | {"offline_vision"}
+
+
+def test_every_function_reads_on_one_screen():
+    """Issue 18's bar: no function in the package is 60 lines or longer."""
+    import ast
+    from pathlib import Path
+
+    long = [
+        f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in Path(offline_vision.__file__).parent.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 >= 60
+    ]
+    assert long == []
