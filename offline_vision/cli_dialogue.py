@@ -24,6 +24,8 @@ from offline_vision.cli_eval import (
     eval_data_options,
     eval_group,
     finish,
+    ray_options,
+    ray_plan,
     run_dir,
 )
 from offline_vision.cli_knowledge import knowledge_options, knowledge_parts
@@ -201,6 +203,20 @@ def _answer_line(d: dict) -> str:
     return f"answer: {a['label'] or 'unmapped'}{rule}{stop}"
 
 
+def clip_task(settings, *, dataset, template, scorer, precision, know):
+    """The `eval clip` task (built here, and by each Ray worker from the same arguments)."""
+    from offline_vision.eval.datasets import open_dataset
+    from offline_vision.eval.tasks import ScorerTask
+    from offline_vision.labels import LabelSet, parse_template
+    from offline_vision.models.loader import load_scorer
+
+    ds = open_dataset(settings.data_dir, dataset)
+    templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
+    eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
+    knowledge, follow_up = knowledge_parts(settings, list(ds.classes), eyes, **know)
+    return ScorerTask(ds, eyes, templates, knowledge=knowledge, follow_up=follow_up)
+
+
 @eval_group.command("clip")
 @apply(eval_data_options)
 @scorer_option
@@ -209,47 +225,53 @@ def _answer_line(d: dict) -> str:
     "--template", help="Prompt template with {} or an ensemble name (default: per dataset)."
 )
 @apply(knowledge_options)
+@ray_options
 @click.pass_context
 def eval_clip(
-    ctx, dataset, sample, limit, seed, out, concurrency, scorer, precision, template, **know
+    ctx, dataset, sample, limit, seed, out, concurrency, ray, scorer, precision, template, **know
 ):
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
     --follow-up, label knowledge a reasoner wrote)."""
     from offline_vision.eval import runner
-    from offline_vision.eval.tasks import ScorerTask
-    from offline_vision.labels import LabelSet, parse_template
-    from offline_vision.models.loader import load_scorer
 
     settings = settings_of(ctx)
     check_concurrency(concurrency, know["reasoner"] if know["follow_up"] else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
-    eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
-    knowledge, follow_up = knowledge_parts(settings, list(ds.classes), eyes, **know)
-    task = ScorerTask(ds, eyes, templates, knowledge=knowledge, follow_up=follow_up)
-    extra = [know["knowledge"] if knowledge else None]
-    extra += [f"fu{know['follow_up']}" if follow_up else None]
+    parts = dict(template=template, scorer=scorer, precision=precision, know=know)
+    task, plan = ray_plan(ray, clip_task, settings, dataset=dataset, **parts)
+    extra = [know["knowledge"] if task.knowledge else None]
+    extra += [f"fu{know['follow_up']}" if task.follow_up else None]
     out = run_dir(
         settings,
         out,
         "clip",
         dataset,
         sample or f"n{len(indices)}",
-        eyes.describe()["scorer"],
+        task.scorer.describe()["scorer"],
         *[Path(e).stem if e and "/" in e else e for e in extra],
     )
-    finish(out, runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency))
+    summary = runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency, ray=plan)
+    finish(out, summary)
 
 
-def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, **opts):
-    from offline_vision.eval import runner
+def dialogue_task(settings, *, known, dataset, seed, opts):
+    """The `eval dialogue` task (built here, and by each Ray worker from the same arguments)."""
+    from offline_vision.eval.datasets import open_dataset
     from offline_vision.eval.tasks import DialogueTask
+
+    ds = open_dataset(settings.data_dir, dataset)
+    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
+    return DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed, follow_up=follow)
+
+
+def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, **opts):
+    from offline_vision.eval import runner
 
     settings = settings_of(ctx)
     check_concurrency(concurrency, opts["reasoner"])
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
-    task = DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed, follow_up=follow)
+    parts = dict(known=known, dataset=dataset, seed=seed, opts=opts)
+    task, plan = ray_plan(ray, dialogue_task, settings, **parts)
     who = opts["reasoner"].split("/")[-1].replace("local:", "")
     out = run_dir(
         settings,
@@ -259,13 +281,15 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, *
         sample or f"n{len(indices)}",
         opts["policy"],
         who,
-        eyes.describe()["scorer"],
+        task.scorer.describe()["scorer"],
     )
-    finish(out, runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency))
+    summary = runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency, ray=plan)
+    finish(out, summary)
 
 
 @eval_group.command("dialogue")
 @apply(eval_data_options + dialogue_options)
+@ray_options
 @click.pass_context
 def eval_dialogue(ctx, **kw):
     """Trial 2: the dialogue, the label set known, the answer one of it."""
@@ -274,6 +298,7 @@ def eval_dialogue(ctx, **kw):
 
 @eval_group.command("dialogue-open")
 @apply(eval_data_options + dialogue_options)
+@ray_options
 @click.pass_context
 def eval_dialogue_open(ctx, **kw):
     """Trial 3: the dialogue without the label set; free answers mapped by documented rules."""

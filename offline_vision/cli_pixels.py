@@ -21,6 +21,8 @@ from offline_vision.cli_eval import (
     eval_common,
     eval_group,
     finish,
+    ray_options,
+    ray_plan,
     run_dir,
 )
 from offline_vision.errors import BadInput
@@ -147,6 +149,15 @@ def pixels(ctx, image, seed, invert, show_grid, as_json, **opts):
     click.echo(p.prediction)
 
 
+def pixel_task(settings, *, dataset, seed, opts):
+    """The `eval pixels` task (built here, and by each Ray worker from the same arguments)."""
+    from offline_vision.eval.datasets import open_dataset
+    from offline_vision.eval.tasks import PixelTask
+
+    ds = open_dataset(settings.data_dir, dataset)
+    return PixelTask(ds, _pixel_method(settings, seed=seed, **opts))
+
+
 @eval_group.command("pixels")
 @click.option("--dataset", default="mnist", show_default=True, help="Only mnist for now.")
 @click.option("--limit", type=int, help="Evaluate this many items (after --sample / seeded draw).")
@@ -157,11 +168,11 @@ def pixels(ctx, image, seed, invert, show_grid, as_json, **opts):
     "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
 )
 @concurrency_option
+@ray_options
 @click.pass_context
-def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, **opts):
+def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, ray, **opts):
     """Pixel prompting on MNIST test digits (with the knn and majority baselines)."""
     from offline_vision.eval import runner
-    from offline_vision.eval.tasks import PixelTask
 
     settings = settings_of(ctx)
     if dataset != "mnist":
@@ -169,7 +180,7 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, **opts):
     llm_used = opts["strategy"] not in ("knn", "majority")
     check_concurrency(concurrency, opts["reasoner"] if llm_used else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    method = _pixel_method(settings, seed=seed, **opts)
+    task, plan = ray_plan(ray, pixel_task, settings, dataset=dataset, seed=seed, opts=opts)
     strategy, encoding = opts["strategy"], opts["encoding"]
     who = None if strategy in ("knn", "majority") else opts["reasoner"].split("/")[-1]
     out = run_dir(
@@ -182,9 +193,5 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, **opts):
         f"n{len(indices)}",
         f"s{seed}",
     )
-    finish(
-        out,
-        runner.run(
-            PixelTask(ds, method), indices, out, classes=ds.classes, concurrency=concurrency
-        ),
-    )
+    summary = runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency, ray=plan)
+    finish(out, summary)

@@ -2,7 +2,7 @@
 # Set up .venv with offline_vision and the extras given (default: export,llm), building
 # llama-cpp-python from source for this CPU.
 #   bash scripts/install.sh                 # export,llm
-#   bash scripts/install.sh export,llm,test
+#   bash scripts/install.sh export,llm,test,cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-export,llm}"

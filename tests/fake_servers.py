@@ -8,8 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
+
+from offline_vision.labels import CIFAR10
 
 LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".whl", ".gguf")
 
@@ -179,3 +182,32 @@ class ChatServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class DelayedServer:
+    """Deterministic answers to the dialogue's requests, each after `delay` seconds; counts how
+    many were in flight at once."""
+
+    def __init__(self, delay: float = 0.05):
+        self.delay, self.inflight, self.peak = delay, 0, 0
+        self.lock = threading.Lock()
+        self.server = ChatServer(self.reply)
+
+    def reply(self, body: dict) -> str:
+        with self.lock:
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+        time.sleep(self.delay)
+        with self.lock:
+            self.inflight -= 1
+        rf = body.get("response_format") or {}
+        schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
+        props = schema.get("properties", {})
+        if "answer" in props:
+            return json.dumps({"answer": props["answer"]["enum"][0]})
+        if "candidates" in props:
+            enum = props["candidates"].get("items", {}).get("enum") or list(CIFAR10)
+            words = body["messages"][-1]["content"].lower()
+            picked = [c for c in enum if c in words][:2] or enum[:2]
+            return json.dumps({"candidates": picked if len(picked) == 2 else enum[:2]})
+        return "cat"

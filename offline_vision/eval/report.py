@@ -27,6 +27,8 @@ COLUMNS = (
     "accuracy",
     "ci95",
     "s/item",
+    "items/s",
+    "workers",
     "prompt tok/item",
     "evaluated tok/item",
 )
@@ -81,6 +83,12 @@ def load_run(path: Path) -> Run:
     return Run(path.name, path, summary, read_records(path / RECORDS))
 
 
+def _throughput(summary: dict) -> str:
+    """Items per second of wall time in the run's last session (startup included)."""
+    rate = (summary.get("this_session") or {}).get("items_per_s")
+    return f"{rate:.2f}" if rate else "—"
+
+
 def row(run: Run) -> dict:
     s = run.summary
     tok = s.get("tokens", {})
@@ -94,6 +102,8 @@ def row(run: Run) -> dict:
         "accuracy": f"{s['accuracy']:.1%}",
         "ci95": f"{s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}",
         "s/item": f"{s['latency_s']['mean']:.2f}",
+        "items/s": _throughput(s),
+        "workers": ", ".join(f"{w} {k}" for w, k in s.get("per_worker", {}).items()) or "—",
         "prompt tok/item": f"{tok['prompt']['per_item']:.0f}" if "prompt" in tok else "—",
         "evaluated tok/item": f"{tok['evaluated']['per_item']:.0f}" if "evaluated" in tok else "—",
     }

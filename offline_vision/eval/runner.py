@@ -162,22 +162,27 @@ def run(
     *,
     classes: tuple[str, ...] = (),
     concurrency: int = 1,
+    ray=None,
 ) -> dict:
     """Evaluate `indices` into `out_dir`, resuming; returns the summary. With `concurrency` > 1,
     that many items are in flight at once (threads; for tasks whose reasoner is a server) and
-    records are appended as they finish; the summary is in `indices` order either way."""
+    records are appended as they finish; the summary is in `indices` order either way. With
+    `ray` (an `eval.cluster.RayPlan`), items run on Ray workers (`concurrency` each) and this
+    process stays the only writer."""
     if not indices:
         raise RunError("nothing to evaluate (empty selection)")
-    if concurrency > 1 and getattr(task, "sequential", False):
+    if (concurrency > 1 or ray is not None) and getattr(task, "sequential", False):
         raise RunError(
-            f"{task.name}: each item depends on the ones before it; run it with concurrency 1"
+            f"{task.name}: each item depends on the ones before it; run it with concurrency 1 "
+            "and without --ray"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir):
-        return _run_locked(task, indices, out_dir, classes, concurrency)
+        return _run_locked(task, indices, out_dir, classes, concurrency, ray)
 
 
-def _timed(task: Task, index: int) -> dict:
+def timed(task: Task, index: int) -> dict:
+    """One item's record, with its latency where it ran."""
     t = time.perf_counter()
     rec = task(index)
     return {
@@ -192,27 +197,35 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
     """Finished records, as they finish; at most `concurrency` items in flight."""
     if concurrency <= 1:
         for index in todo:
-            yield _timed(task, index)
+            yield timed(task, index)
         return
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ovision-item")
     pending: set = set()
     queue = iter(todo)
     try:
         for index in itertools.islice(queue, concurrency):
-            pending.add(pool.submit(_timed, task, index))
+            pending.add(pool.submit(timed, task, index))
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(_timed, task, nxt))
+                    pending.add(pool.submit(timed, task, nxt))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _source(task: Task, todo: list[int], concurrency: int, ray, stats: dict) -> Iterator[dict]:
+    if ray is None:
+        return _results(task, todo, concurrency)
+    from offline_vision.eval import cluster
+
+    return cluster.results(ray, todo, concurrency, task.config(), _comparable, stats)
+
+
 def _run_locked(
-    task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], concurrency: int
+    task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], concurrency: int, ray
 ) -> dict:
     config = {**task.config(), "n": len(indices), "indices": indices}
     _check_config(out_dir, config)
@@ -223,12 +236,12 @@ def _run_locked(
     task.resume([by_id[i] for i in indices if i in by_id])
     todo = [i for i in indices if i not in by_id]
     correct = sum(r["correct"] for r in done)
-    t0 = time.perf_counter()
+    t0, stats = time.perf_counter(), {"concurrency": concurrency}
     with (
         open(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
-        for n, rec in enumerate(_results(task, todo, concurrency), len(done) + 1):
+        for n, rec in enumerate(_source(task, todo, concurrency, ray, stats), len(done) + 1):
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one writer, whole lines
             out.flush()
             os.fsync(out.fileno())
@@ -243,13 +256,24 @@ def _run_locked(
         "items": len(todo),
         "wall_s": round(wall, 3),
         "items_per_s": round(len(todo) / wall, 3) if todo and wall > 0 else None,
-        "concurrency": concurrency,
+        **stats,
     }
     extra = getattr(task, "summary_extra", None)
     if extra is not None:
         summary.update(extra(records))
     write_atomic(out_dir / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _where(records: list[dict]) -> dict:
+    """Items per Ray worker and per node, where the records say (runs with --ray)."""
+    placed = [r["worker"] for r in records if isinstance(r.get("worker"), dict)]
+    if not placed:
+        return {}
+    return {
+        "per_worker": dict(sorted(Counter(w["name"] for w in placed).items())),
+        "per_node": dict(sorted(Counter(f"{w['host']}/{w['node']}" for w in placed).items())),
+    }
 
 
 def summarize(records: list[dict], config: dict, classes: tuple[str, ...] = ()) -> dict:
@@ -295,5 +319,6 @@ def summarize(records: list[dict], config: dict, classes: tuple[str, ...] = ()) 
             "total": sum(lat),
         },
         "tokens": tokens,
+        **_where(records),
         "config": {k: v for k, v in config.items() if k != "indices"},
     }

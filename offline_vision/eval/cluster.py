@@ -1,0 +1,252 @@
+"""`eval … --ray`: items run on Ray actors ("workers"), each building its own copy of the task
+once (scorer and reasoner loaded once per worker); results stream back to the driver, which
+alone appends `records.jsonl` through the runner (same resume, config check and summary).
+
+A worker that dies mid-item (killed, out of memory, its node gone) loses nothing: the item
+goes back to the queue, is retried on another worker, and the dead one rejoins once Ray has
+restarted it. Ray is the `cluster` extra, imported only here and only when `--ray` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+from offline_vision.config import Settings
+from offline_vision.errors import OVisionError, RunError
+
+EXTRA = "pip install 'offline_vision[cluster]'"
+MAX_TRIES = 3  # attempts per item before the run stops (a poison item must not kill every worker)
+RESTARTS = 4  # times Ray brings back one dead worker
+START_TIMEOUT_S = float(os.environ.get("OVISION_RAY_START_TIMEOUT", "600"))
+log = logging.getLogger("ovision")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build a task: a module-level function and plain arguments, so a worker process
+    (on this machine or another) can build its own copy."""
+
+    build: Callable
+    settings: Settings
+    kwargs: dict
+
+    def __call__(self, **settings_overrides):
+        return self.build(replace(self.settings, **settings_overrides), **self.kwargs)
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    recipe: Recipe
+    address: str | None = None  # None: start a local Ray on this machine
+    workers: int | None = None  # None: as many as the CPUs allow
+    threads: int = 1  # CPU threads per worker (its models' threads; what Ray reserves)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RunError(f"--ray needs Ray, which is not installed: {EXTRA}") from None
+    return ray
+
+
+class Worker:
+    """One Ray actor: builds the task once, then runs items. A failure to build is kept and
+    raised by the first call, so it reaches the driver as the task's own error."""
+
+    def __init__(self, recipe: Recipe, name: str, threads: int):
+        import ray
+
+        self.name, self.error, self.task = name, None, None
+        context = ray.get_runtime_context()
+        self.where = {
+            "name": name,
+            "node": context.get_node_id()[:12],
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        try:
+            self.task = recipe(threads=threads)
+        except Exception as e:  # raised again, whole, by config()
+            self.error = e
+
+    def config(self) -> dict:
+        if self.error is not None:
+            raise self.error
+        return self.task.config()
+
+    def ping(self) -> str:
+        return self.name
+
+    def item(self, index: int) -> dict:
+        from offline_vision.eval.runner import timed
+
+        return {**timed(self.task, index), "worker": self.where}
+
+
+def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
+    """Start or join Ray; (number of workers, whether this process started it)."""
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if plan.address is None:
+        cpus = os.cpu_count() or 1
+        workers = plan.workers or max(1, cpus // plan.threads)
+        ray.init(
+            address="local",
+            num_cpus=max(cpus, workers * plan.threads),
+            include_dashboard=False,
+            object_store_memory=128 * 1024**2,  # records are small; keep /dev/shm free
+            _node_ip_address="127.0.0.1",  # a Ray this run starts listens on loopback only
+            **quiet,
+        )
+        return workers, True
+    try:
+        ray.init(address=plan.address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise RunError(f"could not join the Ray cluster at {plan.address}: {e}") from None
+    total = int(ray.cluster_resources().get("CPU", 0))
+    workers = plan.workers or max(1, total // plan.threads)
+    if workers * plan.threads > total:
+        ray.shutdown()
+        raise RunError(
+            f"the Ray cluster at {plan.address} has {total} CPUs; --workers {workers} × "
+            f"--threads-per-worker {plan.threads} needs {workers * plan.threads}"
+        )
+    return workers, False
+
+
+def _task_error(e: Exception) -> Exception:
+    """The task's own exception where a worker raised one (so the CLI prints one line)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, OVisionError | OSError | ValueError):
+        return cause
+    first = str(cause or e).strip().splitlines()
+    return RunError(f"a Ray worker failed: {first[-1] if first else type(e).__name__}")
+
+
+def _start(ray, plan: RayPlan, n: int, concurrency: int, config: dict, comparable) -> list:
+    actor = ray.remote(Worker).options(
+        num_cpus=plan.threads,
+        max_restarts=RESTARTS,
+        max_concurrency=concurrency,
+        scheduling_strategy="SPREAD",
+    )
+    workers = [actor.remote(plan.recipe, f"w{i}", plan.threads) for i in range(n)]
+    refs = [w.config.remote() for w in workers]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+    if len(ready) < len(refs):
+        raise RunError(
+            f"{len(refs) - len(ready)} of {n} Ray workers did not start within "
+            f"{START_TIMEOUT_S:.0f} s (not enough free CPUs for --threads-per-worker "
+            f"{plan.threads}?)"
+        )
+    for i, ref in enumerate(refs):
+        try:
+            theirs = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            raise _task_error(e) from None
+        if comparable(theirs) != comparable(config):
+            raise RunError(
+                f"Ray worker w{i} built a different configuration than this driver (other "
+                "model files or data on its node?); every node needs the same models and data"
+            )
+    return workers
+
+
+class Dispatcher:
+    """Keeps `concurrency` items in flight on every live worker; a worker's death puts its
+    items back in the queue for the others and waits for Ray to restart it."""
+
+    def __init__(self, ray, workers: list, concurrency: int):
+        self.ray, self.workers, self.slots = ray, workers, concurrency
+        self.live = set(range(len(workers)))
+        self.inflight: dict = {}  # ref -> (index, worker)
+        self.pings: dict = {}  # ref -> worker being restarted
+        self.tries: dict[int, int] = {}
+        self.retried = 0
+
+    def _submit(self, queue: deque) -> None:
+        for w in sorted(self.live):
+            busy = sum(1 for _i, who in self.inflight.values() if who == w)
+            for _ in range(self.slots - busy):
+                if not queue:
+                    return
+                index = queue.popleft()
+                self.inflight[self.workers[w].item.remote(index)] = (index, w)
+
+    def _lost(self, index: int, w: int, queue: deque, error: Exception) -> None:
+        self.tries[index] = self.tries.get(index, 1) + 1
+        if self.tries[index] > MAX_TRIES:
+            raise RunError(f"item {index} failed on {MAX_TRIES} workers; last: {error}")
+        queue.appendleft(index)
+        self.retried += 1
+        if w in self.live:
+            log.warning("Ray worker w%d died on item %d; the item is retried", w, index)
+            self.live.discard(w)
+            self.pings[self.workers[w].ping.remote()] = w
+
+    def _settle(self, ref, queue: deque) -> dict | None:
+        """The record `ref` brought, or None (a restarted worker back, or an item lost)."""
+        ray = self.ray
+        if ref in self.pings:
+            w = self.pings.pop(ref)
+            try:
+                ray.get(ref)
+                self.live.add(w)  # restarted: back in the pool
+            except ray.exceptions.RayActorError:
+                log.warning("Ray worker w%d is gone for good", w)
+            return None
+        index, w = self.inflight.pop(ref)
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            self._lost(index, w, queue, e)
+        except ray.exceptions.RayTaskError as e:
+            raise _task_error(e) from None
+        return None
+
+    def run(self, todo: list[int]) -> Iterator[dict]:
+        queue = deque(todo)
+        self._submit(queue)
+        while self.inflight or queue:
+            if not self.live and not self.pings:
+                raise RunError("every Ray worker died and none came back; see Ray's logs")
+            ready, _ = self.ray.wait([*self.inflight, *self.pings], num_returns=1)
+            record = self._settle(ready[0], queue)
+            self._submit(queue)
+            if record is not None:
+                yield record
+
+
+def results(plan: RayPlan, todo: list[int], concurrency: int, config: dict, comparable, stats):
+    """Finished records from Ray workers, as they finish; `stats` gets the retry count."""
+    ray = import_ray()
+    t = time.perf_counter()
+    n, started = _connect(ray, plan)
+    workers: list = []
+    try:
+        workers = _start(ray, plan, n, concurrency, config, comparable)
+        stats.update(
+            backend="ray",
+            workers=n,
+            threads_per_worker=plan.threads,
+            nodes_in_cluster=sum(1 for node in ray.nodes() if node.get("Alive")),
+            startup_s=round(time.perf_counter() - t, 3),
+        )
+        dispatcher = Dispatcher(ray, workers, concurrency)
+        try:
+            yield from dispatcher.run(todo)
+        finally:
+            stats["retried"] = dispatcher.retried
+    finally:
+        if started:
+            ray.shutdown()
+        else:
+            for w in workers:  # a cluster outlives this run; its workers do not
+                ray.kill(w)
