@@ -185,3 +185,25 @@ def test_sequential_tasks_refuse_ray(tmp_path):
 
     with pytest.raises(RunError, match="without --ray"):
         runner.run(Feedback(), [1, 2], tmp_path / "r", ray=object())
+
+
+def test_an_address_nobody_answers_is_one_line_at_once(ray_installed, run_cli, home, tiny_clip):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    t = time.monotonic()
+    r = run_cli(
+        "eval",
+        "clip",
+        "--scorer",
+        "clip",
+        "--limit",
+        "2",
+        "--ray",
+        "--ray-address",
+        f"127.0.0.1:{port}",
+    )
+    assert r.exit_code == 1 and "no Ray cluster answers at" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and time.monotonic() - t < 60

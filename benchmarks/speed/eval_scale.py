@@ -1,15 +1,22 @@
-"""Hosted-reasoner throughput: `ovision eval pixels --strategy zero-shot` (one request per
-item) against a fake OpenAI-compatible server on 127.0.0.1 that answers after 300 ms, at
---concurrency 1, 4 and 16 on 200 MNIST test digits → benchmarks/results/eval_scale.json.
+"""Evaluation throughput → benchmarks/results/eval_scale.json, three parts (all by default):
 
-The Ray backend and the two-node runs of issue 19 are not built yet: not measured here.
+- hosted: `ovision eval pixels --strategy zero-shot` (one request per item) against a fake
+  OpenAI-compatible server on 127.0.0.1 that answers after 300 ms, at --concurrency 1, 4, 16
+  on 200 MNIST test digits.
+- local: T1 (`eval clip`, ConSE stand-in) over the 932 shared CIFAR-10 images and T2 (`eval
+  dialogue --policy adaptive --trust 1`, 0.5B GGUF) over 60 images: sequential (--threads 2,
+  the whole machine) against `--ray --workers 2 --threads-per-worker 1` and `--workers 1
+  --threads-per-worker 2`.
+- nodes: two Ray nodes on this machine (`ray start --head --num-cpus 1`, `ray start --address
+  … --num-cpus 1`), the same 60-image T2 run joined to them with --ray-address.
 
-    python -m benchmarks.speed.eval_scale
+    python -m benchmarks.speed.eval_scale [hosted local nodes]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +25,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from benchmarks.common import write
+from benchmarks.common import RESULTS, machine, write
 
 DELAY = 0.3
 ITEMS = 200
@@ -60,7 +67,7 @@ def serve() -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
-def main() -> None:
+def hosted() -> dict:
     server, url = serve()
     rows = {}
     try:
@@ -70,10 +77,7 @@ def main() -> None:
                 t = time.perf_counter()
                 subprocess.run(
                     [
-                        sys.executable,
-                        "-m",
-                        "offline_vision",
-                        "-q",
+                        *OVISION,
                         "eval",
                         "pixels",
                         "--strategy",
@@ -99,11 +103,11 @@ def main() -> None:
                     "wall_s": wall,
                     "accuracy": s["accuracy"],
                 }
-                print(c, rows[c], flush=True)
+                print("hosted", c, rows[c], flush=True)
     finally:
         server.shutdown()
     base = rows[1]["items_per_s"]
-    result = {
+    return {
         "delay_s": DELAY,
         "items": ITEMS,
         "command": "ovision eval pixels --strategy zero-shot --reasoner openai:fake --concurrency C",
@@ -111,8 +115,107 @@ def main() -> None:
         "speedup": {c: r["items_per_s"] / base for c, r in rows.items()},
         "target": "≥ 12× at 16 against 1",
     }
+
+
+OVISION = [sys.executable, "-m", "offline_vision", "-q"]
+RAY = str(Path(sys.executable).with_name("ray"))
+T1 = ["eval", "clip", "--scorer", "conse"]  # the 932 shared images
+T2 = [
+    "eval",
+    "dialogue",
+    "--scorer",
+    "conse",
+    "--reasoner",
+    "local:qwen2.5-coder-0.5b-instruct-q4_k_m",
+]
+T2 += ["--policy", "adaptive", "--trust", "1", "--limit", "60"]
+# name → (options before the command, options after it)
+LAYOUTS = {
+    "sequential": (["--threads", "2"], []),
+    "ray 2 workers x 1 thread": ([], ["--ray", "--workers", "2", "--threads-per-worker", "1"]),
+    "ray 1 worker x 2 threads": ([], ["--ray", "--workers", "1", "--threads-per-worker", "2"]),
+}
+
+
+def _measure(args: list[str], out: Path, layout: tuple[list[str], list[str]]) -> dict:
+    """One run: items/s over the whole run (Ray's start included) and after it."""
+    root, rest = layout
+    t = time.perf_counter()
+    subprocess.run([*OVISION, *root, *args, *rest, "--out", str(out)], check=True)
+    wall = time.perf_counter() - t
+    s = json.loads((out / "summary.json").read_text())
+    session = s["this_session"]
+    startup = session.get("startup_s", 0.0)
+    return {
+        "items": session["items"],
+        "process_wall_s": round(wall, 2),
+        "run_wall_s": session["wall_s"],
+        "ray_startup_s": startup,
+        "items_per_s": session["items_per_s"],
+        "items_per_s_after_startup": round(session["items"] / (session["wall_s"] - startup), 3),
+        "accuracy": s["accuracy"],
+        "per_worker": s.get("per_worker"),
+        "per_node": s.get("per_node"),
+    }
+
+
+def local() -> dict:
+    parts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in (("t1_conse_932", T1), ("t2_adaptive_trust1_0.5b_60", T2)):
+            rows = {}
+            for label, layout in LAYOUTS.items():
+                rows[label] = _measure(args, Path(tmp) / f"{name}-{len(rows)}", layout)
+                print(name, label, rows[label], flush=True)
+            base = rows["sequential"]["items_per_s"]
+            parts[name] = {
+                "command": "ovision " + " ".join(args) + " [layout]",
+                "layouts": {k: " ".join(a + b) for k, (a, b) in LAYOUTS.items()},
+                "runs": rows,
+                "speedup_vs_sequential": {k: r["items_per_s"] / base for k, r in rows.items()},
+            }
+    return parts
+
+
+def nodes() -> dict:
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # the token every node of the cluster shares
+    port = "6391"
+    address = f"127.0.0.1:{port}"
+    start = [RAY, "start", "--num-cpus", "1", "--node-ip-address", "127.0.0.1"]
+    try:
+        subprocess.run(
+            [*start, "--head", "--port", port, "--include-dashboard", "false"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [*start, "--address", address], check=True, env=env, stdout=subprocess.DEVNULL
+        )
+        time.sleep(5)
+        with tempfile.TemporaryDirectory() as tmp:
+            layout = ["--ray", "--ray-address", address, "--workers", "2"]
+            run = _measure(T2, Path(tmp) / "nodes", ([], layout))
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, stdout=subprocess.DEVNULL)
+    print("nodes", run, flush=True)
+    return {
+        "cluster": f"{RAY} start --head --num-cpus 1 --port {port}; ray start --address {address} --num-cpus 1",
+        "command": "ovision " + " ".join(T2) + " --ray --ray-address " + address + " --workers 2",
+        "run": run,
+        "nodes_with_items": len(run["per_node"] or {}),
+    }
+
+
+def main() -> None:
+    wanted = sys.argv[1:] or ["hosted", "local", "nodes"]
+    path = RESULTS / "eval_scale.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    result = {k: previous[k] for k in ("hosted", "local", "nodes") if k in previous}
+    for part in wanted:
+        result[part] = {"hosted": hosted, "local": local, "nodes": nodes}[part]()
+        result[part]["measured"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), **machine()}
     write("eval_scale", result)
-    print(json.dumps(result["speedup"]))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,20 @@ class Worker:
         return {**timed(self.task, index), "worker": self.where}
 
 
+def _reachable(address: str) -> None:
+    """Refuse an address nothing listens on at once (Ray itself retries it for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not (sep and port.isdigit()):
+        return  # "auto", ray://…: left to Ray
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except OSError as e:
+        raise RunError(
+            f"no Ray cluster answers at {address} ({e.strerror or e}); start one with "
+            "`ray start --head`, or leave out --ray-address for a local Ray"
+        ) from None
+
+
 def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
     """Start or join Ray; (number of workers, whether this process started it)."""
     logging.getLogger("ray").setLevel(logging.ERROR)
@@ -106,6 +120,7 @@ def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
             **quiet,
         )
         return workers, True
+    _reachable(plan.address)
     try:
         ray.init(address=plan.address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
