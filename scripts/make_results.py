@@ -88,6 +88,55 @@ def report_scale() -> str:
     )
 
 
+def eval_scale() -> str:
+    """Hosted concurrency, local Ray layouts and two Ray nodes (eval_scale.json)."""
+    r = _load("eval_scale")
+    h = r["hosted"]
+    lines = [
+        f"Hosted (a fake server on 127.0.0.1 answering after {h['delay_s'] * 1000:.0f} ms, "
+        f"{h['items']} items; {h['measured']['cpu']}):",
+        "",
+        "| `--concurrency` | items/s | × against 1 |",
+        "|---|---|---|",
+    ]
+    for c, row in h["concurrency"].items():
+        lines.append(f"| {c} | {row['items_per_s']:.2f} | {h['speedup'][c]:.1f}× |")
+    loc = r["local"]
+    lines += [
+        "",
+        f"Local ({loc['measured']['cpu']}, {loc['measured']['logical_cpus']} cores):",
+        "",
+        "| run | layout | items/s | after Ray's start | Ray start s | × sequential | items per worker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {
+        "t1_conse_932": "T1, ConSE, 932 images",
+        "t2_adaptive_trust1_0.5b_60": "T2 `adaptive --trust 1`, 0.5B, 60 images",
+    }
+    for key, part in loc.items():
+        if key == "measured":
+            continue
+        for layout, row in part["runs"].items():
+            per = ", ".join(f"{w} {k}" for w, k in (row["per_worker"] or {}).items()) or "—"
+            lines.append(
+                f"| {names[key]} | `{part['layouts'][layout]}` | {row['items_per_s']:.2f} | "
+                f"{row['items_per_s_after_startup']:.2f} | {row['ray_startup_s']:.1f} | "
+                f"{part['speedup_vs_sequential'][layout]:.2f}× | {per} |"
+            )
+    n = r["nodes"]
+    run = n["run"]
+    per_node = ", ".join(f"{k.split('/')[-1][:8]} {v}" for k, v in run["per_node"].items())
+    lines += [
+        "",
+        f"Two Ray nodes on this machine ({n['measured']['cpu']}; `{n['cluster']}`), "
+        f"the T2 run with `--ray-address … --workers 2`: {run['items_per_s']:.2f} items/s "
+        f"({run['items_per_s_after_startup']:.2f} after joining, {run['ray_startup_s']:.1f} s), "
+        f"items on {n['nodes_with_items']} nodes ({per_node}), accuracy "
+        f"{run['accuracy']:.1%}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 DIALOGUE_TITLES = {
     "t1-scorer": "T1: scorer only, 10 class names",
     "t2-seed": "T2 `seed` (known labels, 5 rounds)",
@@ -327,6 +376,7 @@ RENDERERS = {
     "reasoner_speed": reasoner_speed,
     "llama_build": llama_build,
     "report_scale": report_scale,
+    "eval_scale": eval_scale,
 }
 
 

@@ -2,10 +2,13 @@
 the label, the eyes decide with differential descriptions (--end follow-up), or the eyes × the
 LLM's own probabilities (--end fusion); T1 on the same images → results/dialogue_end.json.
 
-Runs on the first N of the 632 dev images (benchmarks/accuracy/cifar10-non300.txt), never the
-300. ConSE stand-in eyes.
+Runs on the first N of the 632 dev images (benchmarks/accuracy/cifar10-non300.txt) by default;
+`--sample cifar10-300` measures the evaluation sample (nothing is chosen there) and writes
+results/dialogue_end_300.json. ConSE stand-in eyes. `--work DIR` keeps the runs there, so a
+stopped benchmark resumes where it was.
 
-    python -m benchmarks.accuracy.dialogue_end [--n 60] [--reasoner local:qwen2.5-coder-0.5b-instruct-q4_k_m]
+    python -m benchmarks.accuracy.dialogue_end [--n 60] [--sample cifar10-300] [--work DIR]
+        [--reasoner local:qwen2.5-coder-0.5b-instruct-q4_k_m]
 """
 
 from __future__ import annotations
@@ -32,9 +35,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--reasoner", default="local:qwen2.5-coder-0.5b-instruct-q4_k_m")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sample", default=str(SAMPLE), help="sample file or name (default: dev)")
+    ap.add_argument("--work", type=Path, help="keep the runs here (resumable)")
+    ap.add_argument(
+        "--ray",
+        type=int,
+        metavar="WORKERS",
+        help="run the dialogues on a local Ray with this many 1-thread workers (same records)",
+    )
     args = ap.parse_args()
-    common = ["--dataset", "cifar10", "--sample", str(SAMPLE), "--limit", str(args.n)]
-    with tempfile.TemporaryDirectory() as tmp:
+    common = ["--dataset", "cifar10", "--sample", args.sample, "--limit", str(args.n)]
+    dev = args.sample == str(SAMPLE)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.work or Path(scratch)
         t1 = Path(tmp) / "t1"
         ovision("eval", "clip", "--scorer", "conse", *common, "--out", str(t1))
         base = load_run(t1)
@@ -58,6 +71,7 @@ def main() -> None:
                 args.reasoner,
                 "--end",
                 end,
+                *(["--ray", "--workers", str(args.ray)] if args.ray else []),
                 "--out",
                 str(out),
             )
@@ -76,9 +90,9 @@ def main() -> None:
             }
             print(end, round(rows[end]["accuracy"], 3), rules, flush=True)
     write(
-        "dialogue_end",
+        "dialogue_end" if dev else f"dialogue_end_{Path(args.sample).stem.split('-')[-1]}",
         {
-            "sample": f"first {args.n} of {SAMPLE.name}",
+            "sample": f"first {args.n} of {Path(args.sample).name}",
             "reasoner": args.reasoner,
             "rounds": args.rounds,
             "scorer": "ConSE stand-in, not CLIP",

@@ -137,11 +137,11 @@ LAYOUTS = {
 }
 
 
-def _measure(args: list[str], out: Path, layout: tuple[list[str], list[str]]) -> dict:
+def _measure(args: list[str], out: Path, layout: tuple[list[str], list[str]], env=None) -> dict:
     """One run: items/s over the whole run (Ray's start included) and after it."""
     root, rest = layout
     t = time.perf_counter()
-    subprocess.run([*OVISION, *root, *args, *rest, "--out", str(out)], check=True)
+    subprocess.run([*OVISION, *root, *args, *rest, "--out", str(out)], check=True, env=env)
     wall = time.perf_counter() - t
     s = json.loads((out / "summary.json").read_text())
     session = s["this_session"]
@@ -195,7 +195,7 @@ def nodes() -> dict:
         time.sleep(5)
         with tempfile.TemporaryDirectory() as tmp:
             layout = ["--ray", "--ray-address", address, "--workers", "2"]
-            run = _measure(T2, Path(tmp) / "nodes", ([], layout))
+            run = _measure(T2, Path(tmp) / "nodes", ([], layout), env=env)
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, stdout=subprocess.DEVNULL)
     print("nodes", run, flush=True)
@@ -212,10 +212,10 @@ def main() -> None:
     path = RESULTS / "eval_scale.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     result = {k: previous[k] for k in ("hosted", "local", "nodes") if k in previous}
-    for part in wanted:
+    for part in wanted:  # each part written as soon as it is measured
         result[part] = {"hosted": hosted, "local": local, "nodes": nodes}[part]()
         result[part]["measured"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), **machine()}
-    write("eval_scale", result)
+        write("eval_scale", result)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ def _reachable(address: str) -> None:
 def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
     """Start or join Ray; (number of workers, whether this process started it)."""
     logging.getLogger("ray").setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ retry warnings
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if plan.address is None:
         cpus = os.cpu_count() or 1
@@ -124,7 +125,11 @@ def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
     try:
         ray.init(address=plan.address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise RunError(f"could not join the Ray cluster at {plan.address}: {e}") from None
+        raise RunError(
+            f"could not join the Ray cluster at {plan.address} ({e}); where the cluster uses "
+            "Ray's token auth, this machine needs its token (RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        ) from None
     total = int(ray.cluster_resources().get("CPU", 0))
     workers = plan.workers or max(1, total // plan.threads)
     if workers * plan.threads > total:
