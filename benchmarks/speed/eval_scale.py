@@ -200,7 +200,7 @@ def nodes() -> dict:
         subprocess.run([RAY, "stop", "--force"], env=env, stdout=subprocess.DEVNULL)
     print("nodes", run, flush=True)
     return {
-        "cluster": f"{RAY} start --head --num-cpus 1 --port {port}; ray start --address {address} --num-cpus 1",
+        "cluster": f"ray start --head --num-cpus 1 --port {port}; ray start --address {address} --num-cpus 1",
         "command": "ovision " + " ".join(T2) + " --ray --ray-address " + address + " --workers 2",
         "run": run,
         "nodes_with_items": len(run["per_node"] or {}),
