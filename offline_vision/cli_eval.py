@@ -38,8 +38,8 @@ concurrency_option = click.option(
     type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="Items in flight at once: for an openai: reasoner, whose server takes parallel "
-    "requests (a local GGUF answers one at a time).",
+    help="Items in flight at once (with --ray: per worker): for an openai: reasoner, whose "
+    "server takes parallel requests (a local GGUF answers one at a time).",
 )
 
 _ray_opts = [
@@ -49,7 +49,7 @@ _ray_opts = [
         is_flag=True,
         help="Run items on Ray workers, each loading the scorer and reasoner once; this "
         "process alone writes the records. Starts a local Ray unless --ray-address is given "
-        "(pip install 'offline_vision[cluster]').",
+        "(pip install 'offline_vision[cluster]'; Ray keeps its own logs under /tmp/ray).",
     ),
     click.option(
         "--ray-address",
@@ -91,8 +91,13 @@ def ray_options(command):
 def ray_plan(spec, build, settings, **kwargs):
     """(task, RayPlan or None): the task built here by `build(settings, **kwargs)`, and with
     --ray the same recipe for the workers to build their own copies from."""
+    from dataclasses import replace
+
+    from offline_vision.config import DEFAULT_HUB_URL, DEFAULT_PYPI_URL
     from offline_vision.eval.cluster import RayPlan, Recipe
 
+    # Evaluations never pull; index or hub URLs (which may carry credentials) stay here.
+    settings = replace(settings, hub_url=DEFAULT_HUB_URL, pypi_url=DEFAULT_PYPI_URL)
     recipe = Recipe(build, settings, kwargs)
     if spec is None:
         return recipe(), None

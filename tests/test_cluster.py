@@ -207,3 +207,14 @@ def test_an_address_nobody_answers_is_one_line_at_once(ray_installed, run_cli, h
     )
     assert r.exit_code == 1 and "no Ray cluster answers at" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and time.monotonic() - t < 60
+
+
+def test_index_and_hub_credentials_do_not_travel_to_workers(settings):
+    from dataclasses import replace
+
+    from offline_vision.cli_eval import ray_plan
+
+    mine = replace(settings, pypi_url="https://u:s3cret@idx/simple", hub_url="https://u:t0k@hub")
+    task, plan = ray_plan((None, 2, 1), lambda s, **kw: s, mine)  # the "task" is its settings
+    assert "s3cret" not in repr(plan.recipe) and "t0k" not in repr(plan.recipe)
+    assert task.data_dir == mine.data_dir and plan.workers == 2
