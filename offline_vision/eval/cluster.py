@@ -107,7 +107,6 @@ def _reachable(address: str) -> None:
 def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
     """Start or join Ray; (number of workers, whether this process started it)."""
     logging.getLogger("ray").setLevel(logging.ERROR)
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ retry warnings
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if plan.address is None:
         cpus = os.cpu_count() or 1
