@@ -343,9 +343,9 @@ def dialogue_by_round_svg() -> str:
 FILES = {"results/dialogue-by-round.svg": dialogue_by_round_svg}  # under docs/
 
 
-def dialogue_end() -> str:
-    """How the dialogue ends, LLM asked on every image (benchmarks/results/dialogue_end.json)."""
-    r = _load("dialogue_end")
+def dialogue_end(name: str = "dialogue_end") -> str:
+    """How the dialogue ends, LLM asked on every image (benchmarks/results/dialogue_end*.json)."""
+    r = _load(name)
     rows = r["rows"]
     lines = [
         f"{r['sample']}, {r['reasoner']}, {r['rounds']} rounds, `--trust 1`; {r['scorer']}.",
@@ -368,6 +368,7 @@ def dialogue_end() -> str:
 
 RENDERERS = {
     "dialogue_end": dialogue_end,
+    "dialogue_end_300": lambda: dialogue_end("dialogue_end_300"),
     "clip_speed": clip_speed,
     "dialogue_cifar": dialogue_cifar,
     "dialogue_trust": dialogue_trust,
