@@ -177,16 +177,6 @@ def test_ray_options_need_ray(run_cli, home):
     assert r.exit_code == 1 and "need --ray" in r.stderr
 
 
-def test_sequential_tasks_refuse_ray(tmp_path):
-    from offline_vision.errors import RunError
-
-    class Feedback:
-        name, sequential = "pixels", True
-
-    with pytest.raises(RunError, match="without --ray"):
-        runner.run(Feedback(), [1, 2], tmp_path / "r", ray=object())
-
-
 def test_an_address_nobody_answers_is_one_line_at_once(ray_installed, run_cli, home, tiny_clip):
     import socket
 

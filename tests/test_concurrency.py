@@ -72,11 +72,12 @@ def test_concurrency_with_a_local_gguf_is_refused(run_cli, home):
     assert r.exit_code == 1 and "needs an openai: reasoner" in r.stderr
 
 
-def test_sequential_tasks_refuse_concurrency(tmp_path):
+@pytest.mark.parametrize("side_by_side", [{"concurrency": 2}, {"ray": object()}])
+def test_sequential_tasks_refuse_concurrency_and_ray(tmp_path, side_by_side):
     from offline_vision.errors import RunError
 
     class Feedback:
         name, sequential = "pixels", True
 
-    with pytest.raises(RunError, match="depends on the ones before it"):
-        runner.run(Feedback(), [1, 2], tmp_path / "r", concurrency=2)
+    with pytest.raises(RunError, match=r"depends on the ones before it.*without --ray"):
+        runner.run(Feedback(), [1, 2], tmp_path / "r", **side_by_side)
