@@ -74,7 +74,7 @@ _ray_opts = [
 
 def ray_options(command):
     """Add --ray, --ray-address, --workers and --threads-per-worker; the command receives
-    `ray` (a cluster.RaySpec or None) instead."""
+    `ray` instead: (address, workers, threads) with --ray, else None (for `ray_plan`)."""
 
     @functools.wraps(command)
     def wrapper(*args, use_ray, ray_address, workers, threads_per_worker, **kw):

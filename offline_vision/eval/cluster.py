@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from offline_vision.config import Settings
 from offline_vision.errors import OVisionError, RunError
+from offline_vision.eval.runner import comparable, timed
 
 EXTRA = "pip install 'offline_vision[cluster]'"
 MAX_TRIES = 3  # attempts per item before the run stops (a poison item must not kill every worker)
@@ -85,8 +86,6 @@ class Worker:
         return self.name
 
     def item(self, index: int) -> dict:
-        from offline_vision.eval.runner import timed
-
         return {**timed(self.task, index), "worker": self.where}
 
 
@@ -149,7 +148,7 @@ def _task_error(e: Exception) -> Exception:
     return RunError(f"a Ray worker failed: {first[-1] if first else type(e).__name__}")
 
 
-def _start(ray, plan: RayPlan, n: int, concurrency: int, config: dict, comparable) -> list:
+def _start(ray, plan: RayPlan, n: int, concurrency: int, config: dict) -> list:
     actor = ray.remote(Worker).options(
         num_cpus=plan.threads,
         max_restarts=RESTARTS,
@@ -243,14 +242,15 @@ class Dispatcher:
                 yield record
 
 
-def results(plan: RayPlan, todo: list[int], concurrency: int, config: dict, comparable, stats):
-    """Finished records from Ray workers, as they finish; `stats` gets the retry count."""
+def results(plan: RayPlan, todo: list[int], concurrency: int, config: dict, stats: dict):
+    """Finished records from Ray workers, as they finish; workers whose task config differs
+    from `config` are refused; `stats` gets the layout and the retry count."""
     ray = import_ray()
     t = time.perf_counter()
     n, started = _connect(ray, plan)
     workers: list = []
     try:
-        workers = _start(ray, plan, n, concurrency, config, comparable)
+        workers = _start(ray, plan, n, concurrency, config)
         stats.update(
             backend="ray",
             workers=n,

@@ -133,7 +133,7 @@ def _check_config(out_dir: Path, config: dict) -> None:
                 "cannot be checked; choose another --out (or move the records away)"
             )
         write_atomic(cfg_path, json.dumps(config, indent=2, default=str) + "\n")
-    elif _comparable(previous) != _comparable(config):
+    elif comparable(previous) != comparable(config):
         raise RunError(
             f"{out_dir} holds a run with a different configuration; resume it with the same "
             "options or choose another --out"
@@ -144,7 +144,9 @@ def _check_config(out_dir: Path, config: dict) -> None:
 VOLATILE = {"threads", "path", "constraint_mode", "base_url"}
 
 
-def _comparable(cfg) -> str:
+def comparable(cfg) -> str:
+    """A config as text, without the settings that may change between sessions of one run."""
+
     def strip(x):
         if isinstance(x, dict):
             return {k: strip(v) for k, v in x.items() if k not in VOLATILE}
@@ -216,18 +218,20 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _source(task: Task, todo: list[int], concurrency: int, ray, stats: dict) -> Iterator[dict]:
+def _source(task: Task, todo: list[int], concurrency: int, ray, config: dict, stats: dict):
+    """Finished records from this process's threads, or with `ray` from Ray workers."""
     if ray is None:
         return _results(task, todo, concurrency)
     from offline_vision.eval import cluster
 
-    return cluster.results(ray, todo, concurrency, task.config(), _comparable, stats)
+    return cluster.results(ray, todo, concurrency, config, stats)
 
 
 def _run_locked(
     task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], concurrency: int, ray
 ) -> dict:
-    config = {**task.config(), "n": len(indices), "indices": indices}
+    built = task.config()
+    config = {**built, "n": len(indices), "indices": indices}
     _check_config(out_dir, config)
     rec_path = out_dir / RECORDS
     wanted = set(indices)
@@ -241,7 +245,7 @@ def _run_locked(
         open(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
-        for n, rec in enumerate(_source(task, todo, concurrency, ray, stats), len(done) + 1):
+        for n, rec in enumerate(_source(task, todo, concurrency, ray, built, stats), len(done) + 1):
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one writer, whole lines
             out.flush()
             os.fsync(out.fileno())
