@@ -16,12 +16,12 @@ import time
 
 import pytest
 from fake_servers import DelayedServer
+from run_compare import PLACEMENT, TIMINGS, untimed, untimed_records
 
 from offline_vision.eval import runner
 
 N = 16
-TIMINGS = {"latency_s", "probe_s", "probe_s_mean", "this_session", "worker"}
-TIMINGS |= {"per_worker", "per_node"}  # where, not what
+DROP = TIMINGS | PLACEMENT
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +37,6 @@ def server():
     s = DelayedServer(delay=0.1)
     yield s
     s.server.stop()
-
-
-def _untimed(x):
-    if isinstance(x, dict):
-        return {k: _untimed(v) for k, v in x.items() if k not in TIMINGS}
-    if isinstance(x, list):
-        return [_untimed(v) for v in x]
-    return x
 
 
 def _args(server, out, *extra) -> list[str]:
@@ -92,13 +84,13 @@ def _wait_for_records(out, proc, n: int) -> list[dict]:
 
 
 def _same_as_sequential(seq, out) -> dict:
-    a = sorted((_untimed(r) for r in runner.read_records(seq / runner.RECORDS)), key=str)
+    a = untimed_records(runner.read_records(seq / runner.RECORDS), DROP)
     b_raw = runner.read_records(out / runner.RECORDS)
     assert len(b_raw) == len({r["id"] for r in b_raw}) == N  # nothing lost, nothing twice
-    b = sorted((_untimed(r) for r in b_raw), key=str)
+    b = untimed_records(b_raw, DROP)
     assert a == b
     summary = json.loads((out / runner.SUMMARY).read_text())
-    assert _untimed(summary) == _untimed(json.loads((seq / runner.SUMMARY).read_text()))
+    assert untimed(summary, DROP) == untimed(json.loads((seq / runner.SUMMARY).read_text()), DROP)
     return summary
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fake_servers import DelayedServer
+from run_compare import untimed, untimed_records
 
 from offline_vision.eval import runner
 
@@ -16,21 +17,6 @@ def delayed():
     s = DelayedServer()
     yield s
     s.server.stop()
-
-
-TIMINGS = {"latency_s", "probe_s", "probe_s_mean", "this_session"}  # seconds, not results
-
-
-def _untimed(x):
-    if isinstance(x, dict):
-        return {k: _untimed(v) for k, v in x.items() if k not in TIMINGS}
-    if isinstance(x, list):
-        return [_untimed(v) for v in x]
-    return x
-
-
-def _strip(records):
-    return sorted((_untimed(r) for r in records), key=lambda r: r["id"])
 
 
 def test_concurrent_hosted_run_equals_the_sequential_one(
@@ -60,9 +46,9 @@ def test_concurrent_hosted_run_equals_the_sequential_one(
     assert delayed.peak > 1  # requests really overlapped
     seq = json.loads((tmp_path / "seq" / runner.SUMMARY).read_text())
     par = json.loads((tmp_path / "par" / runner.SUMMARY).read_text())
-    assert _untimed(seq) == _untimed(par)
-    a = _strip(runner.read_records(tmp_path / "seq" / runner.RECORDS))
-    b = _strip(runner.read_records(tmp_path / "par" / runner.RECORDS))
+    assert untimed(seq) == untimed(par)
+    a = untimed_records(runner.read_records(tmp_path / "seq" / runner.RECORDS))
+    b = untimed_records(runner.read_records(tmp_path / "par" / runner.RECORDS))
     assert a == b and len(b) == 12  # one whole line per item, none twice
     assert par["this_session"]["concurrency"] == 6
 
