@@ -50,17 +50,31 @@ def classify(
     scorer=None,
     top_k: int = 5,
     knowledge=None,
+    bridge=None,
 ) -> list[dict]:
     """Top-k labels per image file (a dict with `labels`, or `error` for a file that fails).
-    `labels`: a built-in set name, a comma list, `@file`, or a list of strings."""
+    `labels`: a built-in set name, a comma list, `@file`, or a list of strings. `bridge`: a
+    names knowledge file (`ovision labels expand --strategy names`) or its Knowledge."""
     from offline_vision.classify import classify_paths
 
     eyes = scorer or load_scorer()
     label_set = _labels(labels)
     templates = eyes.default_templates(label_set.name)
     paths = [Path(p) for p in images]
+    if isinstance(bridge, str | Path):
+        from offline_vision.knowledge import Knowledge
+
+        bridge = Knowledge.load(Path(bridge))
     return list(
-        classify_paths(eyes, paths, label_set.labels, templates, top_k=top_k, knowledge=knowledge)
+        classify_paths(
+            eyes,
+            paths,
+            label_set.labels,
+            templates,
+            top_k=top_k,
+            knowledge=knowledge,
+            bridge=bridge,
+        )
     )
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from offline_vision.bridge import names_of
 from offline_vision.errors import BadInput
 from offline_vision.images import load_image
-from offline_vision.knowledge import FollowUp, Knowledge, LabelScorer
+from offline_vision.knowledge import Knowledge
+from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.models.scorer import EmbeddingScorer
 from offline_vision.progress import bar as progress_bar
 
@@ -24,12 +26,16 @@ def classify_paths(
     batch_size: int = 32,
     knowledge: Knowledge | None = None,
     follow_up: FollowUp | None = None,
+    bridge: Knowledge | None = None,
 ) -> Iterator[dict]:
-    """One result dict per path, in order: top-k labels, or {"error": ...} for a bad file."""
-    scorer = LabelScorer(eyes, labels, templates, knowledge)
+    """One result dict per path, in order: top-k labels (the user's; with a bridge, each with
+    the English names the eyes read it by), or {"error": ...} for a bad file."""
+    names = names_of(bridge)
+    scorer = LabelScorer(eyes, labels, templates, knowledge, names=names)
     cited = (
         None if knowledge is None else {"strategy": knowledge.strategy, "sha256": knowledge.digest}
     )
+    bridged = None if bridge is None else {"strategy": bridge.strategy, "sha256": bridge.digest}
     k = min(top_k, len(labels))
     about = eyes.describe()
     with progress_bar(len(paths), "classifying", unit="img", min_total=batch_size + 1) as bar:
@@ -51,6 +57,10 @@ def classify_paths(
                     r["labels"] = [
                         {"label": labels[i], "probability": round(float(row[i]), 6)} for i in top
                     ]
+                    if names:
+                        for item in r["labels"]:
+                            item["names"] = names[item["label"]]
+                        r["bridge"] = bridged
                     r["scorer"] = about
                     if cited is not None:
                         r["knowledge"] = cited

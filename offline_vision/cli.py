@@ -29,6 +29,7 @@ from offline_vision.cli_models import models
 from offline_vision.cli_pixels import pixels
 from offline_vision.config import Settings
 from offline_vision.errors import OVisionError
+from offline_vision.files import shown
 
 log = logging.getLogger("ovision")
 
@@ -127,7 +128,10 @@ def classify(
     chosen = parse_template(template, label_set) if template else None  # before any model work
     eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
     templates = chosen or eyes.default_templates(label_set.name)
-    knowledge, follow_up = knowledge_parts(settings, label_set.labels, eyes, **know)
+    builtin = label_set.name != "custom"
+    bridge, knowledge, follow_up = knowledge_parts(
+        settings, label_set.labels, eyes, builtin=builtin, **know
+    )
     failures = 0
     for result in classify_paths(
         eyes,
@@ -138,6 +142,7 @@ def classify(
         batch_size=batch_size,
         knowledge=knowledge,
         follow_up=follow_up,
+        bridge=bridge,
     ):
         if "error" in result:
             failures += 1
@@ -146,19 +151,27 @@ def classify(
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False))
         elif "error" not in result:
-            click.echo(result["image"])
-            for item in result["labels"]:
-                click.echo(f"  {item['probability']:6.1%}  {item['label']}")
-            f = result.get("follow_up")
-            if f and f["ran"]:
-                odds = ", ".join(
-                    f"{c} {p:.0%}" for c, p in zip(f["classes"], f["probabilities"], strict=True)
-                )
-                click.echo(
-                    f"  follow-up ({'cached' if f['cached'] else 'new'}): {odds} → {f['prediction']}"
-                )
+            _print_result(result)
     if failures:
         raise click.ClickException(f"{failures} of {len(paths)} images could not be classified")
+
+
+def _print_result(result: dict) -> None:
+    """One image's table: its top labels (the user's, with the names the eyes read them by
+    where they were bridged) and the follow-up where it ran."""
+    click.echo(shown(result["image"]))
+    for item in result["labels"]:
+        names = item.get("names")
+        seen_as = f"  ({', '.join(names)})" if names and names != [item["label"]] else ""
+        click.echo(f"  {item['probability']:6.1%}  {item['label']}{seen_as}")
+    f = result.get("follow_up")
+    if f and f["ran"]:
+        odds = ", ".join(
+            f"{c} {p:.0%}" for c, p in zip(f["classes"], f["probabilities"], strict=True)
+        )
+        click.echo(
+            f"  follow-up ({'cached' if f['cached'] else 'new'}): {odds} → {f['prediction']}"
+        )
 
 
 @cli.command("export")
@@ -206,7 +219,7 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bo
 @click.option("--choices", help="Comma list: the answer must be exactly one of these.")
 @click.option(
     "--schema",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="JSON Schema file: the answer must be JSON that validates against it.",
 )
 @click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True)
@@ -239,10 +252,14 @@ def ask(
             raise BadInput("--choices is empty")
     schema_obj = None
     if schema is not None:
+        from offline_vision.files import read_text
+        from offline_vision.models.reasoners.base import check_schema
+
         try:
-            schema_obj = json.loads(schema.read_text())
+            schema_obj = json.loads(read_text(schema, what="schema file"))
         except ValueError as e:
             raise BadInput(f"{schema}: not valid JSON ({e})") from None
+        check_schema(schema_obj)  # before any model loads
     r = load_reasoner(settings_of(ctx), reasoner, base_url=base_url, n_ctx=ctx_)
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}

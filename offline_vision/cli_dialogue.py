@@ -68,6 +68,15 @@ dialogue_options = [
     scorer_option,
     precision_option,
     click.option(
+        "--knowledge",
+        metavar="auto|none|names|FILE",
+        default="auto",
+        show_default=True,
+        help="The bridge: auto (a custom label set the eyes cannot read is bridged to English "
+        "names by --reasoner, announced), none, names (always), or a names file. The LLM sees "
+        "your labels; the eyes read them by their names.",
+    ),
+    click.option(
         "--end",
         type=click.Choice(["llm", "follow-up", "fusion"]),
         default="llm",
@@ -81,7 +90,10 @@ dialogue_options = [
 
 def _dialogue_parts(
     settings,
+    labels,
     *,
+    builtin,
+    knowledge,
     policy,
     rounds,
     no_probe,
@@ -94,9 +106,12 @@ def _dialogue_parts(
     precision,
     end,
 ):
-    """(config, eyes, reasoner, follow-up or None) for the dialogue options given."""
+    """(config, eyes, reasoner, follow-up or None, bridge or None) for the options given."""
+    from offline_vision.bridge import names_of
     from offline_vision.dialogue import DialogueConfig
-    from offline_vision.knowledge import FollowUp
+    from offline_vision.errors import BadInput
+    from offline_vision.label_knowledge import resolve
+    from offline_vision.label_scoring import FollowUp
     from offline_vision.models.loader import load_scorer
     from offline_vision.models.reasoners import load_reasoner
 
@@ -110,11 +125,23 @@ def _dialogue_parts(
     )
     eyes = load_scorer(settings, scorer, precision=precision)
     llm = load_reasoner(settings, reasoner, base_url=base_url, n_ctx=ctx_)
+    bridge, other = resolve(
+        knowledge,
+        labels,
+        eyes,
+        builtin=builtin,
+        cache_dir=settings.cache_dir,
+        reasoner_factory=lambda: llm,
+    )
+    if other is not None:
+        raise BadInput("the dialogue takes --knowledge auto, none, names or a names file")
     follow = None
     if end == "follow-up":
         k = max(cfg.shortlist, 2)
-        follow = FollowUp(eyes, llm, k=k, threshold=1.01, cache_dir=settings.cache_dir)
-    return cfg, eyes, llm, follow
+        follow = FollowUp(
+            eyes, llm, k=k, threshold=1.01, cache_dir=settings.cache_dir, names=names_of(bridge)
+        )
+    return cfg, eyes, llm, follow, bridge
 
 
 @click.command()
@@ -130,6 +157,7 @@ def _dialogue_parts(
 @click.pass_context
 def dialogue(ctx, image, labels, open_, as_json, **opts):
     """Let the LLM question the scorer about IMAGE, round by round, then answer."""
+    from offline_vision.bridge import names_of
     from offline_vision.dialogue import run_dialogue
     from offline_vision.images import load_image
     from offline_vision.labels import parse_labels
@@ -137,7 +165,10 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
     settings = settings_of(ctx)
     img = load_image(image)
     label_set = parse_labels(labels)
-    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
+    builtin = label_set.name != "custom" or open_  # --open: no label set to bridge
+    cfg, eyes, llm, follow, bridge = _dialogue_parts(
+        settings, list(label_set.labels), builtin=builtin, **opts
+    )
     d = run_dialogue(
         img,
         eyes,
@@ -147,6 +178,7 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
         label_set=label_set.name,
         config=cfg,
         follow_up=follow,
+        names=names_of(bridge),
     )
     if as_json:
         click.echo(
@@ -203,22 +235,39 @@ def _answer_line(d: dict) -> str:
     return f"answer: {a['label'] or 'unmapped'}{rule}{stop}"
 
 
-def clip_task(settings, *, dataset, template, scorer, precision, know):
+def eval_dataset(settings, dataset: str, labels: str | None):
+    """The dataset, its classes renamed by `--labels` where given."""
+    from offline_vision.eval.datasets import Renamed, class_names, open_dataset
+
+    ds = open_dataset(settings.data_dir, dataset)
+    return Renamed(ds, class_names(labels, ds.classes)) if labels else ds
+
+
+def clip_task(settings, *, dataset, labels, template, scorer, precision, know):
     """The `eval clip` task (built here, and by each Ray worker from the same arguments)."""
-    from offline_vision.eval.datasets import open_dataset
     from offline_vision.eval.tasks import ScorerTask
     from offline_vision.labels import LabelSet, parse_template
     from offline_vision.models.loader import load_scorer
 
-    ds = open_dataset(settings.data_dir, dataset)
+    ds = eval_dataset(settings, dataset, labels)
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     eyes = load_scorer(settings, scorer, precision=precision, spin=not know["follow_up"])
-    knowledge, follow_up = knowledge_parts(settings, list(ds.classes), eyes, **know)
-    return ScorerTask(ds, eyes, templates, knowledge=knowledge, follow_up=follow_up)
+    bridge, knowledge, follow_up = knowledge_parts(
+        settings, list(ds.classes), eyes, builtin=not labels, **know
+    )
+    return ScorerTask(ds, eyes, templates, knowledge=knowledge, follow_up=follow_up, bridge=bridge)
+
+
+eval_labels_option = labels_option(
+    None,
+    "Other names for the dataset's classes, one per class in its class order (a comma list "
+    "or @file.txt, one a line): the run is scored and reported under these names.",
+)
 
 
 @eval_group.command("clip")
 @apply(eval_data_options)
+@eval_labels_option
 @scorer_option
 @precision_option
 @click.option(
@@ -228,7 +277,19 @@ def clip_task(settings, *, dataset, template, scorer, precision, know):
 @ray_options
 @click.pass_context
 def eval_clip(
-    ctx, dataset, sample, limit, seed, out, concurrency, ray, scorer, precision, template, **know
+    ctx,
+    dataset,
+    sample,
+    limit,
+    seed,
+    out,
+    concurrency,
+    ray,
+    labels,
+    scorer,
+    precision,
+    template,
+    **know,
 ):
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
     --follow-up, label knowledge a reasoner wrote)."""
@@ -237,9 +298,10 @@ def eval_clip(
     settings = settings_of(ctx)
     check_concurrency(concurrency, know["reasoner"] if know["follow_up"] else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    parts = dict(template=template, scorer=scorer, precision=precision, know=know)
+    parts = dict(labels=labels, template=template, scorer=scorer, precision=precision, know=know)
     task, plan = ray_plan(ray, clip_task, settings, dataset=dataset, **parts)
-    extra = [know["knowledge"] if task.knowledge else None]
+    extra = [_labels_tag(labels), "bridged" if task.bridge else None]
+    extra += [know["knowledge"] if task.knowledge else None]
     extra += [f"fu{know['follow_up']}" if task.follow_up else None]
     out = run_dir(
         settings,
@@ -254,23 +316,34 @@ def eval_clip(
     finish(out, summary)
 
 
-def dialogue_task(settings, *, known, dataset, seed, opts):
+def _labels_tag(labels: str | None) -> str | None:
+    """A run directory's word for renamed classes: the label file's stem, else 'renamed'."""
+    if not labels:
+        return None
+    return Path(labels[1:]).stem if labels.startswith("@") else "renamed"
+
+
+def dialogue_task(settings, *, known, dataset, labels, seed, opts):
     """The `eval dialogue` task (built here, and by each Ray worker from the same arguments)."""
-    from offline_vision.eval.datasets import open_dataset
     from offline_vision.eval.tasks import DialogueTask
 
-    ds = open_dataset(settings.data_dir, dataset)
-    cfg, eyes, llm, follow = _dialogue_parts(settings, **opts)
-    return DialogueTask(ds, eyes, llm, known=known, config=cfg, seed=seed, follow_up=follow)
+    ds = eval_dataset(settings, dataset, labels)
+    builtin = not labels or not known
+    cfg, eyes, llm, follow, bridge = _dialogue_parts(
+        settings, list(ds.classes), builtin=builtin, **opts
+    )
+    return DialogueTask(
+        ds, eyes, llm, known=known, config=cfg, seed=seed, follow_up=follow, bridge=bridge
+    )
 
 
-def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, **opts):
+def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, labels, **opts):
     from offline_vision.eval import runner
 
     settings = settings_of(ctx)
     check_concurrency(concurrency, opts["reasoner"])
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    parts = dict(known=known, dataset=dataset, seed=seed, opts=opts)
+    parts = dict(known=known, dataset=dataset, labels=labels, seed=seed, opts=opts)
     task, plan = ray_plan(ray, dialogue_task, settings, **parts)
     who = opts["reasoner"].split("/")[-1].replace("local:", "")
     out = run_dir(
@@ -279,6 +352,8 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, r
         "dialogue" if known else "dialogue-open",
         dataset,
         sample or f"n{len(indices)}",
+        _labels_tag(labels),
+        "bridged" if task.bridge else None,
         opts["policy"],
         who,
         task.scorer.describe()["scorer"],
@@ -289,6 +364,7 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, r
 
 @eval_group.command("dialogue")
 @apply(eval_data_options + dialogue_options)
+@eval_labels_option
 @ray_options
 @click.pass_context
 def eval_dialogue(ctx, **kw):
@@ -298,6 +374,7 @@ def eval_dialogue(ctx, **kw):
 
 @eval_group.command("dialogue-open")
 @apply(eval_data_options + dialogue_options)
+@eval_labels_option
 @ray_options
 @click.pass_context
 def eval_dialogue_open(ctx, **kw):

@@ -31,6 +31,8 @@ def _row(name: str, settings) -> dict:
         bundle = store.load(settings.models_dir, name)
     except ModelNotFound:
         return row
+    except OVisionError as e:  # installed but broken: said, not a crash of the whole list
+        return {**row, "installed": True, "broken": str(e)}
     row.update(installed=True, kind=bundle.kind, size=_size(bundle), path=str(bundle.path))
     if bundle.kind == "gguf":
         row["sha256"] = bundle.sha256("model.gguf")

@@ -51,6 +51,21 @@ def _threads(value: str | None) -> int:
     return n
 
 
+def env_number(name: str, default: float, kind=int, *, low: float = 1) -> float:
+    """A positive number from the environment, or one line saying what is wrong with it."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        n = kind(value)
+    except ValueError:
+        n = None
+    if n is None or n < low:
+        what = "a whole number" if kind is int else "a number"
+        raise BadInput(f"{name}={value!r}: give {what} of at least {low:g}")
+    return n
+
+
 def _device(value: str | None) -> str:
     if value and value not in DEVICES:
         raise BadInput(f"OVISION_DEVICE={value!r}: unknown device; use one of {', '.join(DEVICES)}")
@@ -109,6 +124,9 @@ class Settings:
             "threads": _threads(env.get("OVISION_THREADS")),
             "device": _device(env.get("OVISION_DEVICE")),
         }
+        # Read elsewhere, at the point of use; parsed here so a bad value is one line at start.
+        env_number("OVISION_MAX_UNPACK_BYTES", 0)
+        env_number("OVISION_RAY_START_TIMEOUT", 0.0, float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

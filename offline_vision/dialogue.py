@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from offline_vision.errors import BadInput, ReasonerError
+from offline_vision.label_scoring import named_embeddings
 from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
 from offline_vision.prompts import (
     BACKOFF,
@@ -105,13 +106,14 @@ def clean_candidates(raw: list[str]) -> list[str]:
 class Eyes:
     """The scorer bound to one image: embedded once, then any candidate list → sorted probs."""
 
-    def __init__(self, scorer, image, templates=None):
-        self.scorer = scorer
+    def __init__(self, scorer, image, templates=None, names=None):
+        self.scorer, self.names = scorer, names  # names: a bridged label → its English names
         self.embedding = scorer.encode_images([image])
         self.templates = tuple(templates or scorer.default_templates("custom"))
 
     def score(self, candidates: list[str], templates=None) -> list[tuple[str, float]]:
-        label_emb = self.scorer.encode_labels(candidates, tuple(templates or self.templates))
+        tmpl = tuple(templates or self.templates)
+        label_emb = named_embeddings(self.scorer, candidates, tmpl, self.names)
         probs = self.scorer.probabilities(self.embedding, label_emb)[0]
         return sorted(zip(candidates, map(float, probs), strict=True), key=lambda x: -x[1])
 
@@ -168,7 +170,18 @@ class Dialogue:
     """One dialogue's state and its steps; `run_dialogue` is the loop over them."""
 
     def __init__(
-        self, image, scorer, reasoner, labels, *, known, label_set, config, seed, follow_up=None
+        self,
+        image,
+        scorer,
+        reasoner,
+        labels,
+        *,
+        known,
+        label_set,
+        config,
+        seed,
+        follow_up=None,
+        names=None,
     ):
         self.cfg, self.policy, self.p = config, config.policy, POLICY[config.policy]
         if config.end != "llm" and not known:
@@ -178,7 +191,7 @@ class Dialogue:
         self.follow_up = follow_up
         self.scorer, self.reasoner, self.labels = scorer, reasoner, list(labels)
         self.known, self.label_set, self.seed = known, label_set, seed
-        self.eyes = Eyes(scorer, image)
+        self.eyes = Eyes(scorer, image, names=names)
         self.label_list = ", ".join(self.labels)
         task = TASK_KNOWN.format(labels=self.label_list) if known else TASK_OPEN
         self.messages = [
@@ -432,9 +445,11 @@ def run_dialogue(
     config: DialogueConfig = DialogueConfig(),
     seed: int = 0,
     follow_up=None,
+    names: dict[str, list[str]] | None = None,
 ) -> dict:
     """One dialogue about one image; returns its full, JSON-ready transcript. `follow_up`
-    (a knowledge.FollowUp) is what `config.end == "follow-up"` ends in."""
+    (a label_scoring.FollowUp) is what `config.end == "follow-up"` ends in; `names` (a bridged
+    label set) are what the eyes read each label by — the reasoner sees the labels."""
     d = Dialogue(
         image,
         scorer,
@@ -445,6 +460,7 @@ def run_dialogue(
         config=config,
         seed=seed,
         follow_up=follow_up,
+        names=names,
     )
     if d.eyes_are_sure():
         return d.eyes_answer()

@@ -1,4 +1,4 @@
-"""Label knowledge: texts a reasoner writes once per label set, and how the eyes use them.
+"""Label knowledge: texts a reasoner writes once per label set (`label_scoring` applies them).
 
 - `descriptions` (CuPL; Menon & Vondrick): visual descriptions per label; a label's embedding is
   the mean over its template prompts and its descriptions.
@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+import jsonschema
 
 from offline_vision.errors import BadInput
-from offline_vision.files import write_atomic
-from offline_vision.models.scorer import l2_normalize
+from offline_vision.files import read_text, write_atomic
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import KNOWLEDGE_PROMPTS, KNOWLEDGE_SYSTEM
 
@@ -44,6 +43,53 @@ DESCRIPTION_TEMPLATE = "a photo of a {label}, {text}"  # descriptions, waffle an
 DESCRIPTION_WEIGHT = 0.25
 SUBCLASS_TEMPLATE = "{sub}, a kind of {label}"  # put into each of the label set's templates
 _BULLET = re.compile(r"^\s*(?:[-*•·]+|\d+[.):]|[a-z][.)])\s*", re.IGNORECASE)
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+KNOWLEDGE_SCHEMA = {
+    "type": "object",
+    "required": ["format", "strategy", "labels", "texts"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "strategy": {"enum": [*STRATEGIES, "names"]},
+        "labels": _STRINGS,
+        "texts": {"type": "object", "additionalProperties": _STRINGS},
+        "transcripts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "per_label": {"type": "integer"},
+        "seed": {"type": "integer"},
+        "llm_seconds": {"type": "number"},
+        "complete": {"type": "boolean"},
+        "reasoner": {"type": ["object", "null"]},
+        "dropped": {"type": "object"},
+        "prompts": {"type": "object"},
+        "conflicts": {"type": "array", "items": {"type": "object"}},
+        "choices": {"type": "object"},
+    },
+}
+
+
+def seal(record: dict) -> str:
+    """`record` as JSON carrying the sha256 of its own content (a cache file)."""
+    body = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    sealed = {**record, "sha256": hashlib.sha256(body.encode()).hexdigest()}
+    return json.dumps(sealed, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def unsealed(path: Path) -> dict | None:
+    """A cache file's record, or None (said once) where it is unreadable or its content is
+    not what its digest says: a cache miss, written again."""
+    try:
+        d = json.loads(read_text(path, what="cache file"))
+        rest = {k: v for k, v in d.items() if k != "sha256"}
+        body = json.dumps(rest, sort_keys=True, ensure_ascii=False)
+        if d.get("sha256") == hashlib.sha256(body.encode()).hexdigest():
+            return rest
+        if "sha256" not in d:
+            return None  # written before caches were sealed: a quiet miss
+    except (BadInput, ValueError, AttributeError):
+        pass
+    log.warning("%s: damaged or altered cache file; writing it again", path)
+    return None
 
 
 def label_set_hash(labels: Sequence[str]) -> str:
@@ -116,6 +162,8 @@ class Knowledge:
     transcripts: dict[str, str] = field(default_factory=dict)
     llm_seconds: float = 0.0
     complete: bool = False
+    conflicts: list[dict] = field(default_factory=list)  # the bridge's name clashes (bridge.py)
+    choices: dict[str, dict] = field(default_factory=dict)  # the bridge's picks between answers
     format: str = FORMAT
     label_set_hash: str = ""
 
@@ -131,57 +179,51 @@ class Knowledge:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
     def save(self, path: Path) -> None:
-        write_atomic(path, self.dumps())
+        write_atomic(path, seal(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> Knowledge:
         try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+            d = json.loads(read_text(Path(path), what="knowledge file"))
+        except ValueError as e:
             raise BadInput(f"{path}: not a readable knowledge file ({e})") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise BadInput(f"{path}: not an ovision knowledge file (format {FORMAT})")
-        texts = d.get("texts")
-        if d.get("strategy") not in STRATEGIES or not isinstance(texts, dict):
-            raise BadInput(f"{path}: malformed knowledge file")
-        if not all(
-            isinstance(v, list) and all(isinstance(t, str) for t in v) for v in texts.values()
-        ):
-            raise BadInput(f"{path}: texts must be lists of strings")
+        return cls.from_dict(d, path)
+
+    @classmethod
+    def from_dict(cls, d: dict, path: Path) -> Knowledge:
+        try:
+            jsonschema.validate(d, KNOWLEDGE_SCHEMA)
+        except jsonschema.ValidationError as e:
+            where = "/".join(map(str, e.absolute_path)) or "the file"
+            raise BadInput(f"{path}: malformed knowledge file ({where}: {e.message})") from None
         known = {f for f in cls.__dataclass_fields__ if f != "label_set_hash"}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-
-def resolve(
-    value: str,
-    labels: Sequence[str],
-    *,
-    cache_dir: Path,
-    reasoner_factory,
-    per_label: int = PER_LABEL,
-    seed: int = 0,
-) -> tuple[Knowledge, Path]:
-    """`--knowledge FILE|STRATEGY`: a knowledge file, or the cached (else newly written) one."""
-    if value in STRATEGIES:
-        reasoner = reasoner_factory() if value != "waffle" else None
-        k, path, _cached = expand(
-            labels, value, reasoner, cache_dir=cache_dir, per_label=per_label, seed=seed
-        )
-        return k, path
-    path = Path(value)
-    if not path.is_file():
-        raise BadInput(f"--knowledge {value!r}: neither a file nor one of {', '.join(STRATEGIES)}")
-    return Knowledge.load(path), path
+    @classmethod
+    def cached(cls, path: Path) -> Knowledge | None:
+        """The cache file at `path` if it is there, intact and valid; else None (a miss)."""
+        if not path.exists():
+            return None
+        d = unsealed(path)
+        try:
+            return None if d is None else cls.from_dict(d, path)
+        except BadInput as e:
+            log.warning("%s; writing it again", e)
+            return None
 
 
-def cache_path(cache_dir: Path, strategy: str, labels, reasoner, per_label: int, seed: int) -> Path:
+def cache_path(
+    cache_dir: Path, strategy: str, labels, reasoner, per_label: int, seed: int, prompt=None
+) -> Path:
     key = json.dumps(
         [
             label_set_hash(labels),
             strategy,
             reasoner_identity(reasoner) if reasoner else None,
             PROMPT_VERSION,
-            KNOWLEDGE_PROMPTS.get(strategy),
+            prompt or KNOWLEDGE_PROMPTS.get(strategy),
             per_label,
             seed,
         ],
@@ -192,7 +234,7 @@ def cache_path(cache_dir: Path, strategy: str, labels, reasoner, per_label: int,
     )
 
 
-def _ask(reasoner, prompt: str, seed: int) -> tuple[str, float]:
+def ask_lines(reasoner, prompt: str, seed: int) -> tuple[str, float]:
     messages = [
         {"role": "system", "content": KNOWLEDGE_SYSTEM},
         {"role": "user", "content": prompt},
@@ -220,7 +262,7 @@ def expand(
         k = waffle(labels, per_label=per_label, seed=seed)
         k.save(path)
         return k, path, False
-    k = Knowledge.load(path) if path.exists() else None
+    k = Knowledge.cached(path)
     if k is not None and k.complete:
         return k, path, True
     if k is None:
@@ -240,7 +282,7 @@ def expand(
             prompt = KNOWLEDGE_PROMPTS[strategy].format(
                 labels=", ".join(labels), label=label, n=per_label
             )
-            text, seconds = _ask(reasoner, prompt, seed)
+            text, seconds = ask_lines(reasoner, prompt, seed)
             items = filter_items(parse_items(text, per_label), label, labels, strategy, k.dropped)
             k.texts[label], k.transcripts[label] = items, text
             k.llm_seconds += seconds
@@ -264,158 +306,3 @@ def waffle(labels: Sequence[str], *, per_label: int = PER_LABEL, seed: int = 0) 
     k.texts = {label: list(pairs) for label in labels}
     k.prompts = {"note": "random character sequences (WaffleCLIP); no reasoner"}
     return k
-
-
-# --- using knowledge ----------------------------------------------------------------------------
-
-
-def description_embeddings(
-    scorer, texts: dict[str, list[str]], labels, templates, weight: float = DESCRIPTION_WEIGHT
-) -> np.ndarray:
-    """Per label: the template mean and the description mean, mixed by `weight`. Without
-    templates (the follow-up) or without descriptions, the one that is there."""
-    rows = []
-    for label in labels:
-        described = [DESCRIPTION_TEMPLATE.format(label=label, text=t) for t in texts.get(label, [])]
-        parts = []
-        if templates:
-            parts.append((1 - weight, scorer.encode_labels([label], templates)[0]))
-        if described:
-            parts.append((weight, l2_normalize(scorer.encode_labels(described, ("{}",)).mean(0))))
-        if not parts:
-            parts.append((1.0, scorer.encode_labels([label], ("{}",))[0]))
-        rows.append(sum(w * v for w, v in parts) / sum(w for w, _ in parts))
-    return l2_normalize(np.stack(rows)).astype(np.float32)
-
-
-class LabelScorer:
-    """The eyes' probabilities over `labels`, with label knowledge applied where given."""
-
-    def __init__(self, scorer, labels, templates, knowledge: Knowledge | None = None):
-        self.scorer, self.labels, self.templates = scorer, list(labels), tuple(templates)
-        self.knowledge = knowledge
-        if knowledge is not None and set(knowledge.labels) != set(self.labels):
-            raise BadInput("the knowledge file was written for another label set")
-        self.plain = scorer.encode_labels(self.labels, self.templates)
-        if knowledge is None:
-            return
-        if knowledge.strategy == "subclasses":
-            self.sub_texts, owner = [], []
-            for j, label in enumerate(self.labels):
-                for sub in [label, *knowledge.texts.get(label, [])]:
-                    name = SUBCLASS_TEMPLATE.format(sub=sub, label=label) if sub != label else label
-                    self.sub_texts.append(name)
-                    owner.append(j)
-            self.owner = np.array(owner)
-            self.sub_emb = scorer.encode_labels(self.sub_texts, self.templates)
-        else:
-            self.emb = description_embeddings(scorer, knowledge.texts, self.labels, self.templates)
-
-    def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
-        if self.knowledge is not None and self.knowledge.strategy != "subclasses":
-            return self.scorer.probabilities(image_embeddings, self.emb)
-        base = self.scorer.probabilities(image_embeddings, self.plain)
-        if self.knowledge is None:
-            return base
-        sub = self.scorer.probabilities(image_embeddings, self.sub_emb)
-        best = np.stack([sub[:, self.owner == j].max(axis=1) for j in range(len(self.labels))], 1)
-        score = base * best  # CHiLS's reweighting: the label's own probability × its best kind
-        return score / score.sum(axis=1, keepdims=True)
-
-
-class FollowUp:
-    """FuDD: where the top probability is below `threshold`, differential descriptions of the
-    top-K labels (written once per unordered set, cached on disk) re-score only those K."""
-
-    def __init__(
-        self,
-        scorer,
-        reasoner,
-        *,
-        k: int,
-        threshold: float,
-        cache_dir: Path,
-        per_label: int = 4,
-        seed: int = 0,
-    ):
-        if k < 2:
-            raise BadInput("--follow-up needs K ≥ 2 labels to tell apart")
-        self.scorer, self.reasoner, self.k, self.threshold = scorer, reasoner, k, threshold
-        self.per_label, self.seed = per_label, seed
-        self.dir = cache_dir / "knowledge" / "differential"
-        self.requests = 0  # reasoner calls made (tests and benchmarks read it)
-        self.llm_seconds = 0.0
-
-    def config(self) -> dict:
-        return {
-            "k": self.k,
-            "threshold": self.threshold,
-            "per_label": self.per_label,
-            "prompt": KNOWLEDGE_PROMPTS["differential"],
-            "prompt_version": PROMPT_VERSION,
-            "reasoner": reasoner_identity(self.reasoner),
-        }
-
-    def _path(self, labels: tuple[str, ...]) -> Path:
-        key = json.dumps(
-            [
-                sorted(labels),
-                reasoner_identity(self.reasoner),
-                PROMPT_VERSION,
-                KNOWLEDGE_PROMPTS["differential"],
-                self.per_label,
-                self.seed,
-            ],
-            sort_keys=True,
-        )
-        return self.dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
-
-    def descriptions(self, labels: Sequence[str]) -> tuple[dict[str, list[str]], bool]:
-        """{label: texts} for this set of labels, and whether they came from the cache."""
-        path = self._path(tuple(labels))
-        if path.exists():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))["texts"], True
-            except (OSError, ValueError, KeyError):
-                log.warning("%s unreadable; writing it again", path)
-        texts, raw, dropped = {}, {}, {}
-        for label in sorted(labels):
-            others = " or ".join(f"a {o}" for o in sorted(labels) if o != label)
-            prompt = KNOWLEDGE_PROMPTS["differential"].format(
-                label=label, others=others, n=self.per_label
-            )
-            raw[label], seconds = _ask(self.reasoner, prompt, self.seed)
-            self.requests += 1
-            self.llm_seconds += seconds
-            texts[label] = filter_items(
-                parse_items(raw[label], self.per_label), label, labels, "differential", dropped
-            )
-        record = {
-            "labels": sorted(labels),
-            "texts": texts,
-            "transcripts": raw,
-            "config": self.config(),
-        }
-        write_atomic(path, json.dumps(record, indent=1, ensure_ascii=False))
-        return texts, False
-
-    def __call__(self, image_embedding: np.ndarray, probs: np.ndarray, labels) -> dict:
-        """The follow-up record for one image; `prediction` is set where it ran."""
-        order = np.argsort(-probs)
-        top = [labels[i] for i in order[: self.k]]
-        if probs[order[0]] >= self.threshold:
-            return {"classes": top, "ran": False}
-        return self.rescore(image_embedding, top)
-
-    def rescore(self, image_embedding: np.ndarray, classes: list[str]) -> dict:
-        """Differential descriptions of `classes` (cached per set) re-score only them."""
-        texts, cached = self.descriptions(classes)
-        emb = description_embeddings(self.scorer, texts, classes, ())
-        p = self.scorer.probabilities(image_embedding[None], emb)[0]
-        return {
-            "classes": list(classes),
-            "ran": True,
-            "cached": cached,
-            "probabilities": [round(float(x), 5) for x in p],
-            "prediction": classes[int(np.argmax(p))],
-        }

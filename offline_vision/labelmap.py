@@ -44,7 +44,7 @@ def normalise(text: str) -> str:
     return _ARTICLE.sub("", t)
 
 
-def _singulars(t: str) -> list[str]:
+def singulars(t: str) -> list[str]:
     out = [t]
     if t.endswith("es"):
         out.append(t[:-2])
@@ -87,7 +87,7 @@ class Mapped:
 
 
 def _lookup(t: str, labels: dict[str, str], wn: dict | None) -> Mapped | None:
-    for form in _singulars(t):
+    for form in singulars(t):
         if form in labels:
             return Mapped(labels[form], "exact")
         if wn and form in wn:

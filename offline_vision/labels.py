@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from offline_vision.errors import BadInput
+from offline_vision.files import is_control, read_text, shown
 from offline_vision.prompts import SINGLE_TEMPLATE
 
 log = logging.getLogger("ovision")
@@ -68,6 +69,18 @@ def _dedupe(labels: list[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def read_label_file(name: str) -> str:
+    """A label file's text (files.read_text: a regular file, UTF-8, no control characters)."""
+    return read_text(Path(name), what="label file")
+
+
+def check_label(label: str) -> str:
+    """A label holds no control character (a newline would forge an output line)."""
+    if any(is_control(ch) for ch in label):
+        raise BadInput(f"label {shown(label)!r} holds a control character")
+    return label
+
+
 def parse_labels(spec: str) -> LabelSet:
     """`imagenet` | `cifar10` | `a,b,c` | `@file.txt` (one label a line) → a LabelSet."""
     spec = spec.strip()
@@ -75,18 +88,10 @@ def parse_labels(spec: str) -> LabelSet:
     if spec in sets:
         return LabelSet(spec, sets[spec])
     if spec.startswith("@"):
-        path = Path(spec[1:])
-        if path.exists() and not path.is_file():
-            # A FIFO or device would block or never end: only regular files are label lists.
-            raise BadInput(f"label file {path} is not a regular file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(f"cannot read label file {path}: {e}") from e
-        raw = [line.strip() for line in text.splitlines()]
+        raw = [line.strip() for line in read_label_file(spec[1:]).splitlines()]
     else:
         raw = [part.strip() for part in spec.split(",")]
-    labels = [label for label in raw if label]
+    labels = [check_label(label) for label in raw if label]
     if not labels:
         raise BadInput(
             f"empty label list {spec!r}: give a built-in set ({', '.join(sets)}), "

@@ -187,3 +187,59 @@ REPAIR_EMPTY = "Your reply was empty. Please answer."
 CHOICE_INSTRUCTION = 'Answer with JSON {{"answer": <one of {choices}>}} and nothing else.'
 SCHEMA_INSTRUCTION = "Answer with only JSON matching this schema, no prose:\n{schema}"
 CHOICE_ONLY = "Answer with exactly one of: {choices}. Nothing else."  # for a first-token logprob
+
+# --- the bridge: label names the eyes cannot read (bridge.py) ----------------------------------
+
+# The examples name no CIFAR-10 class and no word of the dev label sets (they are what the
+# prompt is chosen on): one translation, one scientific name, one non-Latin script, one
+# already-plain name.
+BRIDGE_SYSTEM = (
+    "You name the classes of an image classifier in everyday English. Its vision model reads "
+    "only everyday English words, as in a photo caption."
+)
+# Two ways of asking, each chosen on the four dev label sets (names checked by hand, accuracy on
+# the 632 dev images, the 1.5B GGUF), each wrong somewhere the other is right: asked for the
+# name alone it wrote "cow" for cervid and "dog" for moggy; asked what each class is first, "fish"
+# for grenouille and "snake" for Anura. Where the two disagree, BRIDGE_CHOOSE lets the reasoner's
+# own token probabilities pick between its two answers.
+# The examples name no CIFAR-10 class and no word of the dev label sets: one translation, one
+# scientific name, one non-Latin script, one already-plain name. A name copied from them for
+# another label is no answer (bridge.py drops it).
+BRIDGE_EXAMPLES = {
+    "Schmetterling": ("an insect with large colourful wings", "butterfly"),
+    "Quercus": ("a tree genus", "oak tree"),
+    "椅子": ("a seat", "chair"),
+    "mug": ("a cup with a handle", "mug"),
+}
+_ASK = (
+    "The classifier's classes are: {{labels}}.\nFor each class below, {what}give the plain "
+    "everyday English word a photo caption would use for it, 1 to 3 words: never a scientific, "
+    "foreign, slang or trade word. Each class is a different thing and gets a different word.\n"
+    "For example: {examples}.\nClasses: {{chunk}}\nAnswer as JSON: each class → {answer}."
+)
+BRIDGE_PROMPTS = {
+    "direct": _ASK.format(
+        what="",
+        examples=", ".join(f"{k} → {w}" for k, (_m, w) in BRIDGE_EXAMPLES.items()),
+        answer="its plain English word",
+    ),
+    "meaning": _ASK.format(
+        what="say in a few words what it is, then ",
+        examples="; ".join(f"{k} → {m} → {w}" for k, (m, w) in BRIDGE_EXAMPLES.items()),
+        answer="what it is and its plain English word",
+    ),
+}
+BRIDGE_CHOOSE = (
+    "The classifier's classes are: {labels}.\nIn plain everyday English, the class '{label}' "
+    "is called:"
+)
+BRIDGE_CONFLICT = (
+    "{problems}{taken}Each class is a different thing: give each of these classes a different "
+    "plain English word that tells it apart from the others.\nClasses: {chunk}\nAnswer as JSON: "
+    "each class → its plain English word."
+)
+BRIDGE_CLASH = "Different classes got the same word: {clashes}. "
+BRIDGE_UNREAD = "These are not plain English words a photo caption would use: {words}. "
+BRIDGE_TAKEN = "The other classes are already called: {names}. "
+# The tie-break where asking again did not separate them: which class the name belongs to.
+BRIDGE_OWNER = "Which of these classes is best called '{name}' in everyday English?"

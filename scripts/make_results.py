@@ -366,7 +366,89 @@ def dialogue_end(name: str = "dialogue_end") -> str:
     return "\n".join(lines) + "\n"
 
 
+_BRIDGE_METHODS = (
+    "eyes",
+    "bridge",
+    "bridge+descriptions",
+    "descriptions",
+    "subclasses",
+    "random names",
+    "default (auto)",
+)
+
+
+def _acc_rec(x: dict | None) -> str:
+    return "—" if x is None else f"{x['accuracy']:.1%} ({x['recovery']:.2f})"
+
+
+def label_bridge() -> str:
+    """The bridge on renamed label sets: accuracy (recovery) per method, the names written,
+    the unfamiliar-label rule and the dialogue under cifar10-ja (label_bridge.json)."""
+    r = _load("label_bridge")
+    p = r["plain_eyes"]
+    lines = [
+        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
+        f"Eyes: {r['scorer']['note']}. Plain names, eyes alone: {p['300']:.1%} on the 300, "
+        f"{p['632']:.1%} on the 632. Cells: accuracy (recovery = ÷ the plain names' eyes alone "
+        "on the same images).",
+    ]
+    for rname, rr in r["reasoners"].items():
+        lines += [
+            "",
+            f"**{rname}** ({rr['reasoner'].get('name', rr['reasoner'].get('model'))}):",
+            "",
+            "| label set | images | " + " | ".join(_BRIDGE_METHODS) + " | bridge vs eyes "
+            "(won/lost, McNemar p) | bridge LLM s |",
+            "|---|---|" + "---|" * len(_BRIDGE_METHODS) + "---|---|",
+        ]
+        for name, row in rr["sets"].items():
+            for images in ("300", "632"):
+                cells = [_acc_rec(row["methods"].get(m, {}).get(images)) for m in _BRIDGE_METHODS]
+                vs = _wl(row["methods"]["bridge"][images]["vs_eyes"])
+                secs = f"{row['llm_seconds']['bridge']:.0f}" if images == "300" else ""
+                label = name if images == "300" else ""
+                lines.append(f"| {label} | {images} | " + " | ".join(cells) + f" | {vs} | {secs} |")
+        d = rr.get("dialogue_ja_300")
+        if d:
+            lines += [
+                "",
+                f"Dialogue (T2, adaptive, default settings) on the 300 under cifar10-ja, bridged: "
+                f"{d['accuracy']:.1%} (95 % CI {d['ci95'][0]:.1%}–{d['ci95'][1]:.1%}); the eyes "
+                f"answered {d['answered_by_eyes']} of {d['n']} without asking the LLM; vs the "
+                f"bridged eyes alone {_wl(d['vs_bridged_eyes'])}.",
+            ]
+    lines += ["", "Names written (label → name; clashes and picks are in the JSON):", ""]
+    for rname, rr in r["reasoners"].items():
+        for name, row in rr["sets"].items():
+            if name == "plain":
+                continue
+            shown = ", ".join(f"{lab} → {row['names'][lab][0]}" for lab in row["labels"])
+            lines.append(f"- {rname}, {name}: {shown}")
+    rule = r["rule"]
+    lines += [
+        "",
+        f"The unfamiliar-label rule (a custom set is bridged when ≥ {rule['share']:.0%} of its "
+        "labels are unreadable to the eyes):",
+        "",
+        "| label set | unreadable | bridged by default |",
+        "|---|---|---|",
+    ]
+    for name, x in rule["sets"].items():
+        n = len(r["reasoners"][next(iter(r["reasoners"]))]["sets"][name]["labels"])
+        lines.append(
+            f"| {name} | {len(x['unreadable'])} of {n} | {'yes' if x['fires'] else 'no'} |"
+        )
+    for name in ("imagenet", "cifar100"):
+        x = rule[f"{name}_subsets"]
+        lines.append(
+            f"| {x['n']} random 10-name subsets of {name}'s class names | "
+            f"{x['unreadable_share']:.0%} of the names | {x['fired']} of {x['n']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "label_bridge": label_bridge,
     "dialogue_end": dialogue_end,
     "dialogue_end_300": lambda: dialogue_end("dialogue_end_300"),
     "clip_speed": clip_speed,

@@ -123,6 +123,22 @@ def fake_hub():
 
 
 @pytest.fixture
+def raw():
+    """Loopback chat servers answering each POST with the next (status, headers, body) given."""
+    from test_security import Raw
+
+    made = []
+
+    def make(*script):
+        made.append(Raw(*script))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
 def run_cli():
     """Invoke `ovision …` in-process; returns click's Result (exit_code, stdout, stderr)."""
     from click.testing import CliRunner

@@ -10,7 +10,7 @@ from dialogue_replay import answer as scripted_answer
 
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.errors import BadInput
-from offline_vision.knowledge import FollowUp
+from offline_vision.label_scoring import FollowUp
 from offline_vision.labels import CIFAR10
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 

@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 
 from offline_vision.errors import BadInput
-from offline_vision.knowledge import (
-    FollowUp,
-    Knowledge,
-    LabelScorer,
-    expand,
-    filter_items,
-    parse_items,
-    waffle,
-)
+from offline_vision.knowledge import Knowledge, expand, filter_items, parse_items, waffle
+from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.models.scorer import softmax
 

@@ -258,19 +258,6 @@ class Raw:
         self.server.server_close()
 
 
-@pytest.fixture
-def raw():
-    made = []
-
-    def make(*script):
-        made.append(Raw(*script))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
-
-
 def _answer(content, usage=None) -> dict:
     return {
         "choices": [{"message": {"role": "assistant", "content": content}}],
@@ -664,7 +651,130 @@ HOSTILE = {
         {},
         "line 3",
     ),
+    # --- reliability round two (issue: one way in, one way out, validate before trusting) ---
+    "labels expand --out ''": (
+        lambda t, c: ["labels", "expand", "--strategy", "waffle", "--out", ""],
+        {},
+        "an output path must name a file",
+    ),
+    "labels expand --out a FIFO": (
+        lambda t, c: ["labels", "expand", "--strategy", "waffle", "--out", _fifo(t)],
+        {},
+        "not a regular file; refusing to replace it",
+    ),
+    "eval into a run whose config.json is a directory": (
+        lambda t, c: ["eval", "clip", "--limit", "1", "--out", _config_dir(t)],
+        {},
+        "config.json: exists and is not a regular file",
+    ),
+    "labels @/proc/self/environ": (
+        lambda t, c: ["classify", PHOTO, "--labels", "@/proc/self/environ"],
+        {"OVISION_PROBE_SECRET": "hunter2-secret"},
+        "system paths are not read",
+    ),
+    "--sample /proc/self/environ": (
+        lambda t, c: ["eval", "clip", "--sample", "/proc/self/environ"],
+        {"OVISION_PROBE_SECRET": "hunter2-secret"},
+        "system paths are not read",
+    ),
+    "--sample /dev/zero": (
+        lambda t, c: ["eval", "clip", "--sample", "/dev/zero"],
+        {},
+        "system paths are not read",
+    ),
+    "--sample FIFO": (
+        lambda t, c: ["eval", "clip", "--sample", _fifo(t)],
+        {},
+        "not a regular file",
+    ),
+    "ask --schema FIFO": (
+        lambda t, c: ["ask", "hi", "--schema", _fifo(t)],
+        {},
+        "not a regular file",
+    ),
+    "report on records.jsonl that is a FIFO": (
+        lambda t, c: ["report", _fifo_records(t)],
+        {},
+        "not a regular file",
+    ),
+    "label holding ESC": (
+        lambda t, c: ["classify", PHOTO, "--labels", "cat\x1b[31m,dog"],
+        {},
+        "control character",
+    ),
+    "label holding a newline": (
+        lambda t, c: ["classify", PHOTO, "--labels", "cat\n  99.0%  forged,dog"],
+        {},
+        "control character",
+    ),
+    "ask --schema not a schema": (
+        lambda t, c: ["ask", "hi", "--schema", _write(t / "s.json", b'{"type": 5}')],
+        {},
+        "invalid JSON Schema",
+    ),
+    "ask --schema with a $ref that does not resolve": (
+        lambda t, c: ["ask", "hi", "--schema", _write(t / "s.json", b'{"$ref": "#/nowhere"}')],
+        {},
+        "does not resolve",
+    ),
+    "OVISION_MAX_UNPACK_BYTES=abc": (
+        lambda t, c: ["models", "list"],
+        {"OVISION_MAX_UNPACK_BYTES": "abc"},
+        "OVISION_MAX_UNPACK_BYTES='abc'",
+    ),
+    "OVISION_RAY_START_TIMEOUT=1.5x": (
+        lambda t, c: ["models", "list"],
+        {"OVISION_RAY_START_TIMEOUT": "1.5x"},
+        "OVISION_RAY_START_TIMEOUT",
+    ),
+    "knowledge file whose labels are a number": (
+        lambda t, c: ["classify", PHOTO, "--labels", "cat,dog", "--knowledge", _knowledge(t)],
+        {},
+        "malformed knowledge file (labels: 5 is not of type 'array')",
+    ),
+    "GGUF bundle without model.gguf": (
+        lambda t, c: ["models", "import", _gguf_bundle_without_gguf(t)],
+        {},
+        "needs model.gguf",
+    ),
+    "record without prediction": (
+        lambda t, c: ["report", _run_dir(t, b'{"id": 12, "truth": "1", "correct": true}\n')],
+        {},
+        "line 3",
+    ),
+    "record whose id is a list": (
+        lambda t, c: [
+            "report",
+            _run_dir(t, b'{"id": [1], "truth": "1", "prediction": "1", "correct": true}\n'),
+        ],
+        {},
+        "line 3",
+    ),
 }
+
+
+def _gguf_bundle_without_gguf(t: Path) -> Path:
+    d = _bundle_dir(t, _manifest("mine", {"x.bin": b"GGUF"}, kind="gguf"))
+    _write(d / "x.bin", b"GGUF")
+    return d
+
+
+def _config_dir(t: Path) -> Path:
+    out = t / "run"
+    (out / "config.json").mkdir(parents=True)
+    return out
+
+
+def _fifo_records(t: Path) -> Path:
+    out = _run_dir(t, b"")
+    (out / runner.RECORDS).unlink()
+    os.mkfifo(out / runner.RECORDS)
+    return out
+
+
+def _knowledge(t: Path) -> Path:
+    k = {"format": "ovision-knowledge/1", "strategy": "descriptions", "labels": 5, "texts": {}}
+    return _write(t / "k.json", json.dumps(k).encode())
 
 
 def _write(p: Path, data: bytes) -> Path:
@@ -689,6 +799,7 @@ def test_hostile_input_gets_one_line(case, tmp_path, home, tiny_ckpt, tiny_clip)
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout  # no part of the environment is shown
     assert expected in lines[0], lines[0]
     assert "not a loadable ONNX model" not in lines[0]  # the user's input, not the model, is wrong
 

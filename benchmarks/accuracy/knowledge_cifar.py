@@ -28,7 +28,8 @@ from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.stats import mcnemar_exact, wilson
-from offline_vision.knowledge import FollowUp, LabelScorer, expand, waffle
+from offline_vision.knowledge import expand, waffle
+from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.labels import CIFAR10
 from offline_vision.models import registry, store
 from offline_vision.models.loader import load_scorer

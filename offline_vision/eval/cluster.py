@@ -17,14 +17,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from offline_vision.config import Settings
+from offline_vision.config import Settings, env_number
 from offline_vision.errors import OVisionError, RunError
 from offline_vision.eval.runner import comparable, timed
 
 EXTRA = "pip install 'offline_vision[cluster]'"
 MAX_TRIES = 3  # attempts per item before the run stops (a poison item must not kill every worker)
 RESTARTS = 4  # times Ray brings back one dead worker
-START_TIMEOUT_S = float(os.environ.get("OVISION_RAY_START_TIMEOUT", "600"))
+START_TIMEOUT_S = 600.0  # OVISION_RAY_START_TIMEOUT overrides
 log = logging.getLogger("ovision")
 
 
@@ -91,9 +91,11 @@ class Worker:
 
 def _reachable(address: str) -> None:
     """Refuse an address nothing listens on at once (Ray itself retries it for minutes)."""
-    host, sep, port = address.rpartition(":")
+    # A Ray Client address (ray://HOST:PORT) is checked at HOST:PORT and handed to Ray as given.
+    bare = address.removeprefix("ray://")
+    host, sep, port = bare.rpartition(":")
     if not (sep and port.isdigit()):
-        return  # "auto", ray://…: left to Ray
+        return  # "auto": left to Ray
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
     except OSError as e:
@@ -157,11 +159,12 @@ def _start(ray, plan: RayPlan, n: int, concurrency: int, config: dict) -> list:
     )
     workers = [actor.remote(plan.recipe, f"w{i}", plan.threads) for i in range(n)]
     refs = [w.config.remote() for w in workers]
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+    timeout = env_number("OVISION_RAY_START_TIMEOUT", START_TIMEOUT_S, float)
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
     if len(ready) < len(refs):
         raise RunError(
             f"{len(refs) - len(ready)} of {n} Ray workers did not start within "
-            f"{START_TIMEOUT_S:.0f} s (not enough free CPUs for --threads-per-worker "
+            f"{timeout:.0f} s (not enough free CPUs for --threads-per-worker "
             f"{plan.threads}?)"
         )
     for i, ref in enumerate(refs):

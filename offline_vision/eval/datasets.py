@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from offline_vision.errors import DataError
+from offline_vision.files import read_text
 from offline_vision.images import IMAGE_SUFFIXES, load_image
 
 DATASETS = ("mnist", "cifar10")
@@ -159,7 +160,7 @@ def read_sample(data_dir: Path, dataset, spec: str) -> list[int]:
     if not path.exists():
         raise DataError(f"sample file {spec!r} not found (looked for {path})")
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, what="sample file").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -187,3 +188,50 @@ def select(dataset, *, sample: list[int] | None, limit: int | None, seed: int) -
         order = np.random.default_rng(seed).permutation(len(pool))
         chosen = [pool[i] for i in order]
     return chosen[:limit] if limit else chosen
+
+
+class Renamed:
+    """A dataset whose classes go by other names (`eval … --labels @FILE`): the same items,
+    each label replaced by the name in its class's place. Its label set is a custom one."""
+
+    label_set = "custom"
+
+    def __init__(self, dataset, names: tuple[str, ...]):
+        self.base, self.name, self.classes = dataset, dataset.name, tuple(names)
+        self._to = dict(zip(dataset.classes, names, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, attr):  # indices, image, array: the base dataset's
+        return getattr(self.base, attr)
+
+    def item(self, i: int) -> Item:
+        it = self.base.item(i)
+        return Item(it.index, self._to[it.label], it.source)
+
+
+def class_names(spec: str, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """`--labels` for a dataset: one name per class, in the dataset's class order (a comma list
+    or @file with one a line); a wrong count, a duplicate or an empty name is refused."""
+    from offline_vision.labels import read_label_file
+
+    if spec.startswith("@"):
+        raw = read_label_file(spec[1:]).split("\n")
+        while raw and not raw[-1].strip():
+            raw.pop()  # a final newline is not an empty name
+    else:
+        raw = spec.split(",")
+    names = [r.strip() for r in raw]
+    where = spec if len(spec) < 60 else spec[:57] + "…"
+    if "" in names:
+        raise DataError(f"--labels {where}: name {names.index('') + 1} is empty")
+    if len(names) != len(classes):
+        raise DataError(
+            f"--labels {where}: {len(names)} names for {len(classes)} classes "
+            f"(one per class, in the order {', '.join(classes[:4])}, …)"
+        )
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"--labels {where}: {dupes[0]!r} names two classes")
+    return tuple(names)

@@ -127,21 +127,29 @@ def _detail(r: dict) -> dict:
 
 
 def _items(runs: list[Run], thumbs: dict, grids: dict) -> list[dict]:
-    by_id: dict[int, dict] = {}
+    """One item per (dataset, id): runs on different datasets never share a card."""
+    by_id: dict[tuple[str, int], dict] = {}
     for k, run in enumerate(runs):
-        urls = thumbs.get(run.config.get("dataset"), {})
+        dataset = str(run.config.get("dataset") or "")
+        urls = thumbs.get(dataset, {})
         for r in run.records:
             item = by_id.setdefault(
-                r["id"], {"id": r["id"], "truth": r.get("truth"), "img": urls.get(r["id"])}
+                (dataset, r["id"]),
+                {
+                    "id": r["id"],
+                    "dataset": dataset,
+                    "truth": r.get("truth"),
+                    "img": urls.get(r["id"]),
+                },
             )
-            if r["id"] in grids:
+            if dataset == "mnist" and r["id"] in grids:
                 item["grid"] = grids[r["id"]]
             item.setdefault("runs", {})[k] = {
                 "prediction": r.get("prediction"),
                 "correct": bool(r.get("correct")),
                 "detail": _detail(r),
             }
-    return [by_id[i] for i in sorted(by_id)]
+    return [by_id[key] for key in sorted(by_id)]
 
 
 def _svg_confusion(run: Run) -> str:

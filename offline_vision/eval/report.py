@@ -124,7 +124,10 @@ def to_csv(rows: list[dict], columns=COLUMNS) -> str:
 
 
 def paired(a: Run, b: Run) -> dict:
-    """McNemar's exact test of two runs on the items they share."""
+    """McNemar's exact test of two runs on the items they share (of one dataset)."""
+    da, db = a.config.get("dataset"), b.config.get("dataset")
+    if da != db:
+        raise RunError(f"{a.name} ({da}) and {b.name} ({db}) are runs on different datasets")
     ra = {r["id"]: r["correct"] for r in a.records}
     rb = {r["id"]: r["correct"] for r in b.records}
     common = sorted(set(ra) & set(rb))
@@ -162,18 +165,49 @@ def paired_markdown(results: list[dict]) -> str:
     return markdown(rows, cols)
 
 
+# Fonts with CJK glyphs that matplotlib falls back to, where installed, for label names in
+# Japanese or Chinese (its bundled DejaVu Sans has none).
+CJK_FONTS = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "IPAexGothic",
+    "IPAGothic",
+    "WenQuanYi Zen Hei",
+)
+
+
 def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import font_manager
     except ImportError:
         log.warning(
             "plots skipped: matplotlib is not installed (pip install 'offline_vision[report]')"
         )
         return None
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    plt.rcParams["font.family"] = ["DejaVu Sans", *(f for f in CJK_FONTS if f in have)]
     return plt
+
+
+_SAID: list[bool] = []  # the missing-font line is said once a process
+
+
+def _glyphs_checked(plt, labels) -> None:
+    """One line, not one warning per glyph, where labels need a font that is not installed."""
+    import warnings
+
+    cjk = any(ord(ch) > 0x2E7F for label in labels for ch in str(label))
+    if cjk and len(plt.rcParams["font.family"]) == 1 and not _SAID:
+        _SAID.append(True)
+        log.warning(
+            "plot labels need a font with CJK glyphs; install one (Debian: fonts-noto-cjk) "
+            "to see them in the PNG plots (the --html page uses the browser's fonts)"
+        )
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
 
 def plot_confusion(run: Run, out: Path) -> Path | None:
@@ -181,6 +215,7 @@ def plot_confusion(run: Run, out: Path) -> Path | None:
     if plt is None:
         return None
     c = run.summary["confusion"]
+    _glyphs_checked(plt, [*c["columns"], *c["rows"]])
     fig, ax = plt.subplots(figsize=(1 + 0.5 * len(c["columns"]), 1 + 0.45 * len(c["rows"])))
     ax.imshow(c["matrix"], cmap="Blues")
     ax.set_xticks(range(len(c["columns"])), c["columns"], rotation=60, ha="right", fontsize=8)

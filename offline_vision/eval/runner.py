@@ -20,9 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Protocol
 
+import jsonschema
+
 from offline_vision.errors import RunError
 from offline_vision.eval.stats import percentile, wilson
-from offline_vision.files import write_atomic
+from offline_vision.files import read_bytes, write_atomic
 from offline_vision.progress import bar as progress_bar
 
 RECORDS = "records.jsonl"
@@ -42,8 +44,23 @@ class Task(Protocol):
     def __call__(self, index: int) -> dict: ...
 
 
+# What every reader of a record relies on; a line that is not this is a damaged line.
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["id", "truth", "prediction", "correct"],
+    "properties": {
+        "id": {"type": "integer"},
+        "truth": {"type": "string"},
+        "prediction": {"type": "string"},
+        "correct": {"type": "boolean"},
+    },
+}
+_RECORD = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+MAX_RECORDS_BYTES = 8 * 2**30
+
+
 def _is_record(obj) -> bool:
-    return isinstance(obj, dict) and "id" in obj and isinstance(obj.get("correct"), bool)
+    return _RECORD.is_valid(obj)
 
 
 def parse_records(path: Path) -> tuple[list[dict], list[int], bool]:
@@ -51,7 +68,7 @@ def parse_records(path: Path) -> tuple[list[dict], list[int], bool]:
     if not path.exists():
         return [], [], False
     records, bad, cut = [], [], False
-    lines = path.read_bytes().splitlines(keepends=True)
+    lines = read_bytes(path, what="records", max_bytes=MAX_RECORDS_BYTES).splitlines(keepends=True)
     for number, line in enumerate(lines, 1):
         if not line.endswith(b"\n") and number == len(lines):
             cut = True  # a write interrupted by a kill: the item was not finished
@@ -72,7 +89,7 @@ def read_records(path: Path) -> list[dict]:
     records, bad, _cut = parse_records(path)
     if bad:
         raise RunError(
-            f"{path}: line {bad[0]} is not a record (JSON with 'id' and 'correct')"
+            f"{path}: line {bad[0]} is not a record (JSON with id, truth, prediction, correct)"
             + (f", and {len(bad) - 1} more" if len(bad) > 1 else "")
         )
     return records
@@ -208,7 +225,19 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
         for index in itertools.islice(queue, concurrency):
             pending.add(pool.submit(timed, task, index))
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            try:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Items not started are cancelled; those running finish anyway (threads are
+                # not killed), so they are waited for and written before the interrupt ends the
+                # run. A second interrupt stops the wait.
+                for future in pending:
+                    future.cancel()
+                finished, _ = wait(pending)
+                for future in finished:
+                    if not future.cancelled() and future.exception() is None:
+                        yield future.result()
+                raise
             for future in done:
                 yield future.result()
                 nxt = next(queue, None)

@@ -11,9 +11,15 @@ from dataclasses import asdict
 
 import numpy as np
 
+from offline_vision.bridge import names_of
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
-from offline_vision.knowledge import LabelScorer
+from offline_vision.label_scoring import LabelScorer
 from offline_vision.pixels import Prompter, to_grid
+
+
+def bridge_config(bridge) -> dict:
+    """What a run's config says of its bridge: the names, their sha256 and their writer."""
+    return {"sha256": bridge.digest, "names": bridge.texts, "reasoner": bridge.reasoner}
 
 
 class ScorerTask:
@@ -21,12 +27,15 @@ class ScorerTask:
 
     name = "clip"
 
-    def __init__(self, dataset, scorer, templates=None, *, knowledge=None, follow_up=None):
+    def __init__(
+        self, dataset, scorer, templates=None, *, knowledge=None, follow_up=None, bridge=None
+    ):
         self.dataset, self.scorer = dataset, scorer
         self.labels = list(dataset.classes)
         self.templates = tuple(templates or scorer.default_templates(dataset.name))
-        self.knowledge, self.follow_up = knowledge, follow_up
+        self.knowledge, self.follow_up, self.bridge = knowledge, follow_up, bridge
         self.knowledge_sha256 = knowledge.digest if knowledge is not None else None
+        self.bridge_sha256 = bridge.digest if bridge is not None else None
         self._label_scorer = None
 
     def config(self) -> dict:
@@ -45,6 +54,8 @@ class ScorerTask:
             }
         if self.follow_up is not None:
             cfg["follow_up"] = self.follow_up.config()
+        if self.bridge is not None:
+            cfg["bridge"] = bridge_config(self.bridge)
         return cfg
 
     def resume(self, records: list[dict]) -> None:
@@ -53,7 +64,7 @@ class ScorerTask:
     def __call__(self, index: int) -> dict:
         if self._label_scorer is None:
             self._label_scorer = LabelScorer(
-                self.scorer, self.labels, self.templates, self.knowledge
+                self.scorer, self.labels, self.templates, self.knowledge, names_of(self.bridge)
             )
         item = self.dataset.item(index)
         emb = self.scorer.encode_images([self.dataset.image(index)])
@@ -66,6 +77,9 @@ class ScorerTask:
         }
         if self.knowledge is not None:
             rec["knowledge_sha256"] = self.knowledge_sha256
+        if self.bridge is not None:
+            rec["bridge_sha256"] = self.bridge_sha256
+            rec["names"] = names_of(self.bridge)[rec["prediction"]]
         if self.follow_up is not None:
             rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
             rec["prediction"] = rec["follow_up"].get("prediction", rec["prediction"])
@@ -87,11 +101,13 @@ class DialogueTask:
         config: DialogueConfig,
         seed: int = 0,
         follow_up=None,
+        bridge=None,
     ):
         self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
         self.known, self.config_, self.seed = known, config, seed
-        self.follow_up = follow_up
+        self.follow_up, self.bridge = follow_up, bridge
         self.labels = list(dataset.classes)
+        self.label_set = getattr(dataset, "label_set", dataset.name)
 
     def config(self) -> dict:
         return {
@@ -106,6 +122,7 @@ class DialogueTask:
             "reasoner": self.reasoner.describe(),
             **({} if self.known else {"open_map": map_calibration(self.scorer)}),
             **({"follow_up": self.follow_up.config()} if self.follow_up else {}),
+            **({"bridge": bridge_config(self.bridge)} if self.bridge else {}),
         }
 
     def resume(self, records: list[dict]) -> None:
@@ -119,10 +136,11 @@ class DialogueTask:
             self.reasoner,
             self.labels,
             known=self.known,
-            label_set=self.dataset.name,
+            label_set=self.label_set,
             config=self.config_,
             seed=self.seed,
             follow_up=self.follow_up,
+            names=names_of(self.bridge),
         )
         return {
             "truth": item.label,

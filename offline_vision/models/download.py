@@ -74,11 +74,16 @@ def download(
     last_error: Exception | None = None
     for attempt in range(RETRIES):
         try:
-            h = _stream_into(client, url, part, size, label)
+            h, whole = _stream_into(client, url, part, size, label)
             got = part.stat().st_size
             if size is not None and got < size:
                 raise httpx.TransportError(f"connection closed at {got} of {size} bytes")
             digest = h.hexdigest()
+            if whole and sha256 is not None and digest != sha256:
+                # The server said the part holds the whole file (416), but it is not the file:
+                # not a download error, a stale part. Start again from nothing.
+                part.unlink()
+                raise httpx.TransportError("a complete-looking partial file did not verify")
             if sha256 is not None and digest != sha256:
                 part.unlink()
                 raise ChecksumMismatch(
@@ -98,9 +103,10 @@ def download(
 
 def _stream_into(
     client: httpx.Client, url: str, part: Path, size: int | None, label: str
-) -> hashlib._Hash:
+) -> tuple[hashlib._Hash, bool]:
     """Append `url`'s bytes to `part` (resuming from its length); returns the whole file's
-    running sha256. Transient failures raise httpx.TransportError."""
+    running sha256, and whether the server said the part already held all of it (HTTP 416 to
+    the resuming range: the caller verifies it). Transient failures raise TransportError."""
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -108,8 +114,8 @@ def _stream_into(
     h = _hash_prefix(part)
     headers = {"Range": f"bytes={have}-"} if have else {}
     with client.stream("GET", url, headers=headers) as r:
-        if r.status_code == 416 and size is not None and have == size:
-            return h  # the part is already complete
+        if r.status_code == 416 and have and (size is None or have == size):
+            return h, True  # nothing left to fetch: the part may be complete
         if r.status_code == 200 and have:
             have = 0  # the server ignored the range: start over
             h = hashlib.sha256()
@@ -127,7 +133,7 @@ def _stream_into(
                 f.write(block)
                 h.update(block)
                 bar.update(len(block))
-    return h
+    return h, False
 
 
 def _safe(url: str) -> str:

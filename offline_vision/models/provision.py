@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
-from offline_vision.config import Settings
+from offline_vision.config import Settings, env_number
 from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError, ModelFileMissing
 from offline_vision.export.onnx import have_export_extra
+from offline_vision.files import replacing
 from offline_vision.models import hub, registry, store
 from offline_vision.models.download import make_client, safe_url
 from offline_vision.models.integrity import CHUNK, sha256_file
@@ -224,7 +224,7 @@ class _Budget:
         self.archive, self.members, self.bytes = archive, 0, 0
         size = archive.stat().st_size
         self.max_bytes = min(
-            int(os.environ.get("OVISION_MAX_UNPACK_BYTES") or MAX_UNPACK_BYTES),
+            int(env_number("OVISION_MAX_UNPACK_BYTES", MAX_UNPACK_BYTES)),
             max(size * MAX_RATIO, 2**20),
             shutil.disk_usage(dest).free,
         )
@@ -362,12 +362,14 @@ def _import_gguf(settings: Settings, path: Path, name: str | None) -> store.Bund
         "source": {"type": "import", "path": str(path.resolve())},
         "about": registry.MODELS[known[0]]["about"],
     }
+    # The bytes installed are the bytes hashed: install checks its copy against `digest`.
     return store.install(
         settings.models_dir,
         name if name is not None else known[0],
         "gguf",
         {"model.gguf": path},
         meta,
+        expected={"model.gguf": digest},
     )
 
 
@@ -419,7 +421,7 @@ def pack(settings: Settings, name: str, out: Path) -> Path:
     if problems:
         raise ChecksumMismatch(f"{name} does not verify ({'; '.join(problems)}); pull it again")
     mode = "w:gz" if out.name.endswith((".tar.gz", ".tgz")) else "w"
-    with tarfile.open(out, mode) as t:
+    with replacing(out) as tmp, tarfile.open(tmp, mode) as t:
         t.add(bundle.path / store.MANIFEST, arcname=f"{name}/{store.MANIFEST}")
         for rel in bundle.manifest["files"]:
             t.add(bundle.path / rel, arcname=f"{name}/{rel}")

@@ -175,18 +175,19 @@ class EmbeddingScorer(ABC):
         have = self.cache.get_many(self.text_model_key, keys)
         missing = [k for k in dict.fromkeys(keys) if k not in have]
         if missing:
-            new: dict[tuple[str, str], np.ndarray] = {}
+            if len(missing) >= 500:  # a line where there is no terminal for the bar
+                log.info("encoding %d label prompts (cached as they are done)", len(missing))
             with progress_bar(
                 len(missing), "encoding label prompts", unit="prompt", min_total=500
             ) as bar:
                 for i in range(0, len(missing), self.text_batch_size):
                     batch = missing[i : i + self.text_batch_size]
                     vecs = self._embed_texts([t.format(label) for t, label in batch])
-                    new.update(zip(batch, vecs, strict=True))
+                    new = dict(zip(batch, vecs, strict=True))
+                    self.cache.put_many(self.text_model_key, new)  # a kill keeps what is done
+                    have.update(new)
+                    self.texts_encoded += len(batch)
                     bar.update(len(batch))
-            self.texts_encoded += len(missing)
-            self.cache.put_many(self.text_model_key, new)
-            have.update(new)
         stacked = np.stack([have[k] for k in keys]).reshape(len(labels), len(templates), -1)
         return l2_normalize(stacked.mean(axis=1)).astype(np.float32)
 
@@ -213,6 +214,11 @@ class BundleScorer(EmbeddingScorer):
     ) -> None:
         super().__init__(text_model_key=text_model_key, logit_scale=logit_scale, cache=cache)
         self.bundle, self.device, self.threads, self.spin = bundle, device, threads, spin
+
+    def knows_word(self, word: str) -> bool:
+        """Whether the text tower's own tokenizer holds `word` as one token: a word split into
+        pieces is one the text tower never learnt as a word (bridge.unreadable reads this)."""
+        return len(self.tokenizer.tok.encode(word, add_special_tokens=False).ids) == 1
 
     def _session(self, rel: str):
         """A session on the bundle's file `rel`, checked against its sha256 first."""

@@ -11,7 +11,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from offline_vision.errors import BadInput, ChecksumMismatch, ModelFileMissing, ModelNotFound
+import jsonschema
+
+from offline_vision.errors import (
+    BadInput,
+    BadModel,
+    ChecksumMismatch,
+    ModelFileMissing,
+    ModelNotFound,
+)
 from offline_vision.models import registry
 from offline_vision.models.integrity import CHUNK, read_verified, sha256_file
 
@@ -113,6 +121,45 @@ class Bundle:
         return problems
 
 
+# What each kind of bundle must hold, besides its manifest (CLIP's towers are named per
+# precision in the manifest's own "files" map, so only the tokenizer is fixed).
+REQUIRED = {
+    "gguf": ("model.gguf",),
+    "conse": ("image_model.onnx", "text_model.onnx", "tokenizer.json"),
+    "clip": ("tokenizer.json",),
+}
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["name", "kind", "files"],
+    "properties": {
+        "name": {"type": "string"},
+        "kind": {"enum": list(REQUIRED)},
+        "files": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["sha256", "size"],
+                "properties": {
+                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "size": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
+
+
+def manifest_problem(manifest) -> str | None:
+    """What is wrong with a bundle manifest (None: nothing)."""
+    try:
+        jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as e:
+        return f"{'/'.join(map(str, e.absolute_path)) or 'manifest'}: {e.message}"
+    missing = [f for f in REQUIRED[manifest["kind"]] if f not in manifest["files"]]
+    return f"a {manifest['kind']} bundle needs {', '.join(missing)}" if missing else None
+
+
 def model_dir(models_dir: Path, name: str) -> Path:
     return models_dir / check_name(name)
 
@@ -126,6 +173,9 @@ def load(models_dir: Path, name: str) -> Bundle:
         manifest = json.loads(mf.read_text())
     except (OSError, ValueError) as e:
         raise ChecksumMismatch(f"{mf} is unreadable ({e}); pull or import {name} again") from e
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BadModel(f"{mf}: {problem}; pull or import {name} again")
     return Bundle(name, d, manifest)
 
 
@@ -179,6 +229,9 @@ def write_bundle(
         digest = _copy_verified(Path(src), dest, (expected or {}).get(rel), move=move)
         listing[rel] = {"sha256": digest, "size": dest.stat().st_size}
     manifest = {"format": FORMAT, "name": name, "kind": kind, **meta, "files": listing}
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BadInput(f"{name}: not a usable bundle ({problem})")
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -92,6 +92,40 @@ def match_choice(text: str, choices: Sequence[str]) -> str | None:
     return lowered.get(t.lower())
 
 
+def check_schema(schema) -> None:
+    """A JSON Schema fit to constrain an answer: valid under its metaschema, and every `$ref`
+    a local one ("#/…") that resolves. Raises ReasonerError naming the problem."""
+    if not isinstance(schema, dict):
+        raise ReasonerError("the schema must be a JSON object")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise ReasonerError(f"invalid JSON Schema: {e.message}") from None
+
+    def refs(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            for v in node.values():
+                yield from refs(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from refs(v)
+
+    for ref in refs(schema):
+        target: Any = schema
+        if not ref.startswith("#"):
+            raise ReasonerError(f"schema $ref {ref!r}: only local references (#/…) are resolved")
+        for part in filter(None, ref[1:].split("/")):
+            key = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and key in target:
+                target = target[key]
+            elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
+                target = target[int(key)]
+            else:
+                raise ReasonerError(f"schema $ref {ref!r} does not resolve")
+
+
 def parse_json(text: str, schema: dict) -> Any:
     """Parse and validate; raises ValueError with a short reason."""
     try:
@@ -151,6 +185,8 @@ class BaseReasoner(ABC):
             raise ReasonerError("choices must not be empty")
         if choices is not None and schema is not None:
             raise ReasonerError("give choices or schema, not both")
+        if schema is not None:
+            check_schema(schema)
         convo = [dict(m) for m in messages]
         attempts: list[str] = []
         total = Usage(evaluated_prompt_tokens=0)

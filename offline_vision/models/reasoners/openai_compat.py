@@ -8,6 +8,7 @@ The API key is sent in a header only; it never appears in errors, logs or transc
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from offline_vision.prompts import CHOICE_INSTRUCTION, CHOICE_ONLY, SCHEMA_INSTR
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIES = 4
 MODES = ("json_schema", "json_object", "prompt")
+MIN_SECRET = 6  # characters; see _redact
 
 
 def _is_local(url: str) -> bool:
@@ -77,7 +79,8 @@ class OpenAICompatReasoner(BaseReasoner):
                     "set; use one of them"
                 )
             auth = httpx.BasicAuth(parsed.username, parsed.password)
-            self._secrets += [s for s in (parsed.password, parsed.username) if s]
+            token = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode()
+            self._secrets += [token, parsed.password, parsed.username]
             url = safe_url(url)
         self.base_url = url  # credential-free: safe to print and record
         if not self._key and auth is None and not _is_local(self.base_url):
@@ -99,9 +102,12 @@ class OpenAICompatReasoner(BaseReasoner):
         }
 
     def _redact(self, text: str) -> str:
-        """`text` with every secret of this reasoner replaced (before any truncation)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        """`text` with every secret of this reasoner replaced (before any truncation). Only
+        secrets of at least MIN_SECRET characters are replaced: a shorter one is no secret
+        worth the name, and replacing it would rewrite answers ("c" in every word)."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if len(secret) >= MIN_SECRET:
+                text = text.replace(secret, "***")
         return text
 
     def _post(self, body: dict) -> httpx.Response:

@@ -1,0 +1,316 @@
+"""The bridge: label names the eyes cannot read → everyday English names they can.
+
+A user's labels may be in another language (猫), a trade's jargon (moggy) or Latin (Felis);
+CLIP and the ConSE stand-in read English captions, and under such names they fall towards
+chance. A reasoner writes, once per label set and with the whole set as context, the everyday
+English name of each label, asked two ways (the word; what it is, then the word). Where the two
+answers differ, a name another label has settled is left out, and the reasoner's own token
+odds pick between the rest. Labels that still share a name, or whose name the eyes cannot read,
+are asked again with the problem stated; a clash left over is settled by the reasoner, the
+loser taking its other answer or its own label (all recorded in `choices` and `conflicts`). The
+result is a knowledge file of strategy `names`; the eyes score each label through its names,
+while everything the user sees keeps the user's label.
+
+When to bridge is `unreadable` / `looks_unfamiliar`; what `--knowledge` asks for is decided in
+`label_knowledge`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from offline_vision.knowledge import Knowledge, cache_path, reasoner_identity
+from offline_vision.labelmap import normalise, singulars
+from offline_vision.progress import bar as progress_bar
+from offline_vision.prompts import (
+    BRIDGE_CHOOSE,
+    BRIDGE_CLASH,
+    BRIDGE_CONFLICT,
+    BRIDGE_EXAMPLES,
+    BRIDGE_OWNER,
+    BRIDGE_PROMPTS,
+    BRIDGE_SYSTEM,
+    BRIDGE_TAKEN,
+    BRIDGE_UNREAD,
+)
+
+log = logging.getLogger("ovision")
+
+STRATEGY = "names"
+VERSION = 3  # of the procedure (asks, picks, repairs): part of the cache key
+CHUNK = 16  # labels per request: a JSON object of 16 names fits a small model's attention
+CONTEXT_LABELS = 64  # up to this many labels, every request lists the whole set as context
+# A custom set is bridged when at least this share of its labels is unreadable. Chosen on the
+# four dev label sets and on plain English (benchmarks/accuracy/label_bridge.py, `rule`): the dev
+# sets are 80–100 % unreadable, the plain names 0 %; of 500 random 10-name subsets of ImageNet's
+# class names (plain but rare English: goldfinch, hammerhead) 78 reach 50 % and 6 reach 70 %.
+UNFAMILIAR_SHARE = 0.7
+_NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,39}$", "maxLength": 40}
+_WORD = re.compile(r"[^\W\d_]+")
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
+
+
+# --- when to bridge ------------------------------------------------------------------------------
+
+
+def _non_latin(label: str) -> bool:
+    return any(ch.isalpha() and "LATIN" not in unicodedata.name(ch, "") for ch in label)
+
+
+def unreadable(labels: Sequence[str], scorer) -> list[str]:
+    """The labels the eyes cannot read: a letter outside the Latin script, or no word that the
+    eyes' own tokenizer holds as one token (split into pieces, a word is one the text tower
+    never learnt whole: moggy, Felis, oiseau; "fixed-wing aircraft" has words it knows)."""
+    knows = getattr(scorer, "knows_word", None)
+    out = []
+    for label in labels:
+        words = _WORD.findall(label)
+        if _non_latin(label) or (knows and words and not any(knows(w) for w in words)):
+            out.append(label)
+    return out
+
+
+def looks_unfamiliar(labels: Sequence[str], scorer) -> tuple[bool, list[str]]:
+    bad = unreadable(labels, scorer)
+    return bool(labels) and len(bad) >= UNFAMILIAR_SHARE * len(labels), bad
+
+
+# --- writing the names ---------------------------------------------------------------------------
+
+_MEANING = {
+    "type": "object",
+    "properties": {"meaning": {"type": "string", "maxLength": 60}, "word": _NAME},
+    "required": ["meaning", "word"],
+    "additionalProperties": False,
+}
+_ENTRY = {"direct": _NAME, "meaning": _MEANING}
+_TOKENS = {"direct": 16, "meaning": 48}  # per label: a word; what it is, then a word
+
+
+def _schema(kind: str, chunk: Sequence[str]) -> dict:
+    return {
+        "type": "object",
+        "properties": {label: _ENTRY[kind] for label in chunk},
+        "required": list(chunk),
+        "additionalProperties": False,
+    }
+
+
+def _context(labels: Sequence[str], chunk: Sequence[str]) -> str:
+    return ", ".join(labels if len(labels) <= CONTEXT_LABELS else chunk)
+
+
+def _messages(kind: str, labels, chunk) -> list[dict]:
+    prompt = BRIDGE_PROMPTS[kind].format(labels=_context(labels, chunk), chunk=", ".join(chunk))
+    return [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def _ask(reasoner, kind: str, messages: list[dict], chunk: Sequence[str], seed: int):
+    """({label: word}, completion) for one request of `kind` (direct | meaning)."""
+    c = reasoner.complete(
+        messages,
+        schema=_schema(kind, chunk),
+        max_tokens=_TOKENS[kind] * len(chunk) + 16,
+        temperature=0.0,
+        seed=seed,
+    )
+    word = (lambda v: v["word"]) if kind == "meaning" else (lambda v: v)
+    return {label: _plain(str(word(c.value[label]))) for label in chunk}, c
+
+
+def _plain(name: str) -> str:
+    """A name as the eyes get it: spaces folded, no leading article ("a plane" → "plane")."""
+    return _ARTICLE.sub("", " ".join(name.split())) or name.strip()
+
+
+def _copied(name: str, label: str) -> bool:
+    """A prompt example's word given for another label: the model copied, it did not answer."""
+    return any(_same(name, w) and k != label for k, (_m, w) in BRIDGE_EXAMPLES.items())
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(set(singulars(normalise(a))) & set(singulars(normalise(b))))
+
+
+def _choose(reasoner, labels, label: str, options: list[str], seed: int) -> tuple[str, dict]:
+    """The option the reasoner itself finds likeliest as the label's plain English word (its
+    token probabilities where it gives them, else a constrained answer)."""
+    prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [label]), label=label)
+    messages = [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
+    odds = reasoner.choice_probabilities(messages, options)
+    if odds:
+        return max(options, key=lambda o: odds.get(o, 0.0)), odds
+    return reasoner.complete(messages, choices=options, max_tokens=16, seed=seed).value, {}
+
+
+def _settle(k: Knowledge, reasoner, labels, chunk, asked: dict, seed: int, scorer) -> None:
+    """Each label's name from its two answers: the one both gave; else, leaving out names other
+    labels have settled, the one left or the one the reasoner's own odds prefer."""
+    options = {}
+    for lab in chunk:
+        opts = list(dict.fromkeys(a[lab] for a in asked.values()))
+        if scorer is not None and unreadable([lab], scorer):  # its own word is no bridge
+            opts = [o for o in opts if not _same(o, lab)] or opts
+        opts = [o for o in opts if not _copied(o, lab)] or opts
+        options[lab] = opts[:1] if len(opts) > 1 and _same(*opts[:2]) else opts
+    for lab in chunk:  # agreed first: what they settle, the others do not take
+        if len(options[lab]) == 1:
+            k.texts[lab] = options[lab]
+    for lab in chunk:
+        opts = options[lab]
+        if len(opts) == 1:
+            continue
+        settled = [n[0] for other, n in k.texts.items() if other != lab and n]
+        free = [o for o in opts if not any(_same(o, n) for n in settled)] or opts
+        if len(free) == 1:
+            pick, odds = free[0], {}
+        else:
+            pick, odds = _choose(reasoner, labels, lab, free, seed)
+        k.choices[lab] = {"options": opts, "odds": odds, "chosen": pick}
+        k.texts[lab] = [pick]
+
+
+def _fallback(k: Knowledge, label: str) -> list[str]:
+    """A clash's loser: its other answer where no other label has it, else its own label."""
+    others = [n[0] for other, n in k.texts.items() if other != label and n]
+    for option in k.choices.get(label, {}).get("options", []):
+        if not any(_same(option, n) for n in others):
+            return [option]
+    return [label]
+
+
+def clashes(texts: dict[str, list[str]]) -> list[list[str]]:
+    """Groups of labels whose first names are one name (case, articles and plurals aside)."""
+    group_of: dict[str, list[str]] = {}  # each spelling (cats, cat) → the group that has it
+    groups: list[list[str]] = []
+    for label, names in texts.items():
+        forms = singulars(normalise(names[0] if names else label))
+        hit = next((group_of[f] for f in forms if f in group_of), None)
+        if hit is None:
+            hit = []
+            groups.append(hit)
+        hit.append(label)
+        for f in forms:
+            group_of.setdefault(f, hit)
+    return [g for g in groups if len(g) > 1]
+
+
+def _owner(reasoner, labels, group: list[str], name: str, seed: int) -> str:
+    """The label of `group` the reasoner ties to `name`: its own odds where it gives them."""
+    messages = [
+        {"role": "system", "content": BRIDGE_SYSTEM},
+        {"role": "user", "content": BRIDGE_OWNER.format(name=name)},
+    ]
+    odds = reasoner.choice_probabilities(messages, group)
+    if odds:
+        return max(group, key=lambda lab: odds.get(lab, 0.0))
+    return reasoner.complete(messages, choices=group, max_tokens=16, seed=seed).value
+
+
+def _repair(k: Knowledge, reasoner, labels, seed: int, scorer) -> None:
+    """Ask again, with the problem stated, the labels whose names clash or that the eyes still
+    cannot read; a clash left over is settled by `_owner` (the others keep their own label as
+    their name). Every clash is recorded."""
+    groups = clashes(k.texts)
+    unread = [
+        lab
+        for lab in labels
+        if _copied(k.texts[lab][0], lab) or (scorer and unreadable([k.texts[lab][0]], scorer))
+    ]
+    if not groups and not unread:
+        return
+    involved = list(dict.fromkeys([*(lab for g in groups for lab in g), *unread]))
+    said = "; ".join(", ".join(g) + f" were all called '{k.texts[g[0]][0]}'" for g in groups)
+    problems = BRIDGE_CLASH.format(clashes=said) if groups else ""
+    if unread:
+        problems += BRIDGE_UNREAD.format(words=", ".join(k.texts[lab][0] for lab in unread))
+    others = [k.texts[lab][0] for lab in labels if lab not in involved]
+    taken = BRIDGE_TAKEN.format(names=", ".join(others)) if others else ""
+    conflict = BRIDGE_CONFLICT.format(problems=problems, taken=taken, chunk=", ".join(involved))
+    messages = _messages("direct", labels, involved)
+    messages += [
+        {"role": "assistant", "content": json.dumps({lab: k.texts[lab][0] for lab in involved})},
+        {"role": "user", "content": conflict},
+    ]
+    before = {lab: k.texts[lab][0] for lab in involved}
+    names, c = _ask(reasoner, "direct", messages, involved, seed)
+    k.llm_seconds += c.latency_s
+    k.transcripts["asked again"] = c.text
+    for lab in involved:
+        k.texts[lab] = [names[lab]]
+    left = clashes(k.texts)
+    for group in left:
+        name = k.texts[group[0]][0]
+        keeper = _owner(reasoner, labels, group, name, seed)
+        for lab in group:
+            if lab != keeper:
+                k.texts[lab] = _fallback(k, lab)
+        k.conflicts.append({"name": name, "labels": group, "kept_by": keeper})
+    still = [set(g) for g in left]
+    for g in groups:  # each first clash: renamed by asking again, unless it stayed whole
+        if not any(set(g) <= s for s in still):
+            renamed = {lab: names[lab] for lab in g}
+            k.conflicts.append({"name": before[g[0]], "labels": g, "renamed": renamed})
+    settled = {lab for g in left for lab in g}
+    for lab in unread:
+        if lab not in settled:
+            k.conflicts.append({"unreadable": before[lab], "label": lab, "now": k.texts[lab][0]})
+
+
+def write_names(
+    labels: Sequence[str], reasoner, *, cache_dir: Path, seed: int = 0, scorer=None
+) -> tuple[Knowledge, Path, bool]:
+    """The label set's English names, from the cache or written now (saved after every
+    request, so an interrupted run resumes). With `scorer` (the eyes the names are for), a
+    name they cannot read is no answer. Returns (knowledge, its file, whether cached)."""
+    labels = list(labels)
+    prompts = {
+        "system": BRIDGE_SYSTEM,
+        **BRIDGE_PROMPTS,
+        "choose": BRIDGE_CHOOSE,
+        "conflict": BRIDGE_CONFLICT,
+        "owner": BRIDGE_OWNER,
+    }
+    eyes = getattr(scorer, "text_model_key", None)  # the names are chosen for these eyes
+    key = [prompts, eyes, VERSION]
+    path = cache_path(cache_dir, STRATEGY, labels, reasoner, 1, seed, prompt=key)
+    k = Knowledge.cached(path)
+    if k is not None and k.complete:
+        return k, path, True
+    if k is None:
+        k = Knowledge(
+            STRATEGY,
+            labels,
+            per_label=1,
+            seed=seed,
+            reasoner=reasoner_identity(reasoner),
+            prompts=prompts,
+        )
+    todo = [lab for lab in labels if lab not in k.texts]
+    with progress_bar(
+        len(labels), "bridging label names", unit="label", initial=len(labels) - len(todo)
+    ) as bar:
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            asked = {}
+            for kind in BRIDGE_PROMPTS:
+                asked[kind], c = _ask(reasoner, kind, _messages(kind, labels, chunk), chunk, seed)
+                k.transcripts[f"{kind} {start // CHUNK + 1}"] = c.text
+                k.llm_seconds += c.latency_s
+            _settle(k, reasoner, labels, chunk, asked, seed, scorer)
+            k.save(path)
+            bar.update(len(chunk))
+    _repair(k, reasoner, labels, seed, scorer)
+    k.complete = True
+    k.save(path)
+    return k, path, False
+
+
+def names_of(bridge: Knowledge | None) -> dict[str, list[str]] | None:
+    """label → the names the eyes read it by (None: no bridge)."""
+    return None if bridge is None else {lab: list(v) or [lab] for lab, v in bridge.texts.items()}

@@ -1,0 +1,125 @@
+"""What `--knowledge` means for a label set: parse it, decide whether to bridge, and get the
+bridge and the other knowledge written (or read from the cache).
+
+`auto` (the default) bridges a custom label set that looks unfamiliar to the eyes
+(`bridge.looks_unfamiliar`), announced in one line; built-in sets never are. Without a usable
+reasoner it says so in one line and scores the labels as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from offline_vision.bridge import STRATEGY, looks_unfamiliar, names_of, write_names
+from offline_vision.errors import BadInput, OVisionError
+from offline_vision.knowledge import STRATEGIES, Knowledge, expand
+
+log = logging.getLogger("ovision")
+
+KNOWLEDGE_HELP = (
+    "Label knowledge: auto (bridge a custom label set the eyes cannot read to English names, "
+    "announced), none, names (always bridge), descriptions|subclasses|waffle, names+STRATEGY, "
+    "or a file from `labels expand`. Written once per label set by --reasoner, then cached."
+)
+
+
+def parse_spec(value: str | None) -> tuple[str, str | None, Path | None]:
+    """`--knowledge` → (bridge: auto|none|names, strategy or None, file or None)."""
+    value = (value or "auto").strip()
+    if value not in ("auto", "none") and "+" not in value and value not in (STRATEGY, *STRATEGIES):
+        path = Path(value)
+        if not path.is_file():
+            raise BadInput(
+                f"--knowledge {value!r}: neither a file nor one of auto, none, names, "
+                f"{', '.join(STRATEGIES)}, names+STRATEGY"
+            )
+        return "none", None, path
+    if value in ("auto", "none", STRATEGY):
+        return value, None, None
+    first, _, second = value.partition("+")
+    if first == STRATEGY and second in STRATEGIES:
+        return STRATEGY, second, None
+    if not second and first in STRATEGIES:
+        return "none", first, None
+    raise BadInput(f"--knowledge {value!r}: use names+STRATEGY with one of {', '.join(STRATEGIES)}")
+
+
+def resolve(
+    value: str | None,
+    labels: Sequence[str],
+    scorer,
+    *,
+    builtin: bool,
+    cache_dir: Path,
+    reasoner_factory: Callable[[], object],
+) -> tuple[Knowledge | None, Knowledge | None]:
+    """(the bridge or None, other knowledge or None) for `--knowledge`. Knowledge written for a
+    bridged set is written about each label's English name."""
+    mode, strategy, path = parse_spec(value)
+    labels = list(labels)
+    if path is not None:
+        k = Knowledge.load(path)
+        if k.strategy != STRATEGY:
+            return None, k
+        if set(k.labels) != set(labels):
+            raise BadInput(f"{path}: these names were written for another label set")
+        return k, None
+    bridge = None
+    if mode == STRATEGY:
+        bridge, _p, cached = write_names(
+            labels, reasoner_factory(), cache_dir=cache_dir, scorer=scorer
+        )
+        _announce(bridge, cached, None)
+    elif mode == "auto" and not builtin:
+        bridge = _auto(labels, scorer, cache_dir, reasoner_factory)
+    elif mode == "none" and strategy and not builtin and looks_unfamiliar(labels, scorer)[0]:
+        log.info(
+            "these labels look unfamiliar to the eyes; --knowledge names+%s bridges them first",
+            strategy,
+        )
+    if strategy is None:
+        return bridge, None
+    eye = [names_of(bridge)[lab][0] for lab in labels] if bridge else labels
+    llm = reasoner_factory() if strategy != "waffle" else None
+    k, _path, _ = expand(eye, strategy, llm, cache_dir=cache_dir)
+    return bridge, k
+
+
+def _auto(labels, scorer, cache_dir, reasoner_factory) -> Knowledge | None:
+    unfamiliar, bad = looks_unfamiliar(labels, scorer)
+    if not unfamiliar:
+        return None
+    try:
+        bridge, _p, cached = write_names(
+            labels, reasoner_factory(), cache_dir=cache_dir, scorer=scorer
+        )
+    except OVisionError as e:
+        log.warning(
+            "%d of %d labels look unfamiliar to the eyes, but no reasoner could bridge them (%s); "
+            "scoring them as they are",
+            len(bad),
+            len(labels),
+            str(e).splitlines()[0],
+        )
+        return None
+    _announce(bridge, cached, bad)
+    return bridge
+
+
+def _announce(bridge: Knowledge, cached: bool, bad: list[str] | None) -> None:
+    names = names_of(bridge)
+    shown = ", ".join(f"{lab}→{names[lab][0]}" for lab in list(names)[:6])
+    more = f", … ({len(names)} labels)" if len(names) > 6 else ""
+    why = f"{len(bad)} of {len(names)} labels look unfamiliar to the eyes: " if bad else ""
+    source = (
+        "from the cache" if cached else f"written by {bridge.reasoner.get('name', 'the reasoner')}"
+    )
+    log.info(
+        "%sbridged to English names (%s; %s%s); --knowledge none turns it off",
+        why,
+        source,
+        shown,
+        more,
+    )

@@ -1,0 +1,227 @@
+"""How the eyes use label knowledge and bridged names: a label's embedding from its names,
+templates and descriptions (CuPL), CHiLS's subclass reweighting, and FuDD's follow-up.
+
+Where a label set is bridged (`bridge.py`), `names` maps each user label to the English names
+the eyes read it by; everything returned still names the user's labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from offline_vision.errors import BadInput
+from offline_vision.files import write_atomic
+from offline_vision.knowledge import (
+    DESCRIPTION_TEMPLATE,
+    DESCRIPTION_WEIGHT,
+    PROMPT_VERSION,
+    SUBCLASS_TEMPLATE,
+    Knowledge,
+    ask_lines,
+    filter_items,
+    parse_items,
+    reasoner_identity,
+    seal,
+    unsealed,
+)
+from offline_vision.models.scorer import l2_normalize
+from offline_vision.prompts import KNOWLEDGE_PROMPTS
+
+log = logging.getLogger("ovision")
+
+
+def named_embeddings(scorer, labels, templates, names: dict[str, list[str]] | None = None):
+    """One embedding per label: the mean over its names (itself where it has none) of the
+    template-mean embedding."""
+    if not names:
+        return scorer.encode_labels(list(labels), tuple(templates))
+    texts = [names.get(label) or [label] for label in labels]
+    flat = scorer.encode_labels([t for group in texts for t in group], tuple(templates))
+    rows, at = [], 0
+    for group in texts:
+        rows.append(flat[at : at + len(group)].mean(axis=0))
+        at += len(group)
+    return l2_normalize(np.stack(rows)).astype(np.float32)
+
+
+def description_embeddings(
+    scorer, texts: dict[str, list[str]], labels, templates, weight: float = DESCRIPTION_WEIGHT
+) -> np.ndarray:
+    """Per label: the template mean and the description mean, mixed by `weight`. Without
+    templates (the follow-up) or without descriptions, the one that is there."""
+    rows = []
+    for label in labels:
+        described = [DESCRIPTION_TEMPLATE.format(label=label, text=t) for t in texts.get(label, [])]
+        parts = []
+        if templates:
+            parts.append((1 - weight, scorer.encode_labels([label], templates)[0]))
+        if described:
+            parts.append((weight, l2_normalize(scorer.encode_labels(described, ("{}",)).mean(0))))
+        if not parts:
+            parts.append((1.0, scorer.encode_labels([label], ("{}",))[0]))
+        rows.append(sum(w * v for w, v in parts) / sum(w for w, _ in parts))
+    return l2_normalize(np.stack(rows)).astype(np.float32)
+
+
+class LabelScorer:
+    """The eyes' probabilities over `labels`, with label knowledge applied where given."""
+
+    def __init__(
+        self,
+        scorer,
+        labels,
+        templates,
+        knowledge: Knowledge | None = None,
+        names: dict[str, list[str]] | None = None,
+    ):
+        self.scorer, self.labels, self.templates = scorer, list(labels), tuple(templates)
+        self.knowledge = knowledge
+        # Knowledge of a bridged set is written about each label's first English name.
+        eye = [(names or {}).get(label, [label])[0] for label in self.labels]
+        if knowledge is not None and set(knowledge.labels) != set(eye):
+            raise BadInput("the knowledge file was written for another label set")
+        self.plain = named_embeddings(scorer, self.labels, self.templates, names)
+        if knowledge is None:
+            return
+        if knowledge.strategy == "subclasses":
+            self.sub_texts, owner = [], []
+            for j, label in enumerate(eye):
+                for sub in [label, *knowledge.texts.get(label, [])]:
+                    name = SUBCLASS_TEMPLATE.format(sub=sub, label=label) if sub != label else label
+                    self.sub_texts.append(name)
+                    owner.append(j)
+            self.owner = np.array(owner)
+            self.sub_emb = scorer.encode_labels(self.sub_texts, self.templates)
+        else:
+            self.emb = description_embeddings(scorer, knowledge.texts, eye, self.templates)
+
+    def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
+        if self.knowledge is not None and self.knowledge.strategy != "subclasses":
+            return self.scorer.probabilities(image_embeddings, self.emb)
+        base = self.scorer.probabilities(image_embeddings, self.plain)
+        if self.knowledge is None:
+            return base
+        sub = self.scorer.probabilities(image_embeddings, self.sub_emb)
+        best = np.stack([sub[:, self.owner == j].max(axis=1) for j in range(len(self.labels))], 1)
+        score = base * best  # CHiLS's reweighting: the label's own probability × its best kind
+        return score / score.sum(axis=1, keepdims=True)
+
+
+class FollowUp:
+    """FuDD: where the top probability is below `threshold`, differential descriptions of the
+    top-K labels (written once per unordered set, cached on disk) re-score only those K."""
+
+    def __init__(
+        self,
+        scorer,
+        reasoner,
+        *,
+        k: int,
+        threshold: float,
+        cache_dir: Path,
+        per_label: int = 4,
+        seed: int = 0,
+        names: dict[str, list[str]] | None = None,
+    ):
+        if k < 2:
+            raise BadInput("--follow-up needs K ≥ 2 labels to tell apart")
+        self.scorer, self.reasoner, self.k, self.threshold = scorer, reasoner, k, threshold
+        self.per_label, self.seed = per_label, seed
+        self.names = names or {}  # a bridged set: descriptions are written about English names
+        self.dir = cache_dir / "knowledge" / "differential"
+        self.requests = 0  # reasoner calls made (tests and benchmarks read it)
+        self._guard, self._locks = threading.Lock(), {}  # one lock per set of labels
+        self.llm_seconds = 0.0
+
+    def config(self) -> dict:
+        return {
+            "k": self.k,
+            "threshold": self.threshold,
+            "per_label": self.per_label,
+            "prompt": KNOWLEDGE_PROMPTS["differential"],
+            "prompt_version": PROMPT_VERSION,
+            "reasoner": reasoner_identity(self.reasoner),
+        }
+
+    def _path(self, labels: tuple[str, ...]) -> Path:
+        key = json.dumps(
+            [
+                sorted(labels),
+                reasoner_identity(self.reasoner),
+                PROMPT_VERSION,
+                KNOWLEDGE_PROMPTS["differential"],
+                self.per_label,
+                self.seed,
+            ],
+            sort_keys=True,
+        )
+        return self.dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+    def descriptions(self, labels: Sequence[str]) -> tuple[dict[str, list[str]], bool]:
+        """{label: texts} for this set of labels, and whether they came from the cache. One
+        writer per set at a time: concurrent items wait for it instead of writing it again."""
+        path = self._path(tuple(labels))
+        with self._guard:
+            lock = self._locks.setdefault(path, threading.Lock())
+        with lock:
+            return self._descriptions(labels, path)
+
+    def _descriptions(self, labels: Sequence[str], path: Path) -> tuple[dict, bool]:
+        d = unsealed(path) if path.exists() else None
+        if d is not None:
+            texts = d.get("texts")
+            fits = isinstance(texts, dict) and set(texts) == set(labels)
+            if fits and all(
+                isinstance(v, list) and all(isinstance(t, str) for t in v) for v in texts.values()
+            ):
+                return texts, True
+            log.warning("%s: not a differential cache for %s; writing it again", path, labels)
+        texts, raw, dropped = {}, {}, {}
+        for label in sorted(labels):
+            others = " or ".join(f"a {o}" for o in sorted(labels) if o != label)
+            prompt = KNOWLEDGE_PROMPTS["differential"].format(
+                label=label, others=others, n=self.per_label
+            )
+            raw[label], seconds = ask_lines(self.reasoner, prompt, self.seed)
+            self.requests += 1
+            self.llm_seconds += seconds
+            texts[label] = filter_items(
+                parse_items(raw[label], self.per_label), label, labels, "differential", dropped
+            )
+        record = {
+            "labels": sorted(labels),
+            "texts": texts,
+            "transcripts": raw,
+            "config": self.config(),
+        }
+        write_atomic(path, seal(record))
+        return texts, False
+
+    def __call__(self, image_embedding: np.ndarray, probs: np.ndarray, labels) -> dict:
+        """The follow-up record for one image; `prediction` is set where it ran."""
+        order = np.argsort(-probs)
+        top = [labels[i] for i in order[: self.k]]
+        if probs[order[0]] >= self.threshold:
+            return {"classes": top, "ran": False}
+        return self.rescore(image_embedding, top)
+
+    def rescore(self, image_embedding: np.ndarray, classes: list[str]) -> dict:
+        """Differential descriptions of `classes` (cached per set) re-score only them."""
+        eye = [self.names.get(c, [c])[0] for c in classes]
+        texts, cached = self.descriptions(eye)
+        emb = description_embeddings(self.scorer, texts, eye, ())
+        p = self.scorer.probabilities(image_embedding[None], emb)[0]
+        return {
+            "classes": list(classes),
+            "ran": True,
+            "cached": cached,
+            "probabilities": [round(float(x), 5) for x in p],
+            "prediction": classes[int(np.argmax(p))],
+        }
