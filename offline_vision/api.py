@@ -55,7 +55,7 @@ def classify(
     """Top-k labels per image file (a dict with `labels`, or `error` for a file that fails).
     `labels`: a built-in set name, a comma list, `@file`, or a list of strings. `bridge`: a
     names knowledge file (`ovision labels expand --strategy names`) or its Knowledge."""
-    from offline_vision.classify import classify_paths
+    from offline_vision.classification import classify_paths
 
     eyes = scorer or load_scorer()
     label_set = _labels(labels)

@@ -312,5 +312,7 @@ def write_names(
 
 
 def names_of(bridge: Knowledge | None) -> dict[str, list[str]] | None:
-    """label → the names the eyes read it by (None: no bridge)."""
-    return None if bridge is None else {lab: list(v) or [lab] for lab, v in bridge.texts.items()}
+    """label → the names the eyes read it by, in the label set's order (None: no bridge)."""
+    if bridge is None:
+        return None
+    return {lab: list(bridge.texts.get(lab) or [lab]) for lab in bridge.labels}

@@ -115,7 +115,7 @@ def classify(
       ovision classify photo.jpg --labels cifar10 --knowledge descriptions
       ovision classify photo.jpg --labels cifar10 --follow-up 3
     """
-    from offline_vision.classify import classify_paths
+    from offline_vision.classification import classify_paths
     from offline_vision.images import expand_paths, load_image
     from offline_vision.labels import parse_labels, parse_template
     from offline_vision.models.loader import load_scorer
