@@ -96,3 +96,23 @@ def test_classify_with_descriptions_from_the_default_llm(run_cli_real):
     assert r.exit_code == 0 and "from the cache" in r.stdout, r.output
     again = json.loads(run_cli_real(*args, "--json").stdout)
     assert again == out
+
+
+def test_japanese_labels_are_bridged_by_the_default_llm(real_settings, tmp_path):
+    """The bridge issue's command, with a fresh cache (the real models, linked in): the default
+    1.5B names the labels, 猫 comes first, one line says so; the second run reads the cache."""
+    from click.testing import CliRunner
+
+    from offline_vision.cli import cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(real_settings.models_dir)
+    env = {"OVISION_HOME": str(home), "OVISION_DATA": str(real_settings.data_dir)}
+    args = ["classify", str(EXAMPLE), "--labels", "飛行機,自動車,鳥,猫,鹿,犬,カエル,馬,船,トラック"]
+    for source in ("written by local:", "from the cache"):
+        r = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        said = [line for line in r.stderr.splitlines() if "bridged to English names" in line]
+        assert len(said) == 1 and source in said[0], r.stderr
+        assert r.stdout.splitlines()[1].split()[1] == "猫", r.stdout  # the user's label, first
