@@ -156,6 +156,37 @@ def write(name: str, result: dict) -> Path:
     return path
 
 
+def cifar_split(settings):
+    """The shared CIFAR-10 images: (dataset, indices, label ids, the cifar10-300 indices, masks
+    over `indices` for "300" and "632" — the dev images outside it)."""
+    import numpy as np
+
+    from offline_vision.eval.datasets import open_dataset
+    from offline_vision.labels import CIFAR10
+
+    ds = open_dataset(settings.data_dir, "cifar10")
+    indices = list(ds.indices)
+    truth = np.array([CIFAR10.index(ds.item(i).label) for i in indices])
+    s300 = [int(x) for x in (settings.data_dir / "cifar10" / "cifar10-300.txt").read_text().split()]
+    listed = (Path(__file__).parent / "accuracy" / "cifar10-non300.txt").read_text().split()
+    dev = {int(x) for x in listed if x.strip().isdigit()}
+    masks = {"300": np.isin(indices, s300), "632": np.array([i in dev for i in indices])}
+    return ds, indices, truth, s300, masks
+
+
+def open_reasoner(stack: contextlib.ExitStack, settings, spec: str, threads: int, n_ctx: int):
+    """The reasoner `spec`; `openai:…` is the 0.5B GGUF behind llama-cpp-python's server on
+    127.0.0.1 (the hosted stand-in), kept running until `stack` closes."""
+    from offline_vision.models import registry, store
+    from offline_vision.models.reasoners import load_reasoner
+
+    if not spec.startswith("openai:"):
+        return load_reasoner(settings, spec)
+    gguf = store.load(settings.models_dir, registry.GGUF_FAST).verified_path("model.gguf")
+    url = stack.enter_context(llama_server(gguf, threads, n_ctx))
+    return load_reasoner(settings, spec, base_url=url)
+
+
 @contextlib.contextmanager
 def llama_server(gguf: Path, threads: int, n_ctx: int = 8192):
     """llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port; yields its /v1 URL."""

@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from offline_vision.knowledge import Knowledge, cache_path, reasoner_identity
+from offline_vision.knowledge import Knowledge, cache_path
 from offline_vision.labelmap import normalise, singulars
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import (
@@ -279,18 +279,9 @@ def write_names(
     eyes = getattr(scorer, "text_model_key", None)  # the names are chosen for these eyes
     key = [prompts, eyes, VERSION]
     path = cache_path(cache_dir, STRATEGY, labels, reasoner, 1, seed, prompt=key)
-    k = Knowledge.cached(path)
-    if k is not None and k.complete:
+    k = Knowledge.begin(path, STRATEGY, labels, reasoner, per_label=1, seed=seed, prompts=prompts)
+    if k.complete:
         return k, path, True
-    if k is None:
-        k = Knowledge(
-            STRATEGY,
-            labels,
-            per_label=1,
-            seed=seed,
-            reasoner=reasoner_identity(reasoner),
-            prompts=prompts,
-        )
     todo = [lab for lab in labels if lab not in k.texts]
     with progress_bar(
         len(labels), "bridging label names", unit="label", initial=len(labels) - len(todo)

@@ -202,6 +202,16 @@ class Knowledge:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
+    def begin(cls, path: Path, strategy: str, labels, reasoner, **fields) -> Knowledge:
+        """The cache file at `path` (complete, or an interrupted one to resume), else a new,
+        empty Knowledge for `reasoner` to fill."""
+        k = cls.cached(path)
+        if k is None:
+            ident = reasoner_identity(reasoner) if reasoner else None
+            k = cls(strategy, list(labels), reasoner=ident, **fields)
+        return k
+
+    @classmethod
     def cached(cls, path: Path) -> Knowledge | None:
         """The cache file at `path` if it is there, intact and valid; else None (a miss)."""
         if not path.exists():
@@ -262,18 +272,12 @@ def expand(
         k = waffle(labels, per_label=per_label, seed=seed)
         k.save(path)
         return k, path, False
-    k = Knowledge.cached(path)
-    if k is not None and k.complete:
+    prompts = {"system": KNOWLEDGE_SYSTEM, "user": KNOWLEDGE_PROMPTS[strategy]}
+    k = Knowledge.begin(
+        path, strategy, labels, reasoner, per_label=per_label, seed=seed, prompts=prompts
+    )
+    if k.complete:
         return k, path, True
-    if k is None:
-        k = Knowledge(
-            strategy,
-            labels,
-            per_label=per_label,
-            seed=seed,
-            reasoner=reasoner_identity(reasoner),
-            prompts={"system": KNOWLEDGE_SYSTEM, "user": KNOWLEDGE_PROMPTS[strategy]},
-        )
     todo = [lab for lab in labels if lab not in k.texts]
     with progress_bar(
         len(labels), f"writing {strategy}", unit="label", initial=len(labels) - len(todo)

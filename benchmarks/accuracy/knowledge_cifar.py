@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import llama_server, write
+from benchmarks.common import cifar_split, open_reasoner, write
 from offline_vision.config import Settings
-from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand, waffle
 from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.labels import CIFAR10
-from offline_vision.models import registry, store
+from offline_vision.models import registry
 from offline_vision.models.loader import load_scorer
-from offline_vision.models.reasoners import load_reasoner
 
 HERE = Path(__file__).parent
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9, 1.01)  # 1.01: every image
@@ -165,17 +163,8 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings.from_env(threads=args.threads)
     eyes = load_scorer(settings, "conse")
-    ds = open_dataset(settings.data_dir, "cifar10")
-    indices = list(ds.indices)
-    truth = np.array([CIFAR10.index(ds.item(i).label) for i in indices])
-    s300 = {int(x) for x in (settings.data_dir / "cifar10" / "cifar10-300.txt").read_text().split()}
-    dev = {int(x) for x in (HERE / "cifar10-non300.txt").read_text().split() if x.strip().isdigit()}
-    masks = {
-        "300": np.array([i in s300 for i in indices]),
-        "632": np.array([i in dev for i in indices]),
-        "all": np.ones(len(indices), bool),
-    }
-    masks["dev"] = masks["632"]
+    ds, indices, truth, _s300, masks = cifar_split(settings)
+    masks.update(all=np.ones(len(indices), bool), dev=masks["632"])
     templates = eyes.default_templates("cifar10")
     base = eyes.encode_labels(list(CIFAR10), templates)
     emb, eyes_time = {}, {}
@@ -197,14 +186,7 @@ def main() -> None:
     with ExitStack() as stack:
         cache = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for rname in args.reasoners.split(","):
-            if rname == "server":
-                gguf = store.load(settings.models_dir, registry.GGUF_FAST).verified_path(
-                    "model.gguf"
-                )
-                url = stack.enter_context(llama_server(gguf, args.threads, 4096))
-                llm = load_reasoner(settings, REASONERS[rname], base_url=url)
-            else:
-                llm = load_reasoner(settings, REASONERS[rname])
+            llm = open_reasoner(stack, settings, REASONERS[rname], args.threads, 4096)
             t = time.perf_counter()
             result["reasoners"][rname] = run_reasoner(
                 rname, llm, eyes, emb, truth, masks, templates, emb["png"][1], cache / rname

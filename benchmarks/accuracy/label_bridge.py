@@ -27,18 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, llama_server, write
+from benchmarks.common import RESULTS, cifar_split, open_reasoner, write
 from offline_vision.bridge import UNFAMILIAR_SHARE, looks_unfamiliar, names_of, write_names
 from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig, run_dialogue
-from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand
 from offline_vision.label_scoring import LabelScorer
 from offline_vision.labels import CIFAR10, builtin_sets
-from offline_vision.models import registry, store
+from offline_vision.models import registry
 from offline_vision.models.loader import load_scorer
-from offline_vision.models.reasoners import load_reasoner
 
 HERE = Path(__file__).parent
 DEV = ("cifar10-ja", "cifar10-fr", "cifar10-latin", "cifar10-jargon")
@@ -183,12 +181,7 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings.from_env(threads=args.threads)
     eyes = load_scorer(settings, "conse")
-    ds = open_dataset(settings.data_dir, "cifar10")
-    indices = list(ds.indices)
-    truth = np.array([CIFAR10.index(ds.item(i).label) for i in indices])
-    s300 = [int(x) for x in (settings.data_dir / "cifar10" / "cifar10-300.txt").read_text().split()]
-    dev = {int(x) for x in (HERE / "cifar10-non300.txt").read_text().split() if x.strip().isdigit()}
-    masks = {"300": np.isin(indices, s300), "632": np.array([i in dev for i in indices])}
+    ds, indices, truth, s300, masks = cifar_split(settings)
     emb = np.concatenate(
         [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
     )
@@ -208,14 +201,7 @@ def main() -> None:
     print(f"rule: {json.dumps(result['rule']['imagenet_subsets'])}", flush=True)
     with ExitStack() as stack:
         for rname in args.reasoners.split(","):
-            if rname == "server":
-                gguf = store.load(settings.models_dir, registry.GGUF_FAST).verified_path(
-                    "model.gguf"
-                )
-                url = stack.enter_context(llama_server(gguf, args.threads, 4096))
-                llm = load_reasoner(settings, REASONERS[rname], base_url=url)
-            else:
-                llm = load_reasoner(settings, REASONERS[rname])
+            llm = open_reasoner(stack, settings, REASONERS[rname], args.threads, 4096)
             print(f"{rname}:", flush=True)
             work = args.work / rname
             t = time.perf_counter()
