@@ -65,13 +65,14 @@ def resolve(
             return None, k
         if set(k.labels) != set(labels):
             raise BadInput(f"{path}: these names were written for another label set")
+        _announce(k, f"from {path}", None)
         return k, None
     bridge = None
     if mode == STRATEGY:
         bridge, _p, cached = write_names(
             labels, reasoner_factory(), cache_dir=cache_dir, scorer=scorer
         )
-        _announce(bridge, cached, None)
+        _announce(bridge, _source(bridge, cached), None)
     elif mode == "auto" and not builtin:
         bridge = _auto(labels, scorer, cache_dir, reasoner_factory)
     elif mode == "none" and strategy and not builtin and looks_unfamiliar(labels, scorer)[0]:
@@ -104,18 +105,21 @@ def _auto(labels, scorer, cache_dir, reasoner_factory) -> Knowledge | None:
             str(e).splitlines()[0],
         )
         return None
-    _announce(bridge, cached, bad)
+    _announce(bridge, _source(bridge, cached), bad)
     return bridge
 
 
-def _announce(bridge: Knowledge, cached: bool, bad: list[str] | None) -> None:
+def _source(bridge: Knowledge, cached: bool) -> str:
+    return "from the cache" if cached else f"written by {(bridge.reasoner or {}).get('name')}"
+
+
+def _announce(bridge: Knowledge, source: str, bad: list[str] | None) -> None:
+    """The one line that says the labels were bridged, where the names came from, and how to
+    turn it off."""
     names = names_of(bridge)
     shown = ", ".join(f"{lab}→{names[lab][0]}" for lab in list(names)[:6])
     more = f", … ({len(names)} labels)" if len(names) > 6 else ""
     why = f"{len(bad)} of {len(names)} labels look unfamiliar to the eyes: " if bad else ""
-    source = (
-        "from the cache" if cached else f"written by {bridge.reasoner.get('name', 'the reasoner')}"
-    )
     log.info(
         "%sbridged to English names (%s; %s%s); --knowledge none turns it off",
         why,

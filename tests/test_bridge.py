@@ -264,6 +264,7 @@ def test_classify_bridges_unfamiliar_labels_once_and_shows_the_users_labels(
     assert r.exit_code == 0 and "猫" in r.stdout and len(names_server.bodies) == 2  # cached
     r = run_cli("classify", photo, "--labels", "猫,犬,車", "--knowledge", names, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["labels"][0]["names"]
+    assert f"bridged to English names (from {names};" in r.stderr
     r = run_cli("classify", photo, "--labels", "猫,犬", "--knowledge", names)
     assert r.exit_code == 1 and "written for another label set" in r.stderr
     # a plain set is not bridged
