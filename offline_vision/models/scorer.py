@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -175,7 +176,7 @@ class EmbeddingScorer(ABC):
         have = self.cache.get_many(self.text_model_key, keys)
         missing = [k for k in dict.fromkeys(keys) if k not in have]
         if missing:
-            if len(missing) >= 500:  # a line where there is no terminal for the bar
+            if len(missing) >= 500 and not sys.stderr.isatty():  # no terminal for the bar
                 log.info("encoding %d label prompts (cached as they are done)", len(missing))
             with progress_bar(
                 len(missing), "encoding label prompts", unit="prompt", min_total=500
