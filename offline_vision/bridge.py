@@ -137,15 +137,18 @@ def _same(a: str, b: str) -> bool:
     return bool(set(singulars(normalise(a))) & set(singulars(normalise(b))))
 
 
-def _choose(reasoner, labels, label: str, options: list[str], seed: int) -> tuple[str, dict]:
-    """The option the reasoner itself finds likeliest as the label's plain English word (its
-    token probabilities where it gives them, else a constrained answer)."""
-    prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [label]), label=label)
+def _pick(reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
+    """The option the reasoner itself finds likeliest after `prompt`: its token probabilities
+    where it gives them (returned too), else a constrained answer."""
     messages = [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
     odds = reasoner.choice_probabilities(messages, options)
     if odds:
         return max(options, key=lambda o: odds.get(o, 0.0)), odds
     return reasoner.complete(messages, choices=options, max_tokens=16, seed=seed).value, {}
+
+
+def _held_by_others(k: Knowledge, label: str) -> list[str]:
+    return [n[0] for other, n in k.texts.items() if other != label and n]
 
 
 def _settle(k: Knowledge, reasoner, labels, chunk, asked: dict, seed: int, scorer) -> None:
@@ -165,19 +168,20 @@ def _settle(k: Knowledge, reasoner, labels, chunk, asked: dict, seed: int, score
         opts = options[lab]
         if len(opts) == 1:
             continue
-        settled = [n[0] for other, n in k.texts.items() if other != lab and n]
+        settled = _held_by_others(k, lab)
         free = [o for o in opts if not any(_same(o, n) for n in settled)] or opts
         if len(free) == 1:
             pick, odds = free[0], {}
         else:
-            pick, odds = _choose(reasoner, labels, lab, free, seed)
+            prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [lab]), label=lab)
+            pick, odds = _pick(reasoner, prompt, free, seed)
         k.choices[lab] = {"options": opts, "odds": odds, "chosen": pick}
         k.texts[lab] = [pick]
 
 
 def _fallback(k: Knowledge, label: str) -> list[str]:
     """A clash's loser: its other answer where no other label has it, else its own label."""
-    others = [n[0] for other, n in k.texts.items() if other != label and n]
+    others = _held_by_others(k, label)
     for option in k.choices.get(label, {}).get("options", []):
         if not any(_same(option, n) for n in others):
             return [option]
@@ -200,22 +204,10 @@ def clashes(texts: dict[str, list[str]]) -> list[list[str]]:
     return [g for g in groups if len(g) > 1]
 
 
-def _owner(reasoner, labels, group: list[str], name: str, seed: int) -> str:
-    """The label of `group` the reasoner ties to `name`: its own odds where it gives them."""
-    messages = [
-        {"role": "system", "content": BRIDGE_SYSTEM},
-        {"role": "user", "content": BRIDGE_OWNER.format(name=name)},
-    ]
-    odds = reasoner.choice_probabilities(messages, group)
-    if odds:
-        return max(group, key=lambda lab: odds.get(lab, 0.0))
-    return reasoner.complete(messages, choices=group, max_tokens=16, seed=seed).value
-
-
 def _repair(k: Knowledge, reasoner, labels, seed: int, scorer) -> None:
     """Ask again, with the problem stated, the labels whose names clash or that the eyes still
-    cannot read; a clash left over is settled by `_owner` (the others keep their own label as
-    their name). Every clash is recorded."""
+    cannot read; a clash left over goes to the label the reasoner ties to the name, the others
+    taking `_fallback`. Every clash is recorded."""
     groups = clashes(k.texts)
     unread = [
         lab
@@ -246,7 +238,7 @@ def _repair(k: Knowledge, reasoner, labels, seed: int, scorer) -> None:
     left = clashes(k.texts)
     for group in left:
         name = k.texts[group[0]][0]
-        keeper = _owner(reasoner, labels, group, name, seed)
+        keeper, _odds = _pick(reasoner, BRIDGE_OWNER.format(name=name), group, seed)
         for lab in group:
             if lab != keeper:
                 k.texts[lab] = _fallback(k, lab)

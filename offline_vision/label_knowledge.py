@@ -15,6 +15,7 @@ from pathlib import Path
 from offline_vision.bridge import STRATEGY, looks_unfamiliar, names_of, write_names
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.knowledge import STRATEGIES, Knowledge, expand
+from offline_vision.label_scoring import first_names
 
 log = logging.getLogger("ovision")
 
@@ -82,7 +83,7 @@ def resolve(
         )
     if strategy is None:
         return bridge, None
-    eye = [names_of(bridge)[lab][0] for lab in labels] if bridge else labels
+    eye = first_names(labels, names_of(bridge))
     llm = reasoner_factory() if strategy != "waffle" else None
     k, _path, _ = expand(eye, strategy, llm, cache_dir=cache_dir)
     return bridge, k

@@ -37,6 +37,12 @@ from offline_vision.prompts import KNOWLEDGE_PROMPTS
 log = logging.getLogger("ovision")
 
 
+def first_names(labels, names: dict[str, list[str]] | None) -> list[str]:
+    """Each label's first English name (itself where it has none): what knowledge of a bridged
+    set is written about."""
+    return [(names or {}).get(label, [label])[0] for label in labels]
+
+
 def named_embeddings(scorer, labels, templates, names: dict[str, list[str]] | None = None):
     """One embedding per label: the mean over its names (itself where it has none) of the
     template-mean embedding."""
@@ -83,8 +89,7 @@ class LabelScorer:
     ):
         self.scorer, self.labels, self.templates = scorer, list(labels), tuple(templates)
         self.knowledge = knowledge
-        # Knowledge of a bridged set is written about each label's first English name.
-        eye = [(names or {}).get(label, [label])[0] for label in self.labels]
+        eye = first_names(self.labels, names)
         if knowledge is not None and set(knowledge.labels) != set(eye):
             raise BadInput("the knowledge file was written for another label set")
         self.plain = named_embeddings(scorer, self.labels, self.templates, names)
@@ -214,7 +219,7 @@ class FollowUp:
 
     def rescore(self, image_embedding: np.ndarray, classes: list[str]) -> dict:
         """Differential descriptions of `classes` (cached per set) re-score only them."""
-        eye = [self.names.get(c, [c])[0] for c in classes]
+        eye = first_names(classes, self.names)
         texts, cached = self.descriptions(eye)
         emb = description_embeddings(self.scorer, texts, eye, ())
         p = self.scorer.probabilities(image_embedding[None], emb)[0]

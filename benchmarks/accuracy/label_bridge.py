@@ -33,7 +33,7 @@ from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand
-from offline_vision.label_scoring import LabelScorer
+from offline_vision.label_scoring import LabelScorer, first_names
 from offline_vision.labels import CIFAR10, builtin_sets
 from offline_vision.models import registry
 from offline_vision.models.loader import load_scorer
@@ -102,7 +102,7 @@ def run_reasoner(llm, eyes, emb, truth, masks, sets, plain_acc, work: Path) -> d
         t = time.perf_counter()
         bridge, _, _ = write_names(labels, llm, cache_dir=work, scorer=eyes)
         names = names_of(bridge)
-        eye = [names[lab][0] for lab in labels]
+        eye = first_names(labels, names)
         know = {"bridge": (None, names)}
         seconds = {"bridge": bridge.llm_seconds}
         if name in DEV:  # the knowledge strategies: on the dev sets (the plain: knowledge_cifar)

@@ -34,6 +34,7 @@ class ScorerTask:
         self.labels = list(dataset.classes)
         self.templates = tuple(templates or scorer.default_templates(dataset.name))
         self.knowledge, self.follow_up, self.bridge = knowledge, follow_up, bridge
+        self.names = names_of(bridge)  # once: each record cites its prediction's names
         self.knowledge_sha256 = knowledge.digest if knowledge is not None else None
         self.bridge_sha256 = bridge.digest if bridge is not None else None
         self._label_scorer = None
@@ -64,7 +65,7 @@ class ScorerTask:
     def __call__(self, index: int) -> dict:
         if self._label_scorer is None:
             self._label_scorer = LabelScorer(
-                self.scorer, self.labels, self.templates, self.knowledge, names_of(self.bridge)
+                self.scorer, self.labels, self.templates, self.knowledge, self.names
             )
         item = self.dataset.item(index)
         emb = self.scorer.encode_images([self.dataset.image(index)])
@@ -79,7 +80,7 @@ class ScorerTask:
             rec["knowledge_sha256"] = self.knowledge_sha256
         if self.bridge is not None:
             rec["bridge_sha256"] = self.bridge_sha256
-            rec["names"] = names_of(self.bridge)[rec["prediction"]]
+            rec["names"] = self.names[rec["prediction"]]
         if self.follow_up is not None:
             rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
             rec["prediction"] = rec["follow_up"].get("prediction", rec["prediction"])
