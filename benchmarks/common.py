@@ -177,7 +177,7 @@ def cifar_split(settings):
 def open_reasoner(stack: contextlib.ExitStack, settings, spec: str, threads: int, n_ctx: int):
     """The reasoner `spec`; `openai:…` is the 0.5B GGUF behind llama-cpp-python's server on
     127.0.0.1 (the hosted stand-in), kept running until `stack` closes."""
-    from offline_vision.models import registry, store
+    from offline_vision.models.provision import registry, store
     from offline_vision.models.reasoners import load_reasoner
 
     if not spec.startswith("openai:"):

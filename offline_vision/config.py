@@ -37,6 +37,7 @@ def physical_cores() -> int:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "int8")  # of a CLIP ONNX bundle
 
 
 def _threads(value: str | None) -> int:

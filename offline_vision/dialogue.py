@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from offline_vision.errors import BadInput, ReasonerError
 from offline_vision.label_scoring import named_embeddings
 from offline_vision.labelmap import calibrate_threshold, map_answer, normalise
+from offline_vision.options import option
 from offline_vision.prompts import (
     BACKOFF,
     BROAD_FALLBACK,
@@ -46,25 +47,55 @@ ENDS = ("llm", "follow-up", "fusion")
 
 @dataclass(frozen=True)
 class DialogueConfig:
-    policy: str = "seed"
-    rounds: int = 5
-    flat_entropy: float = 0.9  # normalised entropy at or above which scores count as flat
-    flat_margin: float = 0.1  # … or a top-2 margin at or below this
-    stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
-    stop_on_repeat: bool = True  # adaptive: stop when a round asks nothing new
-    check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
+    """The dialogue's options (each default written once; the CLI's options come from these)."""
+
+    policy: str = option(
+        "adaptive",
+        "seed: the post's procedure (fixed rounds); adaptive: back-off on flat scores, narrowing "
+        "down from the leader, early stop (eyes sure, agreement, nothing new asked), one-label "
+        "answers.",
+        choices=POLICIES,
+    )
+    rounds: int = option(5, "Rounds of questions at most.", lo=1, hi=20)
     # Adaptive, known labels — when not to ask at all: the eyes' top option at ≥ trust is the
     # answer (1.0: always ask). Chosen by benchmarks/accuracy/dialogue_trust.py on the 632 CIFAR-10
     # images outside cifar10-300 with ConSE and the default GGUF: at every trust that asks the
     # LLM at all it lost more answers than it won (0.2: asked 8, lost 1; 0.5: asked 211, won
     # 12, lost 20), so the default is the highest trust that cost nothing there.
-    trust: float = 0.15
+    trust: float = option(
+        0.15,
+        "adaptive, known labels: when the eyes' top label scores at least this, answer it "
+        "without asking the LLM (1 = always ask).",
+        lo=0,
+        hi=1,
+    )
     # Final answer constrained to the eyes' top-k options (0: all labels; open labels: all the
     # labels asked about).
-    shortlist: int = 3
-    probe: bool = True  # ask "if you had to answer now" after each round (for accuracy-by-round)
+    shortlist: int = option(
+        3,
+        "adaptive: the final answer must be one of the eyes' top K options — labels of the set, "
+        "or with --open the labels the LLM asked about (0 = any of them).",
+        lo=0,
+    )
+    # Ask "if you had to answer now" after each round (for accuracy-by-round).
+    probe: bool = option(
+        True,
+        "Skip the per-round 'answer now' probes (they feed accuracy-by-round).",
+        flag="--no-probe",
+    )
+    end: str = option(
+        "llm",
+        "adaptive, known labels — who decides among the shortlist: the LLM names it; follow-up: "
+        "the eyes re-score it with differential descriptions; fusion: the eyes' probabilities × "
+        "the LLM's own token probabilities.",
+        choices=ENDS,
+    )
+    flat_entropy: float = 0.9  # normalised entropy at or above which scores count as flat
+    flat_margin: float = 0.1  # … or a top-2 margin at or below this
+    stop_prob: float = 0.8  # adaptive: stop when the guess is the top candidate at ≥ this
+    stop_on_repeat: bool = True  # adaptive: stop when a round asks nothing new
+    check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
     round_tokens: int = 96
-    end: str = "llm"  # see ENDS
 
     def __post_init__(self):
         if self.policy not in POLICIES:

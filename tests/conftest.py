@@ -107,7 +107,7 @@ def tiny_export(tiny_ckpt, tmp_path_factory) -> tuple[dict, dict]:
 @pytest.fixture
 def tiny_clip(settings, tiny_export):
     """The tiny CLIP installed as the default CLIP in this test's home."""
-    from offline_vision.models import registry, store
+    from offline_vision.models.provision import registry, store
 
     files, meta = tiny_export
     return store.install(settings.models_dir, registry.CLIP, "clip", files, meta)
@@ -160,7 +160,7 @@ _REAL_ENV = {k: os.environ.get(k) for k in ("OVISION_HOME", "OVISION_DATA")}
 def real_settings():
     """Settings for the machine's provisioned models (`ovision models pull` puts them there)."""
     from offline_vision.config import Settings
-    from offline_vision.models import registry, store
+    from offline_vision.models.provision import registry, store
 
     s = Settings.from_env(
         home=Path(_REAL_ENV["OVISION_HOME"]) if _REAL_ENV["OVISION_HOME"] else None,
@@ -201,7 +201,7 @@ def llama_server(real_settings, tmp_path_factory):
 
     import httpx
 
-    from offline_vision.models import registry, store
+    from offline_vision.models.provision import registry, store
 
     gguf = store.load(real_settings.models_dir, registry.GGUF_FAST).file("model.gguf")
     with socket.socket() as s:

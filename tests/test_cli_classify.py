@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from offline_vision.models import registry
+from offline_vision.models.provision import registry
 
 
 def test_classify_table_and_json(run_cli, tiny_clip, data_dir):
@@ -100,7 +100,7 @@ def test_tampered_model_file_is_refused(run_cli, tiny_clip, data_dir):
 
 
 def test_corrupt_onnx_with_matching_manifest_is_one_line(run_cli, settings, tiny_export, data_dir):
-    from offline_vision.models import store
+    from offline_vision.models.provision import store
 
     files, meta = tiny_export
     bad = settings.home / "garbage.onnx"

@@ -18,7 +18,7 @@ import pytest
 from fake_servers import DelayedServer
 from run_compare import PLACEMENT, TIMINGS, untimed, untimed_records
 
-from offline_vision.eval import runner
+from offline_vision.eval import records, runner
 
 N = 16
 DROP = TIMINGS | PLACEMENT
@@ -67,7 +67,7 @@ def _run(args) -> subprocess.CompletedProcess:
 
 
 def _lines(out) -> list[dict]:
-    path = out / runner.RECORDS
+    path = out / records.RECORDS
     if not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
@@ -84,8 +84,8 @@ def _wait_for_records(out, proc, n: int) -> list[dict]:
 
 
 def _same_as_sequential(seq, out) -> dict:
-    a = untimed_records(runner.read_records(seq / runner.RECORDS), DROP)
-    b_raw = runner.read_records(out / runner.RECORDS)
+    a = untimed_records(records.read_records(seq / records.RECORDS), DROP)
+    b_raw = records.read_records(out / records.RECORDS)
     assert len(b_raw) == len({r["id"] for r in b_raw}) == N  # nothing lost, nothing twice
     b = untimed_records(b_raw, DROP)
     assert a == b
@@ -118,7 +118,7 @@ def test_ray_run_equals_the_sequential_run(ray_installed, sequential, server, tm
     assert session["backend"] == "ray" and session["workers"] == 2
     assert sorted(summary["per_worker"]) == ["w0", "w1"]  # both did work
     assert sum(summary["per_worker"].values()) == N
-    for rec in runner.read_records(out / runner.RECORDS):
+    for rec in records.read_records(out / records.RECORDS):
         assert rec["worker"]["pid"] != os.getpid() and rec["latency_s"] > 0
     table = run_cli("report", sequential, out, "--out", tmp_path / "report").output
     counts = ", ".join(f"{w} {k}" for w, k in summary["per_worker"].items())
@@ -194,7 +194,7 @@ def test_an_address_nobody_answers_is_one_line_at_once(ray_installed, run_cli, h
 def test_index_and_hub_credentials_do_not_travel_to_workers(settings):
     from dataclasses import replace
 
-    from offline_vision.cli_eval import ray_plan
+    from offline_vision.commands.eval import ray_plan
 
     mine = replace(settings, pypi_url="https://u:s3cret@idx/simple", hub_url="https://u:t0k@hub")
     task, plan = ray_plan((None, 2, 1), lambda s, **kw: s, mine)  # the "task" is its settings

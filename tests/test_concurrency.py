@@ -9,7 +9,7 @@ import pytest
 from fake_servers import DelayedServer
 from run_compare import untimed, untimed_records
 
-from offline_vision.eval import runner
+from offline_vision.eval import records, runner
 
 
 @pytest.fixture
@@ -47,8 +47,8 @@ def test_concurrent_hosted_run_equals_the_sequential_one(
     seq = json.loads((tmp_path / "seq" / runner.SUMMARY).read_text())
     par = json.loads((tmp_path / "par" / runner.SUMMARY).read_text())
     assert untimed(seq) == untimed(par)
-    a = untimed_records(runner.read_records(tmp_path / "seq" / runner.RECORDS))
-    b = untimed_records(runner.read_records(tmp_path / "par" / runner.RECORDS))
+    a = untimed_records(records.read_records(tmp_path / "seq" / records.RECORDS))
+    b = untimed_records(records.read_records(tmp_path / "par" / records.RECORDS))
     assert a == b and len(b) == 12  # one whole line per item, none twice
     assert par["this_session"]["concurrency"] == 6
 

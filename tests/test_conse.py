@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from offline_vision.models import registry, store
 from offline_vision.models.conse import TOP_T, ConseScorer
+from offline_vision.models.provision import registry, store
 
 
 @pytest.fixture(scope="session")

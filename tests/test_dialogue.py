@@ -334,7 +334,7 @@ class DyingTask(DialogueTask):
 
 
 def test_dialogue_eval_resumes_and_reports_by_round(tmp_path):
-    from offline_vision.eval import runner
+    from offline_vision.eval import records, runner
 
     def script(m, c, s):
         return CIFAR10[len(m) % 10] if c else json.dumps({"candidates": ["cat", "dog"]})
@@ -360,7 +360,7 @@ def test_dialogue_eval_resumes_and_reports_by_round(tmp_path):
         and resumed["accuracy_by_round"] == full["accuracy_by_round"]
     )
     assert len(full["accuracy_by_round"]) == 2
-    rec = runner.read_records(tmp_path / "full" / runner.RECORDS)[0]
+    rec = records.read_records(tmp_path / "full" / records.RECORDS)[0]
     assert rec["dialogue"]["messages"] and rec["dialogue"]["rounds"][0]["scores"]
     assert full["config"]["scorer"] == {"scorer": "fake", "standin": True}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from offline_vision.errors import DataError, RunError
-from offline_vision.eval import runner
+from offline_vision.eval import records, runner
 from offline_vision.eval.datasets import ImageFolder, Mnist, open_dataset, read_sample, select
 from offline_vision.eval.report import report
 from offline_vision.eval.stats import mcnemar_exact, percentile, wilson
@@ -52,7 +52,7 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     full = runner.run(CountingTask(), indices, tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
         runner.run(CountingTask(die_after=7), indices, tmp_path / "cut")
-    assert len(runner.read_records(tmp_path / "cut" / runner.RECORDS)) == 7
+    assert len(records.read_records(tmp_path / "cut" / records.RECORDS)) == 7
     task = CountingTask()
     resumed = runner.run(task, indices, tmp_path / "cut")
     assert task.calls == 13 and task.resumed == indices[:7]
@@ -60,8 +60,8 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     assert {k: v for k, v in resumed.items() if k not in session} == {
         k: v for k, v in full.items() if k not in session
     }
-    a = _strip(runner.read_records(tmp_path / "full" / runner.RECORDS))
-    b = _strip(runner.read_records(tmp_path / "cut" / runner.RECORDS))
+    a = _strip(records.read_records(tmp_path / "full" / records.RECORDS))
+    b = _strip(records.read_records(tmp_path / "cut" / records.RECORDS))
     assert a == b
 
 
@@ -78,22 +78,22 @@ def test_killed_process_resumes(tmp_path):
     out = tmp_path / "run"
     code = KILL_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code])
-    records = out / runner.RECORDS
+    path = out / records.RECORDS
     deadline = time.time() + 60
-    while time.time() < deadline and (not records.exists() or records.read_text().count("\n") < 10):
+    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < 10):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    with open(records, "a") as f:
+    with open(path, "a") as f:
         f.write('{"id": 99, "trunc')  # as if the kill landed mid-line
-    got = len(runner.read_records(records))
+    got = len(records.read_records(path))
     assert 10 <= got < 60
     runner.run(CountingTask(), list(range(60)), out)
     clean = runner.run(CountingTask(), list(range(60)), tmp_path / "clean")
     final = json.loads((out / runner.SUMMARY).read_text())
     assert final["accuracy"] == clean["accuracy"] and final["n"] == 60
-    assert _strip(runner.read_records(records)) == _strip(
-        runner.read_records(tmp_path / "clean" / runner.RECORDS)
+    assert _strip(records.read_records(path)) == _strip(
+        records.read_records(tmp_path / "clean" / records.RECORDS)
     )
 
 

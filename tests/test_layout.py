@@ -59,3 +59,116 @@ def test_every_function_reads_on_one_screen():
         and node.end_lineno - node.lineno + 1 >= 60
     ]
     assert long == []
+
+
+# The layers, lowest first. A module may import its own layer or a lower one, never a higher
+# one; ARCHITECTURE.md describes the same table.
+LAYERS = [
+    (
+        "foundation",
+        ["config", "errors", "files", "progress", "prompts", "labels", "images", "options"],
+    ),
+    ("provisioning: catalog", ["models.provision", "models.provision.*-ops"]),
+    ("models", ["models", "models.*"]),
+    ("export", ["export", "export.*"]),
+    ("provisioning: operations", ["models.provision.pull", "models.provision.bundles"]),
+    (
+        "features",
+        [
+            *("classification", "bridge", "knowledge", "label_knowledge", "label_scoring"),
+            *("dialogue", "pixels", "labelmap"),
+        ],
+    ),
+    ("evaluation", ["eval", "eval.*"]),
+    ("python api", ["api", ""]),
+    ("cli", ["commands", "commands.*", "cli", "__main__"]),
+]
+OPERATIONS = {"models.provision.pull", "models.provision.bundles"}
+
+
+def _layer(module: str) -> int:
+    name = module.removeprefix("offline_vision").removeprefix(".")
+    for i, (_, members) in enumerate(LAYERS):
+        for m in members:
+            if m == "models.provision.*-ops":
+                if name.startswith("models.provision.") and name not in OPERATIONS:
+                    return i
+            elif m.endswith(".*"):
+                if (
+                    name.startswith(m[:-1])
+                    and name not in OPERATIONS
+                    and not (m == "models.*" and name.startswith("models.provision"))
+                ):
+                    return i
+            elif name == m:
+                return i
+    raise AssertionError(f"{module} is in no layer of tests/test_layout.py")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every import of the package's own modules, those inside functions included."""
+    import ast
+    from pathlib import Path
+
+    root = Path(offline_vision.__file__).parent
+    mods = {}
+    for path in root.rglob("*.py"):
+        parts = ("offline_vision", *path.relative_to(root).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] == "offline_vision":
+                    for alias in node.names:
+                        full = f"{node.module}.{alias.name}"
+                        deps.add(full if full in mods else node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.split(".")[0] == "offline_vision"}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_imports_run_down_the_layers_and_never_in_a_circle():
+    graph = _import_graph()
+    upward = [
+        f"{m} ({LAYERS[_layer(m)][0]}) imports {d} ({LAYERS[_layer(d)][0]})"
+        for m, deps in graph.items()
+        for d in deps
+        if _layer(d) > _layer(m)
+    ]
+    assert upward == []
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        state[m] = 1
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*path, m, d]))
+            if d in graph and d not in state:
+                visit(d, [*path, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+def test_the_graph_test_sees_imports_inside_functions():
+    graph = _import_graph()
+    # runner imports cluster only inside a function (Ray is optional): the test must see it.
+    assert "offline_vision.eval.cluster" in graph["offline_vision.eval.runner"]
+    assert _layer("offline_vision.commands.eval") > _layer("offline_vision.eval.recipes")
+
+
+def test_a_ray_worker_builds_its_task_without_click():
+    """What a worker imports to build a task (eval.cluster + eval.recipes) has no click."""
+    code = (
+        "import sys\n"
+        "import offline_vision.eval.cluster, offline_vision.eval.recipes\n"
+        "from offline_vision.eval.recipes import pixel_task\n"
+        "print('click' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr

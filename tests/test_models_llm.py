@@ -8,7 +8,7 @@ import json
 import pytest
 
 from offline_vision.errors import ReasonerError
-from offline_vision.models import registry
+from offline_vision.models.provision import registry
 from offline_vision.models.reasoners import load_reasoner
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 
 CLIP_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json", "model.safetensors")
 
@@ -83,7 +83,7 @@ def test_pull_without_export_extra_takes_preexported_onnx(
     monkeypatch.setitem(fb, "files", {**fb["files"], **pins})
     fake_hub.add_repo(fb["repo"], fb["revision"], served)
     monkeypatch.setenv("OVISION_HUB_URL", fake_hub.url)
-    monkeypatch.setattr("offline_vision.models.provision.have_export_extra", lambda: False)
+    monkeypatch.setattr("offline_vision.models.provision.pull.have_export_extra", lambda: False)
     r = run_cli("models", "pull", registry.CLIP)
     assert r.exit_code == 0, r.output
     bundle = store.load(home / "models", registry.CLIP)

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from offline_vision.errors import BadInput, BadModel, ChecksumMismatch, ModelNotFound, ReasonerError
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 from offline_vision.models.reasoners import load_reasoner
 from offline_vision.models.reasoners.base import match_choice
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner

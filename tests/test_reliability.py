@@ -26,7 +26,7 @@ from offline_vision.eval.report import Run, paired
 from offline_vision.files import write_atomic
 from offline_vision.knowledge import Knowledge, expand
 from offline_vision.label_scoring import FollowUp
-from offline_vision.models import download, registry
+from offline_vision.models.provision import download, registry
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
@@ -235,7 +235,7 @@ def test_a_knowledge_file_with_bad_types_is_one_clear_error(tmp_path):
 
 
 def test_a_gguf_swapped_after_hashing_is_not_installed(run_cli, home, tmp_path, monkeypatch):
-    from offline_vision.models import provision
+    from offline_vision.models.provision import bundles as provision
 
     good, evil = b"GGUF" + bytes(4000), b"GGUF" + b"\xff" * 4000
     src = tmp_path / "m.gguf"

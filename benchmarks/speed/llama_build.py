@@ -17,7 +17,7 @@ import subprocess
 
 from benchmarks.common import write
 from offline_vision.config import Settings
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 
 CHILD = """
 import json, sys, time

@@ -18,7 +18,7 @@ import time
 
 from benchmarks.common import llama_server, peak_rss_mb, write
 from offline_vision.config import Settings
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 
 SYSTEM = "You are the reasoning half of an image classifier; a vision model scores your labels."
 # Each turn adds a user message of roughly 60 tokens (plus the previous short reply).

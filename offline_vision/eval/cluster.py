@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from offline_vision.config import Settings, env_number
 from offline_vision.errors import OVisionError, RunError
-from offline_vision.eval.runner import comparable, timed
+from offline_vision.eval.records import comparable, timed
 
 EXTRA = "pip install 'offline_vision[cluster]'"
 MAX_TRIES = 3  # attempts per item before the run stops (a poison item must not kill every worker)

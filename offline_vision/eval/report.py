@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offline_vision.errors import RunError
-from offline_vision.eval.runner import RECORDS, SUMMARY, read_records
+from offline_vision.eval.records import RECORDS, read_records
+from offline_vision.eval.runner import SUMMARY
 from offline_vision.eval.stats import mcnemar_exact
 
 log = logging.getLogger("ovision")

@@ -11,14 +11,13 @@ import numpy as np
 from PIL import Image
 from tokenizers import Tokenizer
 
+from offline_vision.config import PRECISIONS
 from offline_vision.errors import BadInput, BadModel
 from offline_vision.models.preprocess import Preprocess
+from offline_vision.models.provision.store import Bundle
 from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize, text_model_key
-from offline_vision.models.store import Bundle
 
 log = logging.getLogger("ovision")
-
-PRECISIONS = ("auto", "fp32", "int8")
 
 
 @cache

@@ -16,6 +16,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from offline_vision.models.preprocess import Preprocess
+from offline_vision.models.provision.store import Bundle
 from offline_vision.models.scorer import (
     BundleScorer,
     TextCache,
@@ -23,7 +24,6 @@ from offline_vision.models.scorer import (
     softmax,
     text_model_key,
 )
-from offline_vision.models.store import Bundle
 from offline_vision.prompts import BASE_TEMPLATE
 
 TOP_T = 10

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 
-from offline_vision.config import Settings
+from offline_vision.config import DEVICES, PRECISIONS, Settings
 from offline_vision.errors import BadInput, ModelNotFound
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 from offline_vision.models.scorer import EmbeddingScorer, TextCache
+from offline_vision.options import option
 
 log = logging.getLogger("ovision")
 SCORERS = ("auto", "clip", "conse")
+
+
+@dataclass(frozen=True)
+class EyesOptions:
+    """Which eyes, and how they run."""
+
+    scorer: str = option(
+        "auto",
+        "auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced).",
+        choices=SCORERS,
+    )
+    precision: str = option("auto", "CLIP ONNX precision.", choices=PRECISIONS)
+    device: str | None = option(
+        None,
+        "ONNX Runtime device (auto: CUDA when onnxruntime-gpu sees a GPU; else $OVISION_DEVICE).",
+        choices=DEVICES,
+    )
+
+    def load(self, settings: Settings, *, spin: bool = False) -> EmbeddingScorer:
+        if self.device is not None:
+            settings = replace(settings, device=self.device)
+        return load_scorer(settings, self.scorer, precision=self.precision, spin=spin)
 
 
 def text_cache(settings: Settings) -> TextCache:

@@ -19,7 +19,7 @@ from PIL import Image
 from offline_vision.progress import bar as progress_bar
 
 if TYPE_CHECKING:
-    from offline_vision.models.store import Bundle
+    from offline_vision.models.provision.store import Bundle
 
 log = logging.getLogger("ovision")
 

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from offline_vision.config import Settings
 from offline_vision.errors import BadInput, ModelNotFound
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 from offline_vision.models.reasoners.base import BaseReasoner, Completion, Reasoner, Usage
+from offline_vision.options import option
 
-__all__ = ["BaseReasoner", "Completion", "Reasoner", "Usage", "load_reasoner"]
+__all__ = ["BaseReasoner", "Completion", "Reasoner", "ReasonerOptions", "Usage", "load_reasoner"]
 
 SPEC_HELP = "local | local:NAME | local:/path/model.gguf | openai:MODEL (with --base-url)"
+
+
+@dataclass(frozen=True)
+class ReasonerOptions:
+    """Which reasoner, and where it runs."""
+
+    reasoner: str = option(
+        "local",
+        "local | local:NAME | local:/path/model.gguf | openai:MODEL (server from --base-url).",
+    )
+    base_url: str | None = option(
+        None,
+        "OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL, else OpenAI). "
+        "The key comes from $OPENAI_API_KEY only.",
+    )
+    n_ctx: int | None = option(
+        None, "Context window of a local model [default: 8192].", lo=256, kind=int, cli="--ctx"
+    )
+
+    @property
+    def hosted(self) -> bool:
+        return self.reasoner.startswith("openai:")
+
+    def load(self, settings: Settings) -> BaseReasoner:
+        return load_reasoner(settings, self.reasoner, base_url=self.base_url, n_ctx=self.n_ctx)
 
 
 def load_reasoner(

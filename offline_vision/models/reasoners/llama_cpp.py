@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
-from offline_vision.models.integrity import sha256_file
+from offline_vision.models.provision.integrity import sha256_file
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
 
 DEFAULT_CTX = 8192

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import httpx
 
 from offline_vision.errors import ReasonerError
-from offline_vision.models.download import safe_url
+from offline_vision.models.provision.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
 from offline_vision.prompts import CHOICE_INSTRUCTION, CHOICE_ONLY, SCHEMA_INSTRUCTION
 

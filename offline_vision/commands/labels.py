@@ -1,4 +1,4 @@
-"""`ovision labels expand` and the label-knowledge options `classify` and `eval clip` share."""
+"""`ovision labels expand`: label knowledge (the bridge's names, descriptions, …) written once."""
 
 from __future__ import annotations
 
@@ -8,92 +8,11 @@ from pathlib import Path
 import click
 
 from offline_vision.bridge import STRATEGY
-from offline_vision.cli_common import (
-    base_url_option,
-    labels_option,
-    reasoner_option,
-    scorer_option,
-)
+from offline_vision.commands.common import click_options, labels_option
 from offline_vision.knowledge import PER_LABEL, STRATEGIES
-from offline_vision.label_knowledge import KNOWLEDGE_HELP
-
-# Chosen on the 632 CIFAR-10 dev images (knowledge_cifar.json): the best of 0.3 / 0.5 / 0.7 /
-# 0.9 / every image for all three reasoners and K = 2, 3 — the lowest tried; the follow-up did
-# worse the more images it ran on.
-FOLLOW_UP_THRESHOLD = 0.3
-
-knowledge_options = [
-    click.option(
-        "--knowledge",
-        metavar="auto|none|names|STRATEGY|FILE",
-        default="auto",
-        show_default=True,
-        help=KNOWLEDGE_HELP,
-    ),
-    click.option(
-        "--follow-up",
-        "follow_up",
-        type=click.IntRange(2, 10),
-        help="Where the eyes are unsure, have --reasoner tell their top K labels apart (FuDD); "
-        "cached per set of labels.",
-    ),
-    click.option(
-        "--follow-up-threshold",
-        type=click.FloatRange(0, 1),
-        default=FOLLOW_UP_THRESHOLD,
-        show_default=True,
-        help="Run the follow-up where the top probability is below this.",
-    ),
-    reasoner_option,
-    base_url_option,
-]
-
-
-def knowledge_parts(
-    settings,
-    labels,
-    eyes,
-    *,
-    builtin: bool,
-    knowledge,
-    follow_up,
-    follow_up_threshold,
-    reasoner,
-    base_url,
-):
-    """(bridge, knowledge, follow-up), each or None, for the options given; the reasoner loads
-    lazily (a cached bridge or knowledge file needs none)."""
-    from offline_vision.bridge import names_of
-    from offline_vision.label_knowledge import resolve
-    from offline_vision.label_scoring import FollowUp
-    from offline_vision.models.reasoners import load_reasoner
-
-    loaded = []
-
-    def llm():
-        if not loaded:
-            loaded.append(load_reasoner(settings, reasoner, base_url=base_url))
-        return loaded[0]
-
-    bridge, k = resolve(
-        knowledge,
-        labels,
-        eyes,
-        builtin=builtin,
-        cache_dir=settings.cache_dir,
-        reasoner_factory=llm,
-    )
-    f = None
-    if follow_up:
-        f = FollowUp(
-            eyes,
-            llm(),
-            k=follow_up,
-            threshold=follow_up_threshold,
-            cache_dir=settings.cache_dir,
-            names=names_of(bridge),
-        )
-    return bridge, k, f
+from offline_vision.models.loader import EyesOptions
+from offline_vision.models.reasoners import ReasonerOptions
+from offline_vision.options import take
 
 
 @click.group("labels")
@@ -110,9 +29,8 @@ def labels_group() -> None:
     help="names: the everyday English name of each label (the bridge); descriptions, "
     "subclasses: texts about each label; waffle: the random-word control.",
 )
-@reasoner_option
-@base_url_option
-@scorer_option
+@click_options(ReasonerOptions, only=("reasoner", "base_url"))
+@click_options(EyesOptions, only=("scorer",))
 @click.option("--per-label", type=click.IntRange(1, 50), default=PER_LABEL, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -122,9 +40,7 @@ def labels_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the knowledge file.")
 @click.pass_context
-def expand_cmd(
-    ctx, label_spec, strategy, reasoner, base_url, scorer, per_label, seed, out, as_json
-):
+def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts):
     """Write label knowledge once per label set (cached under $OVISION_HOME; an interrupted
     run resumes at the next label). Use it with `classify --knowledge FILE|STRATEGY`.
 
@@ -136,15 +52,13 @@ def expand_cmd(
     from offline_vision.bridge import write_names
     from offline_vision.knowledge import expand
     from offline_vision.labels import parse_labels
-    from offline_vision.models.reasoners import load_reasoner
 
     settings = ctx.find_root().obj
     labels = parse_labels(label_spec).labels
-    llm = None if strategy == "waffle" else load_reasoner(settings, reasoner, base_url=base_url)
+    reasoner, eyes_opts = take(ReasonerOptions, opts), take(EyesOptions, opts)
+    llm = None if strategy == "waffle" else reasoner.load(settings)
     if strategy == STRATEGY:  # names the eyes can read: --scorer's
-        from offline_vision.models.loader import load_scorer
-
-        eyes = load_scorer(settings, scorer)
+        eyes = eyes_opts.load(settings)
         k, path, cached = write_names(
             labels, llm, cache_dir=settings.cache_dir, seed=seed, scorer=eyes
         )

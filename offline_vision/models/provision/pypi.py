@@ -10,8 +10,8 @@ from urllib.parse import urldefrag, urljoin
 import httpx
 
 from offline_vision.errors import DownloadError
-from offline_vision.models.download import download, safe_url
-from offline_vision.models.integrity import sha256_file
+from offline_vision.models.provision.download import download, safe_url
+from offline_vision.models.provision.integrity import sha256_file
 
 
 class _Links(HTMLParser):

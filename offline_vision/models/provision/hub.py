@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from offline_vision.errors import ChecksumMismatch, DownloadError
-from offline_vision.models.download import download, safe_url
-from offline_vision.models.integrity import git_blob_sha1
+from offline_vision.models.provision.download import download, safe_url
+from offline_vision.models.provision.integrity import git_blob_sha1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from offline_vision.errors import DownloadError, ModelNotFound, OVisionError
-from offline_vision.models import registry, store
+from offline_vision.models.provision import registry, store
 
 
 def _settings():
@@ -87,7 +87,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
     Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
     `pull` says so and carries on — import CLIP with `ovision models import`.
     """
-    from offline_vision.models import provision
+    from offline_vision.models.provision import pull as pulling
 
     settings = _settings()
     explicit = bool(names)
@@ -99,7 +99,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
             continue
         click.echo(f"{name}: pulling…", err=True)
         try:
-            bundle = provision.pull(settings, name)
+            bundle = pulling.pull(settings, name)
         except DownloadError as e:
             if explicit or registry.MODELS[name]["kind"] != "clip":
                 raise
@@ -120,9 +120,9 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
 def import_cmd(path: Path, name: str | None) -> None:
     """Install from PATH with no network: a bundle dir or archive (`models pack`), a CLIP
     checkpoint directory (exported here; needs the `export` extra), or a registry .gguf."""
-    from offline_vision.models import provision
+    from offline_vision.models.provision import bundles
 
-    bundle = provision.import_path(_settings(), path, name)
+    bundle = bundles.import_path(_settings(), path, name)
     click.echo(f"{bundle.name}: installed at {bundle.path}")
 
 
@@ -163,7 +163,7 @@ def remove(name: str) -> None:
 @click.argument("archive", type=click.Path(path_type=Path))
 def pack(name: str, archive: Path) -> None:
     """Write installed model NAME as ARCHIVE (.tar or .tar.gz) for `models import` elsewhere."""
-    from offline_vision.models import provision
+    from offline_vision.models.provision import bundles
 
-    out = provision.pack(_settings(), name, archive)
+    out = bundles.pack(_settings(), name, archive)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:,.1f} MB)")

@@ -20,13 +20,18 @@ from offline_vision.errors import (
     ModelFileMissing,
     ModelNotFound,
 )
-from offline_vision.models import registry
-from offline_vision.models.integrity import CHUNK, read_verified, sha256_file
+from offline_vision.models.provision import registry
+from offline_vision.models.provision.integrity import CHUNK, read_verified, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "ovision-bundle/1"
 # A model name is one plain path component: it becomes a directory under the models folder.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def ensure_dir(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def check_name(name: object) -> str:

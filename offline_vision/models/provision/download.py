@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from offline_vision.errors import ChecksumMismatch, DownloadError
-from offline_vision.models.integrity import CHUNK
+from offline_vision.models.provision.integrity import CHUNK
 from offline_vision.progress import bar as progress_bar
 
 RETRIES = 4

@@ -1,0 +1,278 @@
+"""`ovision eval clip|dialogue|dialogue-open|pixels`: resumable runs over a dataset."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import click
+
+from offline_vision.commands.common import apply, click_options, labels_option, settings_of
+from offline_vision.dialogue import DialogueConfig
+from offline_vision.errors import BadInput
+from offline_vision.eval import recipes
+from offline_vision.label_knowledge import KnowledgeOptions
+from offline_vision.models.loader import EyesOptions
+from offline_vision.models.reasoners import ReasonerOptions
+from offline_vision.options import take
+from offline_vision.pixels import PixelOptions
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate on a dataset: JSONL per item (appended, resumable) and a summary per run."""
+
+
+def run_dir(settings, out: Path | None, *parts) -> Path:
+    if out is not None:
+        return out
+    name = "-".join(str(p) for p in parts if p not in (None, ""))
+    return settings.runs_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def eval_common(settings, dataset, sample, limit, seed):
+    from offline_vision.eval.datasets import open_dataset, read_sample, select
+
+    if limit is not None and limit < 1:
+        raise BadInput("--limit must be at least 1")
+    ds = open_dataset(settings.data_dir, dataset)
+    chosen = read_sample(settings.data_dir, ds, sample) if sample else None
+    return ds, select(ds, sample=chosen, limit=limit, seed=seed)
+
+
+concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Items in flight at once (with --ray: per worker): for an openai: reasoner, whose "
+    "server takes parallel requests (a local GGUF answers one at a time).",
+)
+
+_ray_opts = [
+    click.option(
+        "--ray",
+        "use_ray",
+        is_flag=True,
+        help="Run items on Ray workers, each loading the scorer and reasoner once; this "
+        "process alone writes the records. Starts a local Ray unless --ray-address is given "
+        "(pip install 'offline_vision[cluster]'; Ray keeps its own logs under /tmp/ray).",
+    ),
+    click.option(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="With --ray: join this running cluster (`ray start --head` prints it); every node "
+        "needs offline_vision, the models and the data at the same paths.",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(1, 4096),
+        help="With --ray: how many workers.  [default: the CPUs ÷ --threads-per-worker]",
+    ),
+    click.option(
+        "--threads-per-worker",
+        type=click.IntRange(1, 256),
+        default=1,
+        show_default=True,
+        help="With --ray: CPU threads each worker's models use (the CPUs Ray reserves for it).",
+    ),
+]
+
+
+def ray_options(command):
+    """Add --ray, --ray-address, --workers and --threads-per-worker; the command receives
+    `ray` instead: (address, workers, threads) with --ray, else None (for `ray_plan`)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, use_ray, ray_address, workers, threads_per_worker, **kw):
+        if not use_ray and (ray_address or workers or threads_per_worker != 1):
+            raise BadInput("--ray-address, --workers and --threads-per-worker need --ray")
+        spec = (ray_address, workers, threads_per_worker) if use_ray else None
+        return command(*args, ray=spec, **kw)
+
+    for option in reversed(_ray_opts):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def ray_plan(spec, build, settings, **kwargs):
+    """(task, RayPlan or None): the task built here by `build(settings, **kwargs)` (a function
+    of `eval.recipes`), and with --ray the same recipe for the workers to build their own."""
+    from offline_vision.eval.cluster import RayPlan, Recipe
+
+    recipe = Recipe(build, recipes.for_workers(settings), kwargs)
+    if spec is None:
+        return recipe(), None
+    address, workers, threads = spec
+    return recipe(), RayPlan(recipe, address=address, workers=workers, threads=threads)
+
+
+eval_data_options = [
+    click.option("--dataset", default="cifar10", show_default=True),
+    click.option(
+        "--sample", help="Sample file name or path, e.g. cifar10-300 (default: all items)."
+    ),
+    click.option("--limit", type=int, help="Only the first N selected items."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option(
+        "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
+    ),
+    concurrency_option,
+]
+
+
+def check_concurrency(concurrency: int, reasoner: ReasonerOptions | None) -> None:
+    """Refuse to share one local GGUF across threads (it answers one request at a time)."""
+    if concurrency > 1 and reasoner is not None and not reasoner.hosted:
+        raise BadInput(
+            f"--concurrency {concurrency} needs an openai: reasoner; {reasoner.reasoner} (a local "
+            "GGUF) answers one request at a time"
+        )
+
+
+def _run(settings, task, plan, indices, ds, out, concurrency):
+    from offline_vision.eval import runner
+
+    summary = runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency, ray=plan)
+    lo, hi = summary["ci95"]
+    click.echo(
+        f"{out}: accuracy {summary['accuracy']:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={summary['n']})"
+    )
+
+
+def _labels_tag(labels: str | None) -> str | None:
+    """A run directory's word for renamed classes: the label file's stem, else 'renamed'."""
+    if not labels:
+        return None
+    return Path(labels[1:]).stem if labels.startswith("@") else "renamed"
+
+
+eval_labels_option = labels_option(
+    None,
+    "Other names for the dataset's classes, one per class in its class order (a comma list "
+    "or @file.txt, one a line): the run is scored and reported under these names.",
+)
+
+
+@eval_group.command("clip")
+@apply(eval_data_options)
+@eval_labels_option
+@click_options(EyesOptions)
+@click.option(
+    "--template", help="Prompt template with {} or an ensemble name (default: per dataset)."
+)
+@click_options(KnowledgeOptions, ReasonerOptions)
+@ray_options
+@click.pass_context
+def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, template, **opts):
+    """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
+    --follow-up, label knowledge a reasoner wrote)."""
+    settings = settings_of(ctx)
+    eyes, know, reasoner = (take(c, opts) for c in (EyesOptions, KnowledgeOptions, ReasonerOptions))
+    check_concurrency(concurrency, reasoner if know.follow_up else None)
+    ds, indices = eval_common(settings, dataset, sample, limit, seed)
+    parts = dict(labels=labels, template=template, eyes=eyes, knowledge=know, reasoner=reasoner)
+    task, plan = ray_plan(ray, recipes.clip_task, settings, dataset=dataset, **parts)
+    extra = [_labels_tag(labels), "bridged" if task.bridge else None]
+    extra += [know.knowledge if task.knowledge else None]
+    extra += [f"fu{know.follow_up}" if task.follow_up else None]
+    out = run_dir(
+        settings,
+        out,
+        "clip",
+        dataset,
+        sample or f"n{len(indices)}",
+        task.scorer.describe()["scorer"],
+        *[Path(e).stem if e and "/" in e else e for e in extra],
+    )
+    _run(settings, task, plan, indices, ds, out, concurrency)
+
+
+def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, labels, **opts):
+    settings = settings_of(ctx)
+    config, eyes = take(DialogueConfig, opts), take(EyesOptions, opts)
+    reasoner, knowledge = take(ReasonerOptions, opts), take(KnowledgeOptions, opts).knowledge
+    check_concurrency(concurrency, reasoner)
+    ds, indices = eval_common(settings, dataset, sample, limit, seed)
+    parts = dict(known=known, dataset=dataset, labels=labels, seed=seed, config=config)
+    parts.update(eyes=eyes, reasoner=reasoner, knowledge=knowledge)
+    task, plan = ray_plan(ray, recipes.dialogue_task, settings, **parts)
+    who = reasoner.reasoner.split("/")[-1].replace("local:", "")
+    out = run_dir(
+        settings,
+        out,
+        "dialogue" if known else "dialogue-open",
+        dataset,
+        sample or f"n{len(indices)}",
+        _labels_tag(labels),
+        "bridged" if task.bridge else None,
+        config.policy,
+        who,
+        task.scorer.describe()["scorer"],
+    )
+    _run(settings, task, plan, indices, ds, out, concurrency)
+
+
+def dialogue_options(command):
+    """The dialogue's own options, its eyes', its reasoner's and the bridge (`--knowledge`)."""
+    command = click_options(KnowledgeOptions, only=("knowledge",))(command)
+    return click_options(DialogueConfig, ReasonerOptions, EyesOptions)(command)
+
+
+@eval_group.command("dialogue")
+@apply(eval_data_options)
+@dialogue_options
+@eval_labels_option
+@ray_options
+@click.pass_context
+def eval_dialogue(ctx, **kw):
+    """Trial 2: the dialogue, the label set known, the answer one of it."""
+    _eval_dialogue(ctx, True, **kw)
+
+
+@eval_group.command("dialogue-open")
+@apply(eval_data_options)
+@dialogue_options
+@eval_labels_option
+@ray_options
+@click.pass_context
+def eval_dialogue_open(ctx, **kw):
+    """Trial 3: the dialogue without the label set; free answers mapped by documented rules."""
+    _eval_dialogue(ctx, False, **kw)
+
+
+@eval_group.command("pixels")
+@click.option("--dataset", default="mnist", show_default=True, help="Only mnist for now.")
+@click.option("--limit", type=int, help="Evaluate this many items (after --sample / seeded draw).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Item draw and few-shot draw.")
+@click.option("--sample", help="A sample file (one test index a line) instead of a seeded draw.")
+@click_options(PixelOptions, ReasonerOptions)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
+)
+@concurrency_option
+@ray_options
+@click.pass_context
+def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, ray, **opts):
+    """Pixel prompting on MNIST test digits (with the knn and majority baselines)."""
+    settings = settings_of(ctx)
+    if dataset != "mnist":
+        raise BadInput(f"eval pixels runs on mnist, not {dataset!r}")
+    pixels, reasoner = take(PixelOptions, opts), take(ReasonerOptions, opts)
+    check_concurrency(concurrency, reasoner if pixels.uses_llm else None)
+    ds, indices = eval_common(settings, dataset, sample, limit, seed)
+    parts = dict(dataset=dataset, seed=seed, pixels=pixels, reasoner=reasoner)
+    task, plan = ray_plan(ray, recipes.pixel_task, settings, **parts)
+    who = reasoner.reasoner.split("/")[-1] if pixels.uses_llm else None
+    out = run_dir(
+        settings,
+        out,
+        "pixels",
+        pixels.strategy,
+        pixels.encoding if who else None,
+        who,
+        f"n{len(indices)}",
+        f"s{seed}",
+    )
+    _run(settings, task, plan, indices, ds, out, concurrency)
