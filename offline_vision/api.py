@@ -10,6 +10,7 @@ print(d["answer"]["label"])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
@@ -99,8 +100,6 @@ def run_dialogue(
         img,
         scorer or load_scorer(),
         reasoner or load_reasoner(),
-        list(label_set.labels),
-        known=known,
-        label_set=label_set.name,
+        replace(label_set, known=known),
         config=DialogueConfig(**config),
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import string
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -53,6 +54,9 @@ def builtin_sets() -> dict[str, tuple[str, ...]]:
 class LabelSet:
     name: str  # a built-in set's name, or "custom"
     labels: tuple[str, ...]
+    known: bool = True  # the dialogue: the LLM is told the labels (False: it names the object)
+    # A bridged set: each label → the everyday English names the eyes read it by (bridge.py).
+    names: Mapping[str, Sequence[str]] | None = field(default=None, compare=False)
 
     @property
     def default_templates(self) -> tuple[str, ...]:

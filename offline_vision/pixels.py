@@ -25,7 +25,7 @@ from offline_vision.prompts import (
     PIXELS_LEGEND,
     PIXELS_QUESTION,
     PIXELS_SYSTEM,
-    SEED_PROMPT,
+    POST_PROMPT,
     SHADES,
 )
 
@@ -139,7 +139,7 @@ class _Strategy:
         ], []
 
 
-class _Seed(_Strategy):
+class _PostPrompt(_Strategy):
     """The post's prompt and grid, in its language."""
 
     name, encoding = "seed", "seed"
@@ -148,18 +148,18 @@ class _Seed(_Strategy):
         return {"lang": self.p.lang}
 
     def messages(self, grid):
-        content = SEED_PROMPT[self.p.lang].format(grid=encode(grid, "seed"))
+        content = POST_PROMPT[self.p.lang].format(grid=encode(grid, "seed"))
         return [{"role": "user", "content": content}], []
 
 
 class _FewShot(_Strategy):
-    """The same `shots` train digits (seeded) before every question."""
+    """The same `shots` train digits (drawn with `shot_seed`) before every question."""
 
     name, needs_pool = "few-shot", True
 
     def __init__(self, p: Prompter):
         super().__init__(p)
-        rng = np.random.default_rng(p.seed)
+        rng = np.random.default_rng(p.shot_seed)
         self.examples = [int(i) for i in rng.choice(len(p.pool.labels), p.shots, replace=False)]
 
     def config(self) -> dict:
@@ -210,7 +210,7 @@ class _Feedback(_Strategy):
     def resume(self, records):
         for r in records:
             self.history.append(
-                {"question": r["question"], "answer": r["prediction"], "truth": r["truth"]}
+                {"question": r.detail["question"], "answer": r.prediction, "truth": r.truth}
             )
         self.trim(0)
 
@@ -251,7 +251,7 @@ class _Feedback(_Strategy):
         return [*msgs, {"role": "user", "content": content}], []
 
 
-LLM_STRATEGIES = {s.name: s for s in (_Seed, _Strategy, _FewShot, _Retrieved, _Feedback)}
+LLM_STRATEGIES = {s.name: s for s in (_PostPrompt, _Strategy, _FewShot, _Retrieved, _Feedback)}
 STRATEGIES = (*LLM_STRATEGIES, *BASELINES)
 LANGS = ("en", "ja")
 
@@ -288,7 +288,7 @@ class PixelOptions:
         kind = LLM_STRATEGIES.get(self.strategy)
         return kind.needs_pool if kind else True
 
-    def method(self, reasoner, pool, *, seed: int):
+    def method(self, reasoner, pool, *, shot_seed: int):
         """The Baseline or Prompter these options name (`reasoner` None for a baseline)."""
         if not self.uses_llm:
             return Baseline(self.strategy, pool, k=self.shots)
@@ -298,7 +298,7 @@ class PixelOptions:
             encoding=self.encoding,
             shots=self.shots,
             pool=pool,
-            seed=seed,
+            shot_seed=shot_seed,
             lang=self.lang,
             budget_tokens=self.budget,
         )
@@ -315,7 +315,7 @@ class Prompter:
         encoding: str = "ascii",
         shots: int = 5,
         pool: Pool | None = None,
-        seed: int = 0,
+        shot_seed: int = 0,  # which train digits few-shot shows
         lang: str = "en",
         budget_tokens: int = 6000,
     ):
@@ -327,7 +327,7 @@ class Prompter:
         encoding = kind.encoding or encoding
         encode(np.zeros((2, 2)), encoding)  # validates the name
         self.reasoner, self.strategy, self.encoding = reasoner, strategy, encoding
-        self.shots, self.pool, self.seed, self.lang = shots, pool, seed, lang
+        self.shots, self.pool, self.shot_seed, self.lang = shots, pool, shot_seed, lang
         self.budget_tokens = budget_tokens
         self._token_cache: dict[str, int] = {}
         self.impl = kind(self)

@@ -100,7 +100,7 @@ OPEN_ANSWER_SCHEMA = {"type": "object", "properties": {"label": _LABEL}, "requir
 # --- pixel prompting (pixels.py) ---------------------------------------------------------------
 
 SHADES = " .:-=+*#%@"  # ascii encoding: 10 levels, dark → bright
-SEED_PROMPT = {
+POST_PROMPT = {
     # The post's prompt, as summarised in SEEDS.md (translated to English).
     "en": (
         "This is a virtual world. You can: read an image that was converted to grayscale and to "

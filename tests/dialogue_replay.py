@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from offline_vision.dialogue import DialogueConfig, run_dialogue
-from offline_vision.labels import CIFAR10
+from offline_vision.labels import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.models.scorer import l2_normalize, softmax
 
@@ -80,9 +80,7 @@ def transcripts() -> list[dict]:
                     image,
                     scorer,
                     ScriptedReasoner(answer),
-                    list(CIFAR10),
-                    known=known,
-                    label_set="cifar10",
+                    LabelSet("cifar10", CIFAR10, known=known),
                     config=cfg,
                 )
                 for c in d["calls"]:

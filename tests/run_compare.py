@@ -15,6 +15,7 @@ def untimed(x, drop=TIMINGS):
     return x
 
 
-def untimed_records(records: list[dict], drop=TIMINGS) -> list[dict]:
-    """The records without `drop`, in id order (runs append them in the order they finish)."""
-    return sorted((untimed(r, drop) for r in records), key=lambda r: r["id"])
+def untimed_records(records, drop=TIMINGS) -> list[dict]:
+    """The records (eval.records.Record) as JSON without `drop`, in id order (runs append them
+    in the order they finish)."""
+    return sorted((untimed(r.to_json(), drop) for r in records), key=lambda r: r["id"])

@@ -86,7 +86,7 @@ def _wait_for_records(out, proc, n: int) -> list[dict]:
 def _same_as_sequential(seq, out) -> dict:
     a = untimed_records(records.read_records(seq / records.RECORDS), DROP)
     b_raw = records.read_records(out / records.RECORDS)
-    assert len(b_raw) == len({r["id"] for r in b_raw}) == N  # nothing lost, nothing twice
+    assert len(b_raw) == len({r.id for r in b_raw}) == N  # nothing lost, nothing twice
     b = untimed_records(b_raw, DROP)
     assert a == b
     summary = json.loads((out / runner.SUMMARY).read_text())
@@ -119,7 +119,7 @@ def test_ray_run_equals_the_sequential_run(ray_installed, sequential, server, tm
     assert sorted(summary["per_worker"]) == ["w0", "w1"]  # both did work
     assert sum(summary["per_worker"].values()) == N
     for rec in records.read_records(out / records.RECORDS):
-        assert rec["worker"]["pid"] != os.getpid() and rec["latency_s"] > 0
+        assert rec.worker["pid"] != os.getpid() and rec.latency_s > 0
     table = run_cli("report", sequential, out, "--out", tmp_path / "report").output
     counts = ", ".join(f"{w} {k}" for w, k in summary["per_worker"].items())
     assert f"| {session['items_per_s']:.2f} | {counts} |" in table  # throughput, items per worker

@@ -58,7 +58,13 @@ def test_concurrency_with_a_local_gguf_is_refused(run_cli, home):
     assert r.exit_code == 1 and "needs an openai: reasoner" in r.stderr
 
 
-@pytest.mark.parametrize("side_by_side", [{"concurrency": 2}, {"ray": object()}])
+def _ray_source():
+    from offline_vision.eval.cluster import RaySource
+
+    return RaySource(plan=None, concurrency=1)  # refused before it would connect
+
+
+@pytest.mark.parametrize("side_by_side", [lambda: runner.Threads(2), _ray_source])
 def test_sequential_tasks_refuse_concurrency_and_ray(tmp_path, side_by_side):
     from offline_vision.errors import RunError
 
@@ -66,4 +72,4 @@ def test_sequential_tasks_refuse_concurrency_and_ray(tmp_path, side_by_side):
         name, sequential = "pixels", True
 
     with pytest.raises(RunError, match=r"depends on the ones before it.*without --ray"):
-        runner.run(Feedback(), [1, 2], tmp_path / "r", **side_by_side)
+        runner.run(Feedback(), [1, 2], tmp_path / "r", source=side_by_side())

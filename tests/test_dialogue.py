@@ -11,18 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from offline_vision.dialogue import (
-    BACKOFF,
-    BROAD_FALLBACK,
-    REPEAT,
-    DialogueConfig,
-    run_dialogue,
-)
+from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.tasks import DialogueTask
 from offline_vision.labelmap import map_answer
-from offline_vision.labels import CIFAR10
+from offline_vision.labels import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.models.scorer import EmbeddingScorer
+from offline_vision.prompts import BACKOFF, BROAD_FALLBACK, REPEAT
 
 
 class FakeScorer(EmbeddingScorer):
@@ -254,9 +249,7 @@ def test_open_mode_records_raw_answer_mapped_label_and_rule():
         IMG,
         scorer,
         r,
-        list(CIFAR10),
-        known=False,
-        label_set="cifar10",
+        LabelSet("cifar10", CIFAR10, known=False),
         config=DialogueConfig(policy="adaptive", rounds=1, probe=False),
     )
     assert d["answer"]["raw"] == "sedan" and d["answer"]["label"] == "automobile"
@@ -276,7 +269,7 @@ def test_open_answers_pool_every_round_narrow_down_and_a_repeated_question_stops
     offered = []
     r = ScriptedReasoner(lambda m, c, s: offered.append(c) or c[-1] if c else answers.pop(0))
     cfg = DialogueConfig(policy="adaptive", rounds=5, shortlist=3)
-    d = run_dialogue(IMG, scorer, r, list(CIFAR10), known=False, config=cfg)
+    d = run_dialogue(IMG, scorer, r, LabelSet("custom", CIFAR10, known=False), config=cfg)
     # Round 3 asked nothing new, was asked for new labels once, repeated again: stop.
     assert [x["repeat"] for x in d["rounds"]] == [False, False, True]
     assert "repeated" in d["rounds"][2] and d["stopped_after"] == 3 and not answers
@@ -361,7 +354,7 @@ def test_dialogue_eval_resumes_and_reports_by_round(tmp_path):
     )
     assert len(full["accuracy_by_round"]) == 2
     rec = records.read_records(tmp_path / "full" / records.RECORDS)[0]
-    assert rec["dialogue"]["messages"] and rec["dialogue"]["rounds"][0]["scores"]
+    assert rec.dialogue["messages"] and rec.dialogue["rounds"][0]["scores"]
     assert full["config"]["scorer"] == {"scorer": "fake", "standin": True}
 
 

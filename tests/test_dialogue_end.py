@@ -11,7 +11,7 @@ from dialogue_replay import answer as scripted_answer
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.errors import BadInput
 from offline_vision.label_scoring import FollowUp
-from offline_vision.labels import CIFAR10
+from offline_vision.labels import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 
@@ -26,7 +26,7 @@ def test_follow_up_end_asks_once_per_shortlist_and_lets_the_eyes_decide(tmp_path
     follow = FollowUp(eyes, llm, k=3, threshold=1.01, cache_dir=tmp_path)
     cfg = DialogueConfig(policy="adaptive", rounds=2, trust=1.0, end="follow-up", probe=False)
     results = [
-        run_dialogue(i, eyes, llm, list(CIFAR10), label_set="cifar10", config=cfg, follow_up=follow)
+        run_dialogue(i, eyes, llm, LabelSet("cifar10", CIFAR10), config=cfg, follow_up=follow)
         for i in range(12)
     ]
     sets = {tuple(sorted(d["answer"]["follow_up"]["classes"])) for d in results}
@@ -49,7 +49,7 @@ def test_fusion_multiplies_the_eyes_by_the_llm_by_hand():
 
     llm = ScriptedReasoner(scripted_answer, probabilities=probs)
     cfg = DialogueConfig(policy="adaptive", rounds=2, trust=1.0, end="fusion", probe=False)
-    d = run_dialogue(3, eyes, llm, list(CIFAR10), label_set="cifar10", config=cfg)
+    d = run_dialogue(3, eyes, llm, LabelSet("cifar10", CIFAR10), config=cfg)
     a = d["answer"]
     f = a["fusion"]
     assert a["rule"] == "fusion" and list(f["eyes"]) == shown["choices"]
@@ -65,8 +65,7 @@ def test_fusion_without_probabilities_says_so_and_lets_the_llm_answer():
         3,
         HashScorer(),
         ScriptedReasoner(scripted_answer),
-        list(CIFAR10),
-        label_set="cifar10",
+        LabelSet("cifar10", CIFAR10),
         config=cfg,
     )
     a = d["answer"]
@@ -85,8 +84,7 @@ def test_end_options_are_checked():
             1,
             HashScorer(),
             ScriptedReasoner(scripted_answer),
-            list(CIFAR10),
-            known=False,
+            LabelSet("custom", CIFAR10, known=False),
             config=cfg,
         )
     with pytest.raises(BadInput, match="needs a reasoner"):

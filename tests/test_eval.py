@@ -33,7 +33,7 @@ class CountingTask:
         return {"task": self.name}
 
     def resume(self, records):
-        self.resumed = [r["id"] for r in records]
+        self.resumed = [r.id for r in records]
 
     def __call__(self, index: int) -> dict:
         if self.die_after is not None and self.calls >= self.die_after:
@@ -44,7 +44,7 @@ class CountingTask:
 
 
 def _strip(records):
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in records]
+    return [{k: v for k, v in r.to_json().items() if k != "latency_s"} for r in records]
 
 
 def test_interrupted_run_resumes_to_identical_results(tmp_path):

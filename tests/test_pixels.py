@@ -78,7 +78,7 @@ def test_answers_are_forced_to_one_digit():
 
 def test_few_shot_examples_are_drawn_once_and_retrieval_takes_the_nearest(small_pool, train):
     r = _always("1")
-    few = Prompter(r, "few-shot", shots=5, pool=small_pool, seed=3)
+    few = Prompter(r, "few-shot", shots=5, pool=small_pool, shot_seed=3)
     g1, g2 = to_grid(train.images[10]), to_grid(train.images[11])
     m1, ex1 = few.messages(g1)
     m2, ex2 = few.messages(g2)

@@ -22,6 +22,7 @@ from test_security import _answer
 
 from offline_vision.errors import BadInput, RunError
 from offline_vision.eval import html, runner
+from offline_vision.eval.records import Record
 from offline_vision.eval.report import Run, paired
 from offline_vision.files import write_atomic
 from offline_vision.knowledge import Knowledge, expand
@@ -278,7 +279,7 @@ def test_a_complete_part_is_verified_and_accepted_or_restarted(fake_hub, tmp_pat
 
 def _run(name, dataset, records):
     summary = {"config": {"dataset": dataset, "task": "clip"}, "n": len(records)}
-    return Run(name, Path(name), summary, records)
+    return Run(name, Path(name), summary, [Record.from_json(r) for r in records])
 
 
 def test_the_item_browser_keys_items_by_dataset_and_id():
@@ -291,8 +292,8 @@ def test_the_item_browser_keys_items_by_dataset_and_id():
 
 
 def test_a_baseline_on_another_dataset_is_refused():
-    a = _run("t1", "cifar10", [{"id": 1, "correct": True}])
-    b = _run("px", "mnist", [{"id": 1, "correct": False}])
+    a = _run("t1", "cifar10", [{"id": 1, "truth": "a", "prediction": "a", "correct": True}])
+    b = _run("px", "mnist", [{"id": 1, "truth": "1", "prediction": "7", "correct": False}])
     with pytest.raises(RunError, match="different datasets"):
         paired(a, b)
 
@@ -350,7 +351,7 @@ def test_an_interrupt_writes_the_items_already_running(tmp_path):
     out = tmp_path / "run"
     threading.Timer(0.15, _thread.interrupt_main).start()  # SIGINT while 4 items are running
     with pytest.raises(KeyboardInterrupt):
-        runner.run(Slow(), list(range(12)), out, concurrency=4)
+        runner.run(Slow(), list(range(12)), out, source=runner.Threads(4))
     written = [json.loads(x) for x in (out / runner.RECORDS).read_text().splitlines()]
     assert sorted(r["id"] for r in written) == [0, 1, 2, 3]  # finished, so kept
 

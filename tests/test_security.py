@@ -358,7 +358,7 @@ def test_damaged_middle_line_keeps_later_records_and_moves_the_file_aside(tmp_pa
     aside = list(out.glob("records.jsonl.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == damaged
     assert "line(s) 4 damaged" in caplog.text
-    assert sorted(r["id"] for r in records.read_records(path)) == list(range(10))
+    assert sorted(r.id for r in records.read_records(path)) == list(range(10))
 
 
 @pytest.mark.parametrize("config_text", [None, "", "{not json"])

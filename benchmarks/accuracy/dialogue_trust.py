@@ -31,8 +31,8 @@ def main() -> None:
     ap.add_argument("--dialogue", default="runs/dev/t2-trust0.6-non300")
     ap.add_argument("--baseline", default="runs/dev/t1-non300")
     args = ap.parse_args()
-    dialogue = {r["id"]: r for r in read_records(Path(args.dialogue) / RECORDS)}
-    eyes = {r["id"]: r for r in read_records(Path(args.baseline) / RECORDS)}
+    dialogue = {r.id: r.to_json() for r in read_records(Path(args.dialogue) / RECORDS)}
+    eyes = {r.id: r.to_json() for r in read_records(Path(args.baseline) / RECORDS)}
     ran_at = json.loads((Path(args.dialogue) / "config.json").read_text())["dialogue"]["trust"]
     ids = [i for i in dialogue if i in eyes]
 

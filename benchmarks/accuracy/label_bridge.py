@@ -34,7 +34,7 @@ from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.knowledge import expand
 from offline_vision.label_scoring import LabelScorer, first_names
-from offline_vision.labels import CIFAR10, builtin_sets
+from offline_vision.labels import CIFAR10, LabelSet, builtin_sets
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
 
@@ -148,12 +148,13 @@ def dialogue_ja(llm, eyes, ds, indices, labels, names, eyes_pred, truth, work: P
             r = json.loads(line)
             done[r["index"]] = r
     cfg = DialogueConfig(policy="adaptive")
+    bridged = LabelSet("custom", tuple(labels), names=names)
     t = time.perf_counter()
     with path.open("a", encoding="utf-8") as f:
         for i in indices:
             if i in done:
                 continue
-            d = run_dialogue(ds.image(i), eyes, llm, labels, config=cfg, names=names)
+            d = run_dialogue(ds.image(i), eyes, llm, bridged, config=cfg)
             r = {"index": i, "label": d["answer"]["label"], "by_eyes": d["stopped_after"] == 0}
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
             f.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -44,17 +45,8 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
     eyes, llm, follow, bridge = dialogue_parts(
         settings, list(label_set.labels), cfg, eyes_opts, reasoner, knowledge, builtin=builtin
     )
-    d = run_dialogue(
-        img,
-        eyes,
-        llm,
-        list(label_set.labels),
-        known=not open_,
-        label_set=label_set.name,
-        config=cfg,
-        follow_up=follow,
-        names=names_of(bridge),
-    )
+    asked = replace(label_set, known=not open_, names=names_of(bridge))
+    d = run_dialogue(img, eyes, llm, asked, config=cfg, follow_up=follow)
     if as_json:
         click.echo(
             json.dumps(

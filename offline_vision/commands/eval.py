@@ -134,7 +134,13 @@ def check_concurrency(concurrency: int, reasoner: ReasonerOptions | None) -> Non
 def _run(settings, task, plan, indices, ds, out, concurrency):
     from offline_vision.eval import runner
 
-    summary = runner.run(task, indices, out, classes=ds.classes, concurrency=concurrency, ray=plan)
+    if plan is None:
+        source = runner.Threads(concurrency)
+    else:
+        from offline_vision.eval.cluster import RaySource
+
+        source = RaySource(plan, concurrency)
+    summary = runner.run(task, indices, out, classes=ds.classes, source=source)
     lo, hi = summary["ci95"]
     click.echo(
         f"{out}: accuracy {summary['accuracy']:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={summary['n']})"
@@ -195,7 +201,7 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, r
     reasoner, knowledge = take(ReasonerOptions, opts), take(KnowledgeOptions, opts).knowledge
     check_concurrency(concurrency, reasoner)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    parts = dict(known=known, dataset=dataset, labels=labels, seed=seed, config=config)
+    parts = dict(known=known, dataset=dataset, labels=labels, rng_seed=seed, config=config)
     parts.update(eyes=eyes, reasoner=reasoner, knowledge=knowledge)
     task, plan = ray_plan(ray, recipes.dialogue_task, settings, **parts)
     who = reasoner.reasoner.split("/")[-1].replace("local:", "")
@@ -262,7 +268,7 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, ray, **opts
     pixels, reasoner = take(PixelOptions, opts), take(ReasonerOptions, opts)
     check_concurrency(concurrency, reasoner if pixels.uses_llm else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
-    parts = dict(dataset=dataset, seed=seed, pixels=pixels, reasoner=reasoner)
+    parts = dict(dataset=dataset, rng_seed=seed, pixels=pixels, reasoner=reasoner)
     task, plan = ray_plan(ray, recipes.pixel_task, settings, **parts)
     who = reasoner.reasoner.split("/")[-1] if pixels.uses_llm else None
     out = run_dir(

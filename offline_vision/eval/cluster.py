@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from offline_vision.config import Settings, env_number
 from offline_vision.errors import OVisionError, RunError
-from offline_vision.eval.records import comparable, timed
+from offline_vision.eval.records import Record, comparable, timed
 
 EXTRA = "pip install 'offline_vision[cluster]'"
 MAX_TRIES = 3  # attempts per item before the run stops (a poison item must not kill every worker)
@@ -86,7 +86,8 @@ class Worker:
         return self.name
 
     def item(self, index: int) -> dict:
-        return {**timed(self.task, index), "worker": self.where}
+        """One item's record as JSON (what crosses to the driver)."""
+        return replace(timed(self.task, index), worker=self.where).to_json()
 
 
 def _reachable(address: str) -> None:
@@ -245,9 +246,24 @@ class Dispatcher:
                 yield record
 
 
+@dataclass(frozen=True)
+class RaySource:
+    """The runner's result source for `--ray`: items on the plan's workers, `concurrency` in
+    flight on each."""
+
+    plan: RayPlan
+    concurrency: int = 1
+    parallel = True
+
+    def results(self, task, todo: list[int], config: dict, stats: dict) -> Iterator[Record]:
+        stats["concurrency"] = self.concurrency
+        for obj in results(self.plan, todo, self.concurrency, config, stats):
+            yield Record.from_json(obj)
+
+
 def results(plan: RayPlan, todo: list[int], concurrency: int, config: dict, stats: dict):
-    """Finished records from Ray workers, as they finish; workers whose task config differs
-    from `config` are refused; `stats` gets the layout and the retry count."""
+    """Finished records (JSON) from Ray workers, as they finish; workers whose task config
+    differs from `config` are refused; `stats` gets the layout and the retry count."""
     ray = import_ray()
     t = time.perf_counter()
     n, started = _connect(ray, plan)

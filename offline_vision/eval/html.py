@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from offline_vision.errors import OVisionError
+from offline_vision.eval.records import Record
 from offline_vision.eval.report import COLUMNS, Run, paired, row
 from offline_vision.files import write_atomic
 
@@ -52,7 +53,7 @@ def _grids(runs: list[Run], data_dir: Path | None) -> dict[int, str]:
         return {}
     out = {}
     for i in sorted(
-        {r["id"] for run in runs if run.config.get("task") == "pixels" for r in run.records}
+        {r.id for run in runs if run.config.get("task") == "pixels" for r in run.records}
     ):
         try:
             grid = to_grid(ds.array(i))
@@ -81,7 +82,7 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
         except (OVisionError, OSError, ValueError) as e:  # no dataset: only no thumbnails
             log.warning("no thumbnails for %s (%s)", name, e)
             continue
-        ids = sorted({r["id"] for x in runs if x.config.get("dataset") == name for r in x.records})
+        ids = sorted({r.id for x in runs if x.config.get("dataset") == name for r in x.records})
         urls = {}
         for i in ids:
             try:
@@ -94,11 +95,11 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
     return out
 
 
-def _detail(r: dict) -> dict:
+def _detail(rec: Record) -> dict:
     """What the browser shows of one record besides truth and prediction."""
-    d = {}
+    d, r = {}, rec.detail
     if "dialogue" in r:
-        dia = r["dialogue"]
+        dia = rec.dialogue
         d["rounds"] = [
             {
                 "round": x.get("round"),
@@ -134,19 +135,14 @@ def _items(runs: list[Run], thumbs: dict, grids: dict) -> list[dict]:
         urls = thumbs.get(dataset, {})
         for r in run.records:
             item = by_id.setdefault(
-                (dataset, r["id"]),
-                {
-                    "id": r["id"],
-                    "dataset": dataset,
-                    "truth": r.get("truth"),
-                    "img": urls.get(r["id"]),
-                },
+                (dataset, r.id),
+                {"id": r.id, "dataset": dataset, "truth": r.truth, "img": urls.get(r.id)},
             )
-            if dataset == "mnist" and r["id"] in grids:
-                item["grid"] = grids[r["id"]]
+            if dataset == "mnist" and r.id in grids:
+                item["grid"] = grids[r.id]
             item.setdefault("runs", {})[k] = {
-                "prediction": r.get("prediction"),
-                "correct": bool(r.get("correct")),
+                "prediction": r.prediction,
+                "correct": r.correct,
                 "detail": _detail(r),
             }
     return [by_id[key] for key in sorted(by_id)]
@@ -225,7 +221,7 @@ def _run_section(k: int, run: Run) -> str:
     if run.config.get("strategy") == "feedback":
         hits, running = 0, []
         for i, r in enumerate(run.records, 1):
-            hits += bool(r["correct"])
+            hits += r.correct
             running.append(hits / i)
         plots.append(_svg_curve(running, "running accuracy", "item, in the order seen"))
     return (

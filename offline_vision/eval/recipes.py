@@ -58,7 +58,9 @@ def dialogue_parts(
     return scorer, llm, follow, bridge
 
 
-def pixel_method(settings: Settings, options: PixelOptions, reasoner: ReasonerOptions, seed: int):
+def pixel_method(
+    settings: Settings, options: PixelOptions, reasoner: ReasonerOptions, rng_seed: int
+):
     """The pixel strategy's method, with the MNIST train pool where it needs one."""
     pool = None
     if options.needs_pool:
@@ -68,7 +70,7 @@ def pixel_method(settings: Settings, options: PixelOptions, reasoner: ReasonerOp
         train = Mnist(settings.data_dir / "mnist", "train")
         pool = Pool.from_arrays(train.images, train.labels)
     llm = reasoner.load(settings) if options.uses_llm else None
-    return options.method(llm, pool, seed=seed)
+    return options.method(llm, pool, shot_seed=rng_seed)
 
 
 def clip_task(
@@ -101,7 +103,7 @@ def dialogue_task(
     known: bool,
     dataset: str,
     labels: str | None,
-    seed: int,
+    rng_seed: int,
     config: DialogueConfig,
     eyes: EyesOptions,
     reasoner: ReasonerOptions,
@@ -121,19 +123,31 @@ def dialogue_task(
         builtin=not labels or not known,
     )
     return DialogueTask(
-        ds, scorer, llm, known=known, config=config, seed=seed, follow_up=follow, bridge=bridge
+        ds,
+        scorer,
+        llm,
+        known=known,
+        config=config,
+        sampling_seed=rng_seed,
+        follow_up=follow,
+        bridge=bridge,
     )
 
 
 def pixel_task(
-    settings: Settings, *, dataset: str, seed: int, pixels: PixelOptions, reasoner: ReasonerOptions
+    settings: Settings,
+    *,
+    dataset: str,
+    rng_seed: int,
+    pixels: PixelOptions,
+    reasoner: ReasonerOptions,
 ):
     """The `eval pixels` task."""
     from offline_vision.eval.datasets import open_dataset
     from offline_vision.eval.tasks import PixelTask
 
     ds = open_dataset(settings.data_dir, dataset)
-    return PixelTask(ds, pixel_method(settings, pixels, reasoner, seed))
+    return PixelTask(ds, pixel_method(settings, pixels, reasoner, rng_seed))
 
 
 def for_workers(settings: Settings) -> Settings:

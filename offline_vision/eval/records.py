@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import jsonschema
@@ -29,17 +30,53 @@ RECORD_SCHEMA = {
         "truth": {"type": "string"},
         "prediction": {"type": "string"},
         "correct": {"type": "boolean"},
+        "latency_s": {"type": "number"},
+        "tokens": {"type": ["object", "null"]},
+        "worker": {"type": "object"},
     },
 }
 _RECORD = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 MAX_RECORDS_BYTES = 8 * 2**30
 
 
-def _is_record(obj) -> bool:
-    return _RECORD.is_valid(obj)
+@dataclass(frozen=True)
+class Record:
+    """One finished item. The fields every reader uses are typed; what a task adds of its own
+    (a dialogue's transcript, the eyes' top labels, a pixel prompt) is `detail`, as written."""
+
+    id: int
+    truth: str
+    prediction: str
+    correct: bool
+    latency_s: float | None = None  # None: a record written before latencies were kept
+    tokens: dict | None = None  # prompt / completion / evaluated, where a reasoner ran
+    worker: dict | None = None  # the Ray worker that ran it (--ray)
+    detail: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Record:
+        """A record from its JSON object (one that fits RECORD_SCHEMA)."""
+        typed = {k: obj[k] for k in _TYPED if k in obj}
+        return cls(**typed, detail={k: v for k, v in obj.items() if k not in _TYPED})
+
+    def to_json(self) -> dict:
+        head = {"id": self.id, "truth": self.truth, "prediction": self.prediction}
+        tail = {"correct": self.correct, "latency_s": self.latency_s, "worker": self.worker}
+        out = {**head, **({"tokens": self.tokens} if self.tokens is not None else {})}
+        out.update(self.detail)
+        out.update({k: v for k, v in tail.items() if v is not None})
+        return out
+
+    @property
+    def dialogue(self) -> dict:
+        """The dialogue's transcript (dialogue tasks), else {}."""
+        return self.detail.get("dialogue") or {}
 
 
-def parse_records(path: Path) -> tuple[list[dict], list[int], bool]:
+_TYPED = tuple(f.name for f in fields(Record) if f.name != "detail")
+
+
+def parse_records(path: Path) -> tuple[list[Record], list[int], bool]:
     """(records, numbers of damaged lines, whether the last line was cut short by a kill)."""
     if not path.exists():
         return [], [], False
@@ -53,14 +90,14 @@ def parse_records(path: Path) -> tuple[list[dict], list[int], bool]:
             obj = json.loads(line)
         except ValueError:
             obj = None
-        if _is_record(obj):
-            records.append(obj)
+        if _RECORD.is_valid(obj):
+            records.append(Record.from_json(obj))
         else:
             bad.append(number)
     return records, bad, cut
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[Record]:
     """Finished records, strictly: a damaged line is an error naming it (for reports)."""
     records, bad, _cut = parse_records(path)
     if bad:
@@ -71,7 +108,7 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
-def recover_records(path: Path) -> list[dict]:
+def recover_records(path: Path) -> list[Record]:
     """Finished records for a resumption. A last line cut short by a kill is dropped; damaged
     lines elsewhere are reported and the file is moved aside whole (nothing is deleted), with
     the good records written to a fresh file."""
@@ -88,8 +125,13 @@ def recover_records(path: Path) -> list[dict]:
             aside.name,
         )
         os.replace(path, aside)
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(path, "".join(line(r) for r in records))
     return records
+
+
+def line(record: Record) -> str:
+    """A record as one line of records.jsonl."""
+    return json.dumps(record.to_json(), ensure_ascii=False) + "\n"
 
 
 # Settings that may change between a run and its resumption without changing its results.
@@ -109,13 +151,17 @@ def comparable(cfg) -> str:
     return json.dumps(strip(json.loads(json.dumps(cfg, default=str))), sort_keys=True)
 
 
-def timed(task, index: int) -> dict:
-    """One item's record, with its latency where it ran."""
+def timed(task, index: int) -> Record:
+    """One item's record (from the task's dict), with its latency where it ran."""
     t = time.perf_counter()
-    rec = task(index)
-    return {
-        "id": index,
-        **rec,
-        "correct": rec["prediction"] == rec["truth"],
-        "latency_s": round(time.perf_counter() - t, 4),
-    }
+    rec = dict(task(index))
+    truth, prediction, tokens = rec.pop("truth"), rec.pop("prediction"), rec.pop("tokens", None)
+    return Record(
+        id=index,
+        truth=truth,
+        prediction=prediction,
+        correct=prediction == truth,
+        latency_s=round(time.perf_counter() - t, 4),
+        tokens=tokens,
+        detail=rec,
+    )

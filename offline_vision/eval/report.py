@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offline_vision.errors import RunError
-from offline_vision.eval.records import RECORDS, read_records
+from offline_vision.eval.records import RECORDS, Record, read_records
 from offline_vision.eval.runner import SUMMARY
 from offline_vision.eval.stats import mcnemar_exact
 
@@ -40,7 +40,7 @@ class Run:
     name: str
     path: Path
     summary: dict
-    records: list[dict]
+    records: list[Record]
 
     @property
     def config(self) -> dict:
@@ -129,8 +129,8 @@ def paired(a: Run, b: Run) -> dict:
     da, db = a.config.get("dataset"), b.config.get("dataset")
     if da != db:
         raise RunError(f"{a.name} ({da}) and {b.name} ({db}) are runs on different datasets")
-    ra = {r["id"]: r["correct"] for r in a.records}
-    rb = {r["id"]: r["correct"] for r in b.records}
+    ra = {r.id: r.correct for r in a.records}
+    rb = {r.id: r.correct for r in b.records}
     common = sorted(set(ra) & set(rb))
     if not common:
         raise RunError(f"{a.name} and {b.name} share no items")
@@ -240,7 +240,7 @@ def plot_over_time(run: Run, out: Path, window: int = 20) -> Path | None:
     plt = _pyplot()
     if plt is None:
         return None
-    hits = [1.0 if r["correct"] else 0.0 for r in run.records]
+    hits = [1.0 if r.correct else 0.0 for r in run.records]
     running = [sum(hits[: i + 1]) / (i + 1) for i in range(len(hits))]
     rolling = [
         sum(hits[max(0, i - window + 1) : i + 1]) / min(window, i + 1) for i in range(len(hits))

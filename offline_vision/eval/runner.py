@@ -1,5 +1,7 @@
 """The evaluation runner every experiment shares: one JSONL record per item, appended as it
-goes; a restart skips what is done; one summary JSON per run.
+goes; a restart skips what is done; one summary JSON per run. The runner only schedules: the
+record format is `eval.records`, the summary `eval.summary`, and where items run is a result
+source (`Threads` here; `eval.cluster.RaySource` for Ray workers).
 
 A task is any object with `name`, `config() -> dict`, `resume(records)` (rebuilds sequential
 state from finished records) and `__call__(index) -> dict` (at least `truth` and `prediction`).
@@ -14,15 +16,15 @@ import json
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from offline_vision.errors import RunError
-from offline_vision.eval.records import RECORDS, comparable, recover_records, timed
-from offline_vision.eval.stats import percentile, wilson
+from offline_vision.eval.records import RECORDS, Record, comparable, line, recover_records, timed
+from offline_vision.eval.summary import summarize
 from offline_vision.files import write_atomic
 from offline_vision.progress import bar as progress_bar
 
@@ -37,9 +39,35 @@ class Task(Protocol):
 
     def config(self) -> dict: ...
 
-    def resume(self, records: list[dict]) -> None: ...
+    def resume(self, records: list[Record]) -> None: ...
 
     def __call__(self, index: int) -> dict: ...
+
+
+class ResultSource(Protocol):
+    """Where items run: finished records as they finish, for the items in `todo`."""
+
+    parallel: bool  # more than one item in flight (a sequential task refuses it)
+
+    def results(self, task: Task, todo: list[int], config: dict, stats: dict) -> Iterator[Record]:
+        """`config`: the task's, which remote workers must match; `stats`: filled for the
+        summary's `this_session`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Items on this process's threads, at most `concurrency` in flight (1: one after another)."""
+
+    concurrency: int = 1
+
+    @property
+    def parallel(self) -> bool:
+        return self.concurrency > 1
+
+    def results(self, task: Task, todo: list[int], config: dict, stats: dict) -> Iterator[Record]:
+        stats["concurrency"] = self.concurrency
+        return _results(task, todo, self.concurrency)
 
 
 @contextlib.contextmanager
@@ -89,27 +117,26 @@ def run(
     out_dir: Path,
     *,
     classes: tuple[str, ...] = (),
-    concurrency: int = 1,
-    ray=None,
+    source: ResultSource | None = None,
 ) -> dict:
-    """Evaluate `indices` into `out_dir`, resuming; returns the summary. With `concurrency` > 1,
-    that many items are in flight at once (threads; for tasks whose reasoner is a server) and
-    records are appended as they finish; the summary is in `indices` order either way. With
-    `ray` (an `eval.cluster.RayPlan`), items run on Ray workers (`concurrency` each) and this
-    process stays the only writer."""
+    """Evaluate `indices` into `out_dir`, resuming; returns the summary. `source` says where
+    items run (default: one after another here); with more than one in flight, records are
+    appended as they finish, and the summary is in `indices` order either way. This process is
+    the only writer."""
+    source = source or Threads()
     if not indices:
         raise RunError("nothing to evaluate (empty selection)")
-    if (concurrency > 1 or ray is not None) and getattr(task, "sequential", False):
+    if source.parallel and getattr(task, "sequential", False):
         raise RunError(
             f"{task.name}: each item depends on the ones before it; run it with concurrency 1 "
             "and without --ray"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir):
-        return _run_locked(task, indices, out_dir, classes, concurrency, ray)
+        return _run_locked(task, indices, out_dir, classes, source)
 
 
-def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
+def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[Record]:
     """Finished records, as they finish; at most `concurrency` items in flight."""
     if concurrency <= 1:
         for index in todo:
@@ -144,39 +171,30 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[dict]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _source(task: Task, todo: list[int], concurrency: int, ray, config: dict, stats: dict):
-    """Finished records from this process's threads, or with `ray` from Ray workers."""
-    if ray is None:
-        return _results(task, todo, concurrency)
-    from offline_vision.eval import cluster
-
-    return cluster.results(ray, todo, concurrency, config, stats)
-
-
 def _run_locked(
-    task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], concurrency: int, ray
+    task: Task, indices: list[int], out_dir: Path, classes: tuple[str, ...], source: ResultSource
 ) -> dict:
     built = task.config()
     config = {**built, "n": len(indices), "indices": indices}
     _check_config(out_dir, config)
     rec_path = out_dir / RECORDS
     wanted = set(indices)
-    done = [r for r in recover_records(rec_path) if r["id"] in wanted]
-    by_id = {r["id"]: r for r in done}
+    done = [r for r in recover_records(rec_path) if r.id in wanted]
+    by_id = {r.id: r for r in done}
     task.resume([by_id[i] for i in indices if i in by_id])
     todo = [i for i in indices if i not in by_id]
-    correct = sum(r["correct"] for r in done)
-    t0, stats = time.perf_counter(), {"concurrency": concurrency}
+    correct = sum(r.correct for r in done)
+    t0, stats = time.perf_counter(), {}
     with (
         open(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
-        for n, rec in enumerate(_source(task, todo, concurrency, ray, built, stats), len(done) + 1):
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one writer, whole lines
+        for n, rec in enumerate(source.results(task, todo, built, stats), len(done) + 1):
+            out.write(line(rec))  # one writer, whole lines
             out.flush()
             os.fsync(out.fileno())
-            by_id[rec["id"]] = rec
-            correct += rec["correct"]
+            by_id[rec.id] = rec
+            correct += rec.correct
             bar.update(1)
             bar.set_postfix(acc=f"{correct / n:.3f}")
     wall = time.perf_counter() - t0
@@ -193,62 +211,3 @@ def _run_locked(
         summary.update(extra(records))
     write_atomic(out_dir / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
-
-
-def _where(records: list[dict]) -> dict:
-    """Items per Ray worker and per node, where the records say (runs with --ray)."""
-    placed = [r["worker"] for r in records if isinstance(r.get("worker"), dict)]
-    if not placed:
-        return {}
-    return {
-        "per_worker": dict(sorted(Counter(w["name"] for w in placed).items())),
-        "per_node": dict(sorted(Counter(f"{w['host']}/{w['node']}" for w in placed).items())),
-    }
-
-
-def summarize(records: list[dict], config: dict, classes: tuple[str, ...] = ()) -> dict:
-    n = len(records)
-    k = sum(r["correct"] for r in records)
-    labels = list(classes) or sorted({r["truth"] for r in records})
-    other = sorted({r["prediction"] for r in records} - set(labels))
-    columns = labels + other
-    col = {c: i for i, c in enumerate(columns)}
-    matrix = [[0] * len(columns) for _ in labels]
-    per_class: dict[str, dict] = {}
-    for lab in labels:
-        rs = [r for r in records if r["truth"] == lab]
-        per_class[lab] = {
-            "n": len(rs),
-            "correct": sum(r["correct"] for r in rs),
-            "accuracy": (sum(r["correct"] for r in rs) / len(rs)) if rs else None,
-        }
-    for r in records:
-        if r["truth"] in col and r["truth"] in labels:
-            matrix[labels.index(r["truth"])][col[r["prediction"]]] += 1
-    lat = [r["latency_s"] for r in records]
-    tokens = {}
-    for key in ("prompt", "completion", "evaluated"):
-        vals = [r.get("tokens", {}).get(key) for r in records]
-        vals = [v for v in vals if v is not None]
-        if vals:
-            tokens[key] = {"total": sum(vals), "per_item": sum(vals) / len(vals)}
-    lo, hi = wilson(k, n)
-    return {
-        "task": config.get("task"),
-        "n": n,
-        "correct": k,
-        "accuracy": k / n,
-        "ci95": [lo, hi],
-        "per_class": per_class,
-        "confusion": {"rows": labels, "columns": columns, "matrix": matrix},
-        "predictions": dict(Counter(r["prediction"] for r in records).most_common()),
-        "latency_s": {
-            "p50": percentile(lat, 50),
-            "p95": percentile(lat, 95),
-            "mean": sum(lat) / n,
-            "total": sum(lat),
-        },
-        "tokens": tokens,
-        **_where(records),
-        "config": {k: v for k, v in config.items() if k != "indices"},
-    }

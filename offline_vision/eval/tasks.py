@@ -13,7 +13,9 @@ import numpy as np
 
 from offline_vision.bridge import names_of
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
+from offline_vision.eval.records import Record
 from offline_vision.label_scoring import LabelScorer
+from offline_vision.labels import LabelSet
 from offline_vision.pixels import Prompter, to_grid
 
 
@@ -59,7 +61,7 @@ class ScorerTask:
             cfg["bridge"] = bridge_config(self.bridge)
         return cfg
 
-    def resume(self, records: list[dict]) -> None:
+    def resume(self, records: list[Record]) -> None:
         pass
 
     def __call__(self, index: int) -> dict:
@@ -100,15 +102,16 @@ class DialogueTask:
         *,
         known: bool,
         config: DialogueConfig,
-        seed: int = 0,
+        sampling_seed: int = 0,
         follow_up=None,
         bridge=None,
     ):
         self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
-        self.known, self.config_, self.seed = known, config, seed
+        self.known, self.config_, self.sampling_seed = known, config, sampling_seed
         self.follow_up, self.bridge = follow_up, bridge
         self.labels = list(dataset.classes)
-        self.label_set = getattr(dataset, "label_set", dataset.name)
+        name = getattr(dataset, "label_set", dataset.name)
+        self.label_set = LabelSet(name, tuple(self.labels), known, names_of(bridge))
 
     def config(self) -> dict:
         return {
@@ -118,7 +121,7 @@ class DialogueTask:
             "policy": self.config_.policy,
             "dialogue": asdict(self.config_),
             "labels": self.labels,
-            "seed": self.seed,
+            "seed": self.sampling_seed,
             "scorer": self.scorer.describe(),
             "reasoner": self.reasoner.describe(),
             **({} if self.known else {"open_map": map_calibration(self.scorer)}),
@@ -126,7 +129,7 @@ class DialogueTask:
             **({"bridge": bridge_config(self.bridge)} if self.bridge else {}),
         }
 
-    def resume(self, records: list[dict]) -> None:
+    def resume(self, records: list[Record]) -> None:
         pass
 
     def __call__(self, index: int) -> dict:
@@ -135,13 +138,10 @@ class DialogueTask:
             self.dataset.image(index),
             self.scorer,
             self.reasoner,
-            self.labels,
-            known=self.known,
-            label_set=self.label_set,
+            self.label_set,
             config=self.config_,
-            seed=self.seed,
+            sampling_seed=self.sampling_seed,
             follow_up=self.follow_up,
-            names=names_of(self.bridge),
         )
         return {
             "truth": item.label,
@@ -151,30 +151,25 @@ class DialogueTask:
         }
 
     @staticmethod
-    def summary_extra(records: list[dict]) -> dict:
-        rows = [
-            r["dialogue"]["answer_by_round"]
-            for r in records
-            if r["dialogue"].get("answer_by_round")
-        ]
+    def summary_extra(records: list[Record]) -> dict:
+        dialogues = [r.dialogue for r in records]
+        rows = [d["answer_by_round"] for d in dialogues if d.get("answer_by_round")]
         out = {
-            "answered_by_eyes": sum(r["dialogue"]["stopped_after"] == 0 for r in records),
-            "stopped_early": sum(bool(r["dialogue"]["stopped_after"]) for r in records),
-            "fallback_rounds": sum(
-                bool(x["fallback"]) for r in records for x in r["dialogue"]["rounds"]
-            ),
-            "mean_rounds": sum(len(r["dialogue"]["rounds"]) for r in records) / len(records),
-            "probe_s_mean": sum(r["dialogue"]["probe_s"] for r in records) / len(records),
+            "answered_by_eyes": sum(d["stopped_after"] == 0 for d in dialogues),
+            "stopped_early": sum(bool(d["stopped_after"]) for d in dialogues),
+            "fallback_rounds": sum(bool(x["fallback"]) for d in dialogues for x in d["rounds"]),
+            "mean_rounds": sum(len(d["rounds"]) for d in dialogues) / len(records),
+            "probe_s_mean": sum(d["probe_s"] for d in dialogues) / len(records),
         }
         if rows and len(rows) == len(records):
-            truth = [r["truth"] for r in records]
+            truth = [r.truth for r in records]
             n_rounds = len(rows[0])
             out["accuracy_by_round"] = [
                 sum(row[k] == t for row, t in zip(rows, truth, strict=True)) / len(rows)
                 for k in range(n_rounds)
             ]
-        if records and records[0]["dialogue"]["mode"] == "open":
-            out["mapping_rules"] = dict(Counter(r["dialogue"]["answer"]["rule"] for r in records))
+        if dialogues and dialogues[0]["mode"] == "open":
+            out["mapping_rules"] = dict(Counter(d["answer"]["rule"] for d in dialogues))
         return out
 
 
@@ -194,7 +189,7 @@ class PixelTask:
     def config(self) -> dict:
         return {"task": self.name, "dataset": self.dataset_name, **self.method.config()}
 
-    def resume(self, records: list[dict]) -> None:
+    def resume(self, records: list[Record]) -> None:
         self.method.resume(records)
 
     def __call__(self, index: int) -> dict:
