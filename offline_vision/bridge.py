@@ -26,6 +26,8 @@ from pathlib import Path
 
 from offline_vision.knowledge import Knowledge, cache_path
 from offline_vision.labelmap import normalise, singulars
+from offline_vision.models.reasoners.base import Reasoner
+from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import (
     BRIDGE_CHOOSE,
@@ -62,7 +64,7 @@ def _non_latin(label: str) -> bool:
     return any(ch.isalpha() and "LATIN" not in unicodedata.name(ch, "") for ch in label)
 
 
-def unreadable(labels: Sequence[str], scorer) -> list[str]:
+def unreadable(labels: Sequence[str], scorer: Scorer) -> list[str]:
     """The labels the eyes cannot read: a letter outside the Latin script, or no word that the
     eyes' own tokenizer holds as one token (split into pieces, a word is one the text tower
     never learnt whole: moggy, Felis, oiseau; "fixed-wing aircraft" has words it knows)."""
@@ -75,7 +77,7 @@ def unreadable(labels: Sequence[str], scorer) -> list[str]:
     return out
 
 
-def looks_unfamiliar(labels: Sequence[str], scorer) -> tuple[bool, list[str]]:
+def looks_unfamiliar(labels: Sequence[str], scorer: Scorer) -> tuple[bool, list[str]]:
     bad = unreadable(labels, scorer)
     return bool(labels) and len(bad) >= UNFAMILIAR_SHARE * len(labels), bad
 
@@ -110,7 +112,7 @@ def _messages(kind: str, labels, chunk) -> list[dict]:
     return [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
-def _ask(reasoner, kind: str, messages: list[dict], chunk: Sequence[str], seed: int):
+def _ask(reasoner: Reasoner, kind: str, messages: list[dict], chunk: Sequence[str], seed: int):
     """({label: word}, completion) for one request of `kind` (direct | meaning)."""
     c = reasoner.complete(
         messages,
@@ -137,7 +139,7 @@ def _same(a: str, b: str) -> bool:
     return bool(set(singulars(normalise(a))) & set(singulars(normalise(b))))
 
 
-def _pick(reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
+def _pick(reasoner: Reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
     """The option the reasoner itself finds likeliest after `prompt`: its token probabilities
     where it gives them (returned too), else a constrained answer."""
     messages = [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
@@ -151,7 +153,9 @@ def _held_by_others(k: Knowledge, label: str) -> list[str]:
     return [n[0] for other, n in k.texts.items() if other != label and n]
 
 
-def _settle(k: Knowledge, reasoner, labels, chunk, asked: dict, seed: int, scorer) -> None:
+def _settle(
+    k: Knowledge, reasoner: Reasoner, labels, chunk, asked: dict, seed: int, scorer: Scorer
+) -> None:
     """Each label's name from its two answers: the one both gave; else, leaving out names other
     labels have settled, the one left or the one the reasoner's own odds prefer."""
     options = {}
@@ -204,7 +208,7 @@ def clashes(texts: dict[str, list[str]]) -> list[list[str]]:
     return [g for g in groups if len(g) > 1]
 
 
-def _repair(k: Knowledge, reasoner, labels, seed: int, scorer) -> None:
+def _repair(k: Knowledge, reasoner: Reasoner, labels, seed: int, scorer: Scorer) -> None:
     """Ask again, with the problem stated, the labels whose names clash or that the eyes still
     cannot read; a clash left over goes to the label the reasoner ties to the name, the others
     taking `_fallback`. Every clash is recorded."""
@@ -255,7 +259,12 @@ def _repair(k: Knowledge, reasoner, labels, seed: int, scorer) -> None:
 
 
 def write_names(
-    labels: Sequence[str], reasoner, *, cache_dir: Path, seed: int = 0, scorer=None
+    labels: Sequence[str],
+    reasoner: Reasoner,
+    *,
+    cache_dir: Path,
+    seed: int = 0,
+    scorer: Scorer | None = None,
 ) -> tuple[Knowledge, Path, bool]:
     """The label set's English names, from the cache or written now (saved after every
     request, so an interrupted run resumes). With `scorer` (the eyes the names are for), a

@@ -12,12 +12,12 @@ from offline_vision.errors import BadInput
 from offline_vision.images import load_image
 from offline_vision.knowledge import Knowledge
 from offline_vision.label_scoring import FollowUp, LabelScorer
-from offline_vision.models.scorer import EmbeddingScorer
+from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
 
 
 def classify_paths(
-    eyes: EmbeddingScorer,
+    eyes: Scorer,
     paths: Sequence[Path],
     labels: Sequence[str],
     templates: Sequence[str],

@@ -26,6 +26,7 @@ import jsonschema
 
 from offline_vision.errors import BadInput
 from offline_vision.files import read_text, write_atomic
+from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import KNOWLEDGE_PROMPTS, KNOWLEDGE_SYSTEM
 
@@ -96,7 +97,7 @@ def label_set_hash(labels: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(labels)).encode()).hexdigest()
 
 
-def reasoner_identity(reasoner) -> dict:
+def reasoner_identity(reasoner: Reasoner) -> dict:
     """What makes two reasoners write the same texts (paths, threads, URLs left out)."""
     d = reasoner.describe()
     return {k: d[k] for k in ("reasoner", "name", "model", "sha256") if k in d}
@@ -202,7 +203,7 @@ class Knowledge:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
-    def begin(cls, path: Path, strategy: str, labels, reasoner, **fields) -> Knowledge:
+    def begin(cls, path: Path, strategy: str, labels, reasoner: Reasoner, **fields) -> Knowledge:
         """The cache file at `path` (complete, or an interrupted one to resume), else a new,
         empty Knowledge for `reasoner` to fill."""
         k = cls.cached(path)
@@ -225,7 +226,13 @@ class Knowledge:
 
 
 def cache_path(
-    cache_dir: Path, strategy: str, labels, reasoner, per_label: int, seed: int, prompt=None
+    cache_dir: Path,
+    strategy: str,
+    labels,
+    reasoner: Reasoner,
+    per_label: int,
+    seed: int,
+    prompt=None,
 ) -> Path:
     key = json.dumps(
         [
@@ -244,7 +251,7 @@ def cache_path(
     )
 
 
-def ask_lines(reasoner, prompt: str, seed: int) -> tuple[str, float]:
+def ask_lines(reasoner: Reasoner, prompt: str, seed: int) -> tuple[str, float]:
     messages = [
         {"role": "system", "content": KNOWLEDGE_SYSTEM},
         {"role": "user", "content": prompt},
@@ -256,7 +263,7 @@ def ask_lines(reasoner, prompt: str, seed: int) -> tuple[str, float]:
 def expand(
     labels: Sequence[str],
     strategy: str,
-    reasoner,
+    reasoner: Reasoner,
     *,
     cache_dir: Path,
     per_label: int = PER_LABEL,

@@ -17,6 +17,8 @@ from offline_vision.bridge import STRATEGY, looks_unfamiliar, names_of, write_na
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.knowledge import STRATEGIES, Knowledge, expand
 from offline_vision.label_scoring import FollowUp, first_names
+from offline_vision.models.reasoners.base import Reasoner
+from offline_vision.models.scorer import Scorer
 from offline_vision.options import option
 
 log = logging.getLogger("ovision")
@@ -55,7 +57,9 @@ class KnowledgeOptions:
     )
 
 
-def parts(settings, labels, eyes, options: KnowledgeOptions, reasoner, *, builtin: bool):
+def parts(
+    settings, labels, eyes: Scorer, options: KnowledgeOptions, reasoner: Reasoner, *, builtin: bool
+):
     """(bridge, knowledge, follow-up), each or None, for the options given; the reasoner
     (`ReasonerOptions`) loads lazily: a cached bridge or knowledge file needs none."""
     loaded = []
@@ -110,7 +114,7 @@ def parse_spec(value: str | None) -> tuple[str, str | None, Path | None]:
 def resolve(
     value: str | None,
     labels: Sequence[str],
-    scorer,
+    scorer: Scorer,
     *,
     builtin: bool,
     cache_dir: Path,
@@ -149,7 +153,7 @@ def resolve(
     return bridge, k
 
 
-def _auto(labels, scorer, cache_dir, reasoner_factory) -> Knowledge | None:
+def _auto(labels, scorer: Scorer, cache_dir, reasoner_factory) -> Knowledge | None:
     unfamiliar, bad = looks_unfamiliar(labels, scorer)
     if not unfamiliar:
         return None

@@ -31,7 +31,8 @@ from offline_vision.knowledge import (
     seal,
     unsealed,
 )
-from offline_vision.models.scorer import l2_normalize
+from offline_vision.models.reasoners.base import Reasoner
+from offline_vision.models.scorer import Scorer, l2_normalize
 from offline_vision.prompts import KNOWLEDGE_PROMPTS
 
 log = logging.getLogger("ovision")
@@ -43,7 +44,7 @@ def first_names(labels, names: dict[str, list[str]] | None) -> list[str]:
     return [(names or {}).get(label, [label])[0] for label in labels]
 
 
-def named_embeddings(scorer, labels, templates, names: dict[str, list[str]] | None = None):
+def named_embeddings(scorer: Scorer, labels, templates, names: dict[str, list[str]] | None = None):
     """One embedding per label: the mean over its names (itself where it has none) of the
     template-mean embedding."""
     if not names:
@@ -58,7 +59,11 @@ def named_embeddings(scorer, labels, templates, names: dict[str, list[str]] | No
 
 
 def description_embeddings(
-    scorer, texts: dict[str, list[str]], labels, templates, weight: float = DESCRIPTION_WEIGHT
+    scorer: Scorer,
+    texts: dict[str, list[str]],
+    labels,
+    templates,
+    weight: float = DESCRIPTION_WEIGHT,
 ) -> np.ndarray:
     """Per label: the template mean and the description mean, mixed by `weight`. Without
     templates (the follow-up) or without descriptions, the one that is there."""
@@ -81,7 +86,7 @@ class LabelScorer:
 
     def __init__(
         self,
-        scorer,
+        scorer: Scorer,
         labels,
         templates,
         knowledge: Knowledge | None = None,
@@ -125,8 +130,8 @@ class FollowUp:
 
     def __init__(
         self,
-        scorer,
-        reasoner,
+        scorer: Scorer,
+        reasoner: Reasoner,
         *,
         k: int,
         threshold: float,

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from offline_vision.errors import BadInput
+from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.options import option
 from offline_vision.prompts import (
     FEEDBACK_NEXT,
@@ -288,7 +289,7 @@ class PixelOptions:
         kind = LLM_STRATEGIES.get(self.strategy)
         return kind.needs_pool if kind else True
 
-    def method(self, reasoner, pool, *, shot_seed: int):
+    def method(self, reasoner: Reasoner, pool, *, shot_seed: int):
         """The Baseline or Prompter these options name (`reasoner` None for a baseline)."""
         if not self.uses_llm:
             return Baseline(self.strategy, pool, k=self.shots)
@@ -309,7 +310,7 @@ class Prompter:
 
     def __init__(
         self,
-        reasoner,
+        reasoner: Reasoner,
         strategy: str,
         *,
         encoding: str = "ascii",

@@ -115,7 +115,7 @@ def tiny_clip(settings, tiny_export):
 
 @pytest.fixture
 def fake_hub():
-    from fake_servers import FakeHub
+    from fakes import FakeHub
 
     hub = FakeHub().start()
     yield hub
@@ -125,12 +125,12 @@ def fake_hub():
 @pytest.fixture
 def raw():
     """Loopback chat servers answering each POST with the next (status, headers, body) given."""
-    from test_security import Raw
+    from fakes import ChatServer, scripted
 
     made = []
 
     def make(*script):
-        made.append(Raw(*script))
+        made.append(ChatServer(scripted(*script)))
         return made[-1]
 
     yield make

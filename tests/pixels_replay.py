@@ -44,3 +44,17 @@ def transcripts(data_dir) -> list[dict]:
             run["config"]["reasoner"] = None
             out.append(run)
     return out
+
+
+if __name__ == "__main__":
+    # Rewrites the lock that tests/test_pixels_replay.py compares with. Only for a change of
+    # behaviour that is meant, named in its commit (the MNIST files are read from
+    # OVISION_DATA, else ../shared/data):  .venv/bin/python tests/pixels_replay.py
+    import os
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    data = Path(os.environ.get("OVISION_DATA") or here.parents[1] / "shared" / "data")
+    (here / "data" / "pixels_transcripts.json").write_text(
+        json.dumps(transcripts(data), sort_keys=True)
+    )

@@ -15,15 +15,25 @@ def test_readme_example(settings, tiny_clip, data_dir):
     out = classify([photo], labels="cat,dog,car", scorer=eyes, top_k=2)
     assert out[0]["image"] == str(photo) and len(out[0]["labels"]) == 2
     assert {x["label"] for x in out[0]["labels"]} <= {"cat", "dog", "car"}
-    llm = ScriptedReasoner(
-        lambda messages, choices, schema: (
-            choices[0] if choices else '{"candidates": ["cat", "dog"]}'
-        )
-    )
+    offered = []
+
+    def answer(messages, choices, schema):
+        if choices:
+            offered.append(list(choices))
+            return choices[-1]  # not the eyes' favourite: the answer must be the LLM's pick
+        return '{"candidates": ["cat", "dog"], "guess": "cat"}'
+
+    llm = ScriptedReasoner(answer)
     d = run_dialogue(
         photo, labels=["cat", "dog", "car"], scorer=eyes, reasoner=llm, trust=1.0, rounds=2
     )
-    assert d["answer"]["label"] in {"cat", "dog", "car"} and llm.calls
+    ranked = [x["label"] for x in classify([photo], labels="cat,dog,car", scorer=eyes)[0]["labels"]]
+    # The final answer was asked among the eyes' shortlist, in the eyes' order, and is the
+    # LLM's pick from it (its last option), recorded as a constrained choice.
+    assert offered[-1] == ranked[:3]
+    assert (d["answer"]["label"], d["answer"]["rule"]) == (ranked[2], "choice")
+    assert [r["candidates"] for r in d["rounds"]] == [["cat", "dog"]] * len(d["rounds"])
+    assert not any(r["fallback"] for r in d["rounds"])  # the scripted rounds fit the schema
 
 
 def test_import_loads_no_runtime():

@@ -9,7 +9,8 @@ import re
 
 import numpy as np
 import pytest
-from test_knowledge import ToyScorer
+from fakes import FakeScorer
+from test_knowledge import ToyScorer, _keyword
 
 from offline_vision.bridge import looks_unfamiliar, names_of, unreadable, write_names
 from offline_vision.dialogue import Eyes
@@ -173,14 +174,9 @@ def test_label_scorer_reads_bridged_labels_through_their_names():
 
 
 def test_the_dialogues_eyes_read_a_user_label_by_its_names():
-    class Eyed(ToyScorer):
-        def encode_images(self, images):
-            return np.array([[0.0, 3.0, 0.0]])
-
-        def default_templates(self, name):
-            return ("a photo of a {}",)
-
-    scorer = Eyed()
+    scorer = FakeScorer(
+        _keyword, lambda image: np.array([0.0, 3.0, 0.0]), templates=("a photo of a {}",)
+    )
     eyes = Eyes(scorer, image=None, names={"犬": ["dog"], "猫": ["cat"]})
     scores = eyes.score(["猫", "犬", "animal"])
     assert scores[0][0] == "犬"  # the user's label comes back, scored as "dog"
@@ -214,7 +210,7 @@ def test_unfamiliar_rule_on_the_tiny_clip_tokenizer(settings, tiny_clip):
 
 @pytest.fixture
 def names_server():
-    from fake_servers import ChatServer
+    from fakes import ChatServer
 
     table = {
         **JA,
@@ -226,7 +222,7 @@ def names_server():
     }
     table.update({"自動車": "automobile", "船": "ship", "トラック": "truck"})
 
-    def reply(body):
+    def reply(body, headers):
         schema = body["response_format"]["json_schema"]["schema"]
         return _shaped({k: table[k] for k in _asked(body["messages"])}, schema)
 

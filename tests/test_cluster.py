@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from fake_servers import DelayedServer
+from fakes import DelayedServer
 from run_compare import PLACEMENT, TIMINGS, untimed, untimed_records
 
 from offline_vision.eval import records, runner

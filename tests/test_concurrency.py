@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_servers import DelayedServer
+from fakes import DelayedServer
 from run_compare import untimed, untimed_records
 
 from offline_vision.eval import records, runner

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import fakes
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,40 +17,22 @@ from offline_vision.eval.tasks import DialogueTask
 from offline_vision.labelmap import map_answer
 from offline_vision.labels import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
-from offline_vision.models.scorer import EmbeddingScorer
 from offline_vision.prompts import BACKOFF, BROAD_FALLBACK, REPEAT
 
 
-class FakeScorer(EmbeddingScorer):
+def FakeScorer(affinity: dict[str, float] | None = None) -> fakes.FakeScorer:
     """Image = unit vector e0. A label's logit is `affinity[label]` (default 0), so
     probabilities over any candidate list are then a softmax of those affinities."""
+    affinity = affinity or {}
 
-    kind, standin = "fake", True
+    def text(t: str) -> np.ndarray:
+        a = affinity.get(t.removeprefix("a photo of a "), 0.0)
+        seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
+        rest = np.random.default_rng(seed).normal(size=63)
+        rest *= np.sqrt(max(1 - (a / 10) ** 2, 0)) / np.linalg.norm(rest)
+        return np.concatenate([[a / 10], rest])
 
-    def __init__(self, affinity: dict[str, float] | None = None):
-        super().__init__(text_model_key="fake", logit_scale=10.0, cache=None)
-        self.affinity = affinity or {}
-
-    def describe(self) -> dict:
-        return {"scorer": "fake", "standin": True}
-
-    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
-        return ("{}",)
-
-    def _embed_images(self, images):
-        v = np.zeros((len(images), 64), np.float32)
-        v[:, 0] = 1
-        return v
-
-    def _embed_texts(self, texts):
-        out = []
-        for t in texts:
-            a = self.affinity.get(t.removeprefix("a photo of a "), 0.0)
-            seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
-            rest = np.random.default_rng(seed).normal(size=63)
-            rest *= np.sqrt(max(1 - (a / 10) ** 2, 0)) / np.linalg.norm(rest)
-            out.append(np.concatenate([[a / 10], rest]))
-        return np.asarray(out, np.float32)
+    return fakes.FakeScorer(text, lambda image: np.eye(64)[0], logit_scale=10.0)
 
 
 def rounds_json(*rounds, guess=None):
@@ -358,7 +341,7 @@ def test_dialogue_eval_resumes_and_reports_by_round(tmp_path):
     assert full["config"]["scorer"] == {"scorer": "fake", "standin": True}
 
 
-def _canned(body):
+def _canned(body, headers):
     """A server-side LLM stand-in: candidates for rounds, the first option for answers."""
     schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
     props = schema.get("properties", {})
@@ -370,7 +353,7 @@ def _canned(body):
 
 
 def test_dialogue_and_eval_commands_end_to_end(run_cli, tiny_clip, data_dir, tmp_path):
-    from fake_servers import ChatServer
+    from fakes import ChatServer
 
     srv = ChatServer(_canned)
     try:

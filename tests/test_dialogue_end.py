@@ -99,7 +99,7 @@ def test_end_options_are_checked():
 
 def test_hosted_fusion_reads_first_token_logprobs(monkeypatch):
     """An OpenAI-compatible server's top_logprobs for the first answer token → choice odds."""
-    from test_security import Raw
+    from fakes import ChatServer, scripted
 
     from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 
@@ -116,7 +116,7 @@ def test_hosted_fusion_reads_first_token_logprobs(monkeypatch):
             }
         ]
     }
-    s = Raw((200, {}, body))
+    s = ChatServer(scripted((200, {}, body)))
     try:
         r = OpenAICompatReasoner("m", base_url=s.url)
         p = r.choice_probabilities([{"role": "user", "content": "?"}], ["cat", "dog", "ship"])

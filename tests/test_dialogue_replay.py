@@ -1,7 +1,11 @@
 """The dialogue's behaviour is locked: the transcripts stored in tests/data (written by the
 code before the dialogue became a loop of named steps) come out identical — every policy ×
 mode, eyes-only answers, repair turns, broad fallbacks, repeated questions, early stops and
-open-answer mapping rules included."""
+open-answer mapping rules included.
+
+Regenerate the lock (only for a change of behaviour that is meant, named in its commit):
+    .venv/bin/python tests/dialogue_replay.py
+"""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ import re
 
 import numpy as np
 import pytest
+from fakes import FakeScorer
 
 from offline_vision.errors import BadInput
 from offline_vision.knowledge import Knowledge, expand, filter_items, parse_items, waffle
 from offline_vision.label_scoring import FollowUp, LabelScorer
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
-from offline_vision.models.scorer import softmax
 
 LABELS = ["cat", "dog", "car"]
 
@@ -114,38 +114,24 @@ def test_waffle_is_deterministic_per_seed_and_the_same_for_every_label():
     assert len(a.texts["cat"]) == 5 and a.texts["cat"] == a.texts["car"]
 
 
-class ToyScorer:
-    """Texts → fixed 3-d vectors by keyword, so every probability can be worked out by hand."""
+def _keyword(text: str) -> np.ndarray:
+    for key, v in (("tabby", [0, 1, 0]), ("cat", [1, 0, 0]), ("dog", [0, 1, 0])):
+        if key in text:
+            return np.array(v, dtype=np.float64)
+    return np.array([0, 0, 1], dtype=np.float64)
 
-    logit_scale = 1.0
 
-    def __init__(self):
-        self.encoded: list[str] = []
-
-    def encode_labels(self, labels, templates=("{}",)):
-        rows = []
-        for label in labels:
-            texts = [t.format(label) for t in templates]
-            self.encoded += texts
-            rows.append(np.mean([self._vec(t) for t in texts], axis=0))
-        return np.array(rows, dtype=np.float64)
-
-    @staticmethod
-    def _vec(text: str) -> np.ndarray:
-        for key, v in (("tabby", [1, 1, 0]), ("cat", [1, 0, 0]), ("dog", [0, 1, 0])):
-            if key in text:
-                return np.array(v, dtype=np.float64)
-        return np.array([0, 0, 1], dtype=np.float64)
-
-    def probabilities(self, image_embeddings, label_embeddings):
-        return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+def ToyScorer() -> FakeScorer:
+    """Texts → fixed 3-d unit vectors by keyword, so every probability can be worked out by
+    hand; "images" are given as embeddings."""
+    return FakeScorer(_keyword, lambda image: image, logit_scale=1.0)
 
 
 def test_subclass_mapping_and_reweighting_by_hand():
     eyes = ToyScorer()
     k = Knowledge("subclasses", ["cat", "dog"], texts={"cat": ["tabby"], "dog": []})
     scorer = LabelScorer(eyes, ["cat", "dog"], ("{}",), k)
-    # subclass texts: "cat", "tabby, a kind of cat" (→ [1,1,0] since 'tabby' wins), "dog"
+    # subclass texts: "cat", "tabby, a kind of cat" (→ [0,1,0] since 'tabby' wins), "dog"
     assert scorer.sub_texts == ["cat", "tabby, a kind of cat", "dog"]
     img = np.array([[0.0, 2.0, 0.0]])
     got = scorer.probabilities(img)[0]
@@ -195,9 +181,9 @@ def test_differential_descriptions_are_asked_once_per_set_of_classes(tmp_path):
 def test_classify_with_knowledge_writes_once_then_reads_the_cache(
     run_cli, home, tiny_clip, data_dir
 ):
-    from fake_servers import ChatServer
+    from fakes import ChatServer
 
-    def reply(body):
+    def reply(body, headers):
         text = body["messages"][-1]["content"]
         m = re.search(r"photo of a (\w+):", text) or re.search(r"a (\w+) is easily mistaken", text)
         return f"{m.group(1)} with whiskers\n{m.group(1)} on a sofa" if m else "fur"

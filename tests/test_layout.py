@@ -61,12 +61,31 @@ def test_every_function_reads_on_one_screen():
     assert long == []
 
 
+def test_every_module_is_under_400_lines():
+    """Issue 27's bar: a module over 400 lines is doing more than one job."""
+    from pathlib import Path
+
+    root = Path(offline_vision.__file__).parent
+    sizes = {p.relative_to(root): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
+    assert len(sizes) > 50 and [f"{p} ({n})" for p, n in sizes.items() if n > 400] == []
+
+
 # The layers, lowest first. A module may import its own layer or a lower one, never a higher
 # one; ARCHITECTURE.md describes the same table.
 LAYERS = [
     (
         "foundation",
-        ["config", "errors", "files", "progress", "prompts", "labels", "images", "options"],
+        [
+            "config",
+            "errors",
+            "files",
+            "progress",
+            "prompts",
+            "labels",
+            "images",
+            "options",
+            "retry",
+        ],
     ),
     ("provisioning: catalog", ["models.provision", "models.provision.*-ops"]),
     ("models", ["models", "models.*"]),
@@ -176,3 +195,32 @@ def test_a_ray_worker_builds_its_task_without_click():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_the_backends_and_the_fakes_implement_the_protocols():
+    """The features are typed against Scorer and Reasoner; every backend and test fake has all
+    of what those protocols name (runtime_checkable checks presence, not signatures)."""
+    import typing
+
+    import numpy as np
+    from fakes import FakeScorer
+
+    from offline_vision.models.clip import ClipScorer
+    from offline_vision.models.conse import ConseScorer
+    from offline_vision.models.reasoners.base import Reasoner
+    from offline_vision.models.reasoners.llama_cpp import LlamaCppReasoner
+    from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
+    from offline_vision.models.reasoners.scripted import ScriptedReasoner
+    from offline_vision.models.scorer import Scorer
+
+    for protocol, classes in (
+        (Scorer, (ClipScorer, ConseScorer)),
+        (Reasoner, (LlamaCppReasoner, OpenAICompatReasoner, ScriptedReasoner)),
+    ):
+        methods = [m for m in protocol.__dict__ if callable(getattr(protocol, m)) and m[0] != "_"]
+        fields = typing.get_type_hints(protocol)
+        assert len(methods) >= 4 and fields
+        for cls in classes:
+            assert [m for m in methods if not callable(getattr(cls, m, None))] == [], cls
+    assert isinstance(FakeScorer(np.ones, np.ones), Scorer)
+    assert isinstance(ScriptedReasoner(["cat"]), Reasoner)

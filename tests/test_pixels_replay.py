@@ -1,6 +1,10 @@
 """Pixel prompting's behaviour is locked: the runs stored in tests/data (written by the code
 before the strategies became classes) come out identical — every LLM strategy, two encodings,
-few-shot examples, retrieval and the feedback history with its trimming."""
+few-shot examples, retrieval and the feedback history with its trimming.
+
+Regenerate the lock (only for a change of behaviour that is meant, named in its commit):
+    .venv/bin/python tests/pixels_replay.py
+"""
 
 from __future__ import annotations
 

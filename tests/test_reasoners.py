@@ -7,9 +7,10 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
+from fakes import ChatServer, completion
 
 from offline_vision.errors import BadInput, BadModel, ChecksumMismatch, ModelNotFound, ReasonerError
 from offline_vision.models.provision import registry, store
@@ -106,56 +107,26 @@ def test_truncated_or_foreign_gguf_is_refused_before_loading(settings, tmp_path)
 # --- the OpenAI-compatible client against a scripted stub ---------------------------------------
 
 
-class Stub:
-    """Answers each POST with the next scripted behaviour; records what it was sent."""
+def behaviours(script):
+    """A `reply` for the fake chat server acting out each scripted behaviour in turn
+    (then answering "cat"): ("ok", content), ("status", code[, body]), ("sleep", seconds),
+    ("echo_auth",) — a careless server that echoes the key in an error — and ("malformed",)."""
+    script = list(script)
 
-    def __init__(self, script):
-        self.script = list(script)
-        self.seen: list[dict] = []
-        stub = self
+    def reply(body, headers):
+        kind, *args = script.pop(0) if script else ("ok", "cat")
+        if kind == "sleep":
+            time.sleep(args[0])
+            return "cat"
+        if kind == "status":
+            return args[0], {}, args[1].encode() if len(args) > 1 else {"error": "nope"}
+        if kind == "echo_auth":
+            return 400, {}, {"error": f"bad request from {headers.get('Authorization')}"}
+        if kind == "malformed":
+            return 200, {}, b"{this is not json"
+        return args[0]
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.seen.append({"body": body, "auth": self.headers.get("Authorization")})
-                kind, *args = stub.script.pop(0) if stub.script else ("ok", "cat")
-                if kind == "sleep":
-                    time.sleep(args[0])
-                    kind, args = "ok", ["cat"]
-                if kind == "status":
-                    payload = args[1].encode() if len(args) > 1 else b'{"error": "nope"}'
-                    self.send_response(args[0])
-                elif kind == "echo_auth":  # a careless server that echoes the key in an error
-                    payload = json.dumps(
-                        {"error": f"bad request from {self.headers.get('Authorization')}"}
-                    ).encode()
-                    self.send_response(400)
-                elif kind == "malformed":
-                    payload = b"{this is not json"
-                    self.send_response(200)
-                else:
-                    payload = json.dumps(
-                        {
-                            "choices": [{"message": {"role": "assistant", "content": args[0]}}],
-                            "usage": {"prompt_tokens": 7, "completion_tokens": 1},
-                        }
-                    ).encode()
-                    self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    return reply
 
 
 @pytest.fixture
@@ -163,9 +134,8 @@ def stub():
     made = []
 
     def make(*script):
-        s = Stub(script)
-        made.append(s)
-        return s
+        made.append(ChatServer(behaviours(script)))
+        return made[-1]
 
     yield make
     for s in made:
@@ -260,7 +230,7 @@ def test_api_key_never_leaks(stub, monkeypatch):
     r = _client(s.url)
     with pytest.raises(ReasonerError) as err:
         r.complete(ASK, choices=["cat"])
-    assert s.seen[0]["auth"] == f"Bearer {secret}"  # it was sent…
+    assert s.seen[0]["headers"].get("Authorization") == f"Bearer {secret}"  # it was sent…
     assert secret not in str(err.value) and "***" in str(err.value)  # …but never shown
     assert secret not in json.dumps(r.describe())
 
@@ -301,3 +271,64 @@ def test_ask_cli_against_stub_and_bad_inputs(run_cli, home, stub, tmp_path):
     bad.write_text("{not json")
     r = run_cli("ask", "hi", "--schema", bad)
     assert r.exit_code == 1 and "not valid JSON" in r.stderr
+
+
+# --- an injected HTTP client: no server at all ---------------------------------------------------
+
+
+def test_injected_client_carries_the_key_and_retries_a_429(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-injected-0123456789")
+    sent: list[httpx.Request] = []
+    replies = [
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"error": "slow down"}),
+        httpx.Response(200, json=completion('{"answer": "ship"}')),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return replies.pop(0)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    r = OpenAICompatReasoner("m", base_url="https://chat.example.com/v1", client=client)
+    c = r.complete(ASK, choices=["cat", "ship"])
+    assert c.value == "ship" and len(sent) == 2  # the 429 was tried again, once
+    assert {str(q.url) for q in sent} == {"https://chat.example.com/v1/chat/completions"}
+    assert all(q.headers["Authorization"] == "Bearer sk-test-injected-0123456789" for q in sent)
+    assert json.loads(sent[0].content)["response_format"]["type"] == "json_schema"
+
+
+# --- the loaded GGUF is used by one thread at a time ---------------------------------------------
+
+
+class _Llm:
+    """Stands in for llama_cpp.Llama: records how many calls were inside it at once."""
+
+    def __init__(self):
+        self.inside = self.most = 0
+        self.guard = threading.Lock()
+
+    def tokenize(self, data, add_bos=False, special=False):
+        with self.guard:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        time.sleep(0.01)
+        with self.guard:
+            self.inside -= 1
+        return list(data)
+
+
+def test_threads_sharing_a_gguf_take_turns(monkeypatch):
+    from offline_vision.models.reasoners.llama_cpp import LlamaCppReasoner
+
+    llm = _Llm()
+    monkeypatch.setattr(LlamaCppReasoner, "llm", property(lambda self: llm))
+    reasoner = LlamaCppReasoner("unused.gguf", name="local:test")
+    threads = [
+        threading.Thread(target=lambda: [reasoner.count_tokens("four") for _ in range(5)])
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert llm.most == 1 and llm.inside == 0  # twenty calls, never two at once

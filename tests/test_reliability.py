@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import completion as _answer
 from test_knowledge import LABELS, ToyScorer, _writer
-from test_security import _answer
 
 from offline_vision.errors import BadInput, RunError
 from offline_vision.eval import html, runner

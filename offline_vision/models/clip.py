@@ -45,7 +45,7 @@ class ClipTokenizer:
             pad_id = self.tok.token_to_id("<|endoftext|>") or 0
         self.pad_id = pad_id
         self.tok.enable_truncation(max_length=context_length)
-        self.tok.no_padding()
+        self.tok.enable_padding(pad_id=pad_id)  # to the batch's longest, on the right
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         encs = self.tok.encode_batch(list(texts))
@@ -54,13 +54,8 @@ class ClipTokenizer:
                 log.warning(
                     "label prompt %r is over %d tokens; truncated", text[:60], self.context_length
                 )
-        n = max(len(e.ids) for e in encs)
-        ids = np.full((len(encs), n), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encs), n), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        return ids, mask
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        return ids, np.array([e.attention_mask for e in encs], dtype=np.int64)
 
 
 def _output_index(sess, preferred: str) -> int:

@@ -43,16 +43,12 @@ class MiniLMTokenizer:
     def __init__(self, tokenizer_json: str):
         self.tok = Tokenizer.from_str(tokenizer_json)
         self.tok.enable_truncation(max_length=TEXT_MAX_TOKENS)
-        self.tok.no_padding()
+        self.tok.enable_padding(pad_id=0)  # [PAD]; to the batch's longest, on the right
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         encs = self.tok.encode_batch(list(texts))
-        n = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), n), dtype=np.int64)
-        mask = np.zeros((len(encs), n), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
         return ids, mask, np.zeros_like(ids)
 
 

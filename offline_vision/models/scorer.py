@@ -30,6 +30,8 @@ class Scorer(Protocol):
 
     kind: str  # "clip" or "conse"
     standin: bool  # True for a scorer that is not CLIP and must never be reported as CLIP
+    text_model_key: str  # what the text embeddings depend on: the key of cached knowledge
+    logit_scale: float  # logits = logit_scale · cosine
 
     def describe(self) -> dict: ...
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import httpx
 
 from offline_vision.errors import ChecksumMismatch, DownloadError
-from offline_vision.models.provision.integrity import CHUNK
 from offline_vision.progress import bar as progress_bar
+from offline_vision.retry import Transient, retrying
 
 RETRIES = 4
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -47,12 +46,10 @@ def make_client(token_host: str | None = None) -> httpx.Client:
 
 
 def _hash_prefix(path: Path) -> hashlib._Hash:
-    h = hashlib.sha256()
-    if path.exists():
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK * 8):
-                h.update(block)
-    return h
+    if not path.exists():
+        return hashlib.sha256()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256")
 
 
 def download(
@@ -71,34 +68,34 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     label = desc or dest.name
-    last_error: Exception | None = None
-    for attempt in range(RETRIES):
-        try:
-            h, whole = _stream_into(client, url, part, size, label)
-            got = part.stat().st_size
-            if size is not None and got < size:
-                raise httpx.TransportError(f"connection closed at {got} of {size} bytes")
-            digest = h.hexdigest()
-            if whole and sha256 is not None and digest != sha256:
-                # The server said the part holds the whole file (416), but it is not the file:
-                # not a download error, a stale part. Start again from nothing.
-                part.unlink()
-                raise httpx.TransportError("a complete-looking partial file did not verify")
-            if sha256 is not None and digest != sha256:
-                part.unlink()
-                raise ChecksumMismatch(
-                    f"{label}: downloaded sha256 {digest[:16]}… is not the pinned {sha256[:16]}… "
-                    f"(from {_safe(url)}); the partial file was deleted"
-                )
-            if size is not None and got != size:
-                part.unlink()
-                raise ChecksumMismatch(f"{label}: got {got} bytes, expected {size}")
-            os.replace(part, dest)
-            return digest
-        except (httpx.TransportError, httpx.TimeoutException) as e:
-            last_error = e
-            time.sleep(min(0.5 * 2**attempt, 8.0))
-    raise DownloadError(f"{label}: download from {_safe(url)} failed ({last_error})")
+
+    def attempt() -> str:
+        h, whole = _stream_into(client, url, part, size, label)
+        got = part.stat().st_size
+        if size is not None and got < size:
+            raise Transient(f"connection closed at {got} of {size} bytes")
+        digest = h.hexdigest()
+        if whole and sha256 is not None and digest != sha256:
+            # The server said the part holds the whole file (416), but it is not the file:
+            # not a download error, a stale part. Start again from nothing.
+            part.unlink()
+            raise Transient("a complete-looking partial file did not verify")
+        if sha256 is not None and digest != sha256:
+            part.unlink()
+            raise ChecksumMismatch(
+                f"{label}: downloaded sha256 {digest[:16]}… is not the pinned {sha256[:16]}… "
+                f"(from {_safe(url)}); the partial file was deleted"
+            )
+        if size is not None and got != size:
+            part.unlink()
+            raise ChecksumMismatch(f"{label}: got {got} bytes, expected {size}")
+        os.replace(part, dest)
+        return digest
+
+    try:
+        return retrying(attempt, tries=RETRIES, backoff=0.5)
+    except Transient as e:
+        raise DownloadError(f"{label}: download from {_safe(url)} failed ({e.problem})") from None
 
 
 def _stream_into(
@@ -106,7 +103,7 @@ def _stream_into(
 ) -> tuple[hashlib._Hash, bool]:
     """Append `url`'s bytes to `part` (resuming from its length); returns the whole file's
     running sha256, and whether the server said the part already held all of it (HTTP 416 to
-    the resuming range: the caller verifies it). Transient failures raise TransportError."""
+    the resuming range: the caller verifies it). Transient failures raise Transient."""
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -121,8 +118,8 @@ def _stream_into(
             h = hashlib.sha256()
             part.unlink()
         elif r.status_code not in (200, 206):
-            if r.status_code in (429,) or r.status_code >= 500:
-                raise httpx.TransportError(f"HTTP {r.status_code}")
+            if r.status_code == 429 or r.status_code >= 500:
+                raise Transient(f"HTTP {r.status_code}")
             raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
         total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
         with (

@@ -67,6 +67,12 @@ class Reasoner(Protocol):
         seed: int = 0,
     ) -> Completion: ...
 
+    def count_tokens(self, text: str) -> int: ...
+
+    def choice_probabilities(
+        self, messages: Sequence[Message], choices: Sequence[str]
+    ) -> dict[str, float] | None: ...
+
 
 def _strip_fences(text: str) -> str:
     t = text.strip()

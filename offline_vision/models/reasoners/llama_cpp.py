@@ -14,6 +14,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+from functools import wraps
 from pathlib import Path
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
@@ -22,6 +24,18 @@ from offline_vision.models.reasoners.base import BaseReasoner, Usage
 
 DEFAULT_CTX = 8192
 _LOADED: dict[tuple, object] = {}  # one model per process: (path, n_ctx, threads) → Llama
+# The one loaded model has one KV cache and one context: loading it and every call on it hold
+# this lock, so threads sharing a reasoner take turns instead of corrupting its state.
+_LOCK = threading.RLock()
+
+
+def _one_at_a_time(method):
+    @wraps(method)
+    def locked(*args, **kwargs):
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 def choices_grammar(choices) -> str:
@@ -34,6 +48,7 @@ def choices_grammar(choices) -> str:
 
 
 @atexit.register
+@_one_at_a_time
 def _close_all() -> None:
     # Close while the interpreter is intact; llama-cpp-python's __del__ fails at teardown.
     for llm in _LOADED.values():
@@ -113,6 +128,7 @@ def check_amx(path: Path, cache: Path | None) -> None:
         )
 
 
+@_one_at_a_time
 def _load(path: Path, n_ctx: int, threads: int, probe_cache: Path | None = None):
     key = (str(path), n_ctx, threads)
     if key not in _LOADED:
@@ -185,6 +201,7 @@ class LlamaCppReasoner(BaseReasoner):
             "threads": self.threads,
         }
 
+    @_one_at_a_time
     def count_tokens(self, text: str) -> int:
         """Exact, with the GGUF's own tokenizer."""
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
@@ -203,6 +220,7 @@ class LlamaCppReasoner(BaseReasoner):
         added = getattr(r, "added_special", False)
         return llm.tokenize(r.prompt.encode("utf-8"), add_bos=not added, special=True)
 
+    @_one_at_a_time
     def choice_probabilities(self, messages, choices) -> dict[str, float] | None:
         """Each choice's token log-probability after the chat prompt (teacher-forced, one token
         at a time), normalised over the choices: what the choices grammar decodes from."""
@@ -237,6 +255,7 @@ class LlamaCppReasoner(BaseReasoner):
         total = sum(math.exp(v - top) for v in scores.values())
         return {c: math.exp(v - top) / total for c, v in scores.items()}
 
+    @_one_at_a_time
     def _raw(
         self, messages, *, choices, schema, max_tokens, temperature, seed
     ) -> tuple[str, Usage]:

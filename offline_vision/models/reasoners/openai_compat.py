@@ -12,7 +12,6 @@ import base64
 import json
 import math
 import os
-import time
 from urllib.parse import urlparse
 
 import httpx
@@ -21,6 +20,7 @@ from offline_vision.errors import ReasonerError
 from offline_vision.models.provision.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
 from offline_vision.prompts import CHOICE_INSTRUCTION, CHOICE_ONLY, SCHEMA_INSTRUCTION
+from offline_vision.retry import Transient, retrying
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIES = 4
@@ -59,7 +59,10 @@ class OpenAICompatReasoner(BaseReasoner):
         api_key: str | None = None,
         timeout: float = 120.0,
         backoff: float = 0.5,
+        client: httpx.Client | None = None,
     ):
+        """`client`: the HTTP client to send through (tests give one with an
+        `httpx.MockTransport`); the key and URL credentials go with each request either way."""
         self.model = model
         self.name = f"openai:{model}"
         self._key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -87,8 +90,9 @@ class OpenAICompatReasoner(BaseReasoner):
             raise ReasonerError(
                 f"OPENAI_API_KEY is not set; {self.base_url} needs a key (set it in the environment)"
             )
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers, auth=auth)
+        self._headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        self._auth = auth
+        self._client = client or httpx.Client(timeout=timeout)
         self._backoff = backoff
         self._mode: str | None = None  # the constrained-output mode this server accepts
 
@@ -112,28 +116,19 @@ class OpenAICompatReasoner(BaseReasoner):
 
     def _post(self, body: dict) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
-        problem = ""
-        for attempt in range(RETRIES):
-            try:
-                r = self._client.post(url, json=body)
-            except httpx.TimeoutException:
-                problem = "timed out"
-            except httpx.TransportError as e:
-                problem = f"unreachable ({type(e).__name__})"
-            else:
-                if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
-                    problem = f"HTTP {r.status_code}"
-                    wait = _seconds(r.headers.get("Retry-After"))
-                    if wait is not None:
-                        time.sleep(min(wait, 10.0))
-                        continue
-                else:
-                    return r
-            if attempt < RETRIES - 1:
-                time.sleep(self._backoff * 2**attempt)
-        raise ReasonerError(
-            f"{self.name}: server at {self.base_url} {problem} after {RETRIES} tries"
-        )
+
+        def attempt() -> httpx.Response:
+            r = self._client.post(url, json=body, headers=self._headers, auth=self._auth)
+            if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
+                raise Transient(f"HTTP {r.status_code}", _seconds(r.headers.get("Retry-After")))
+            return r
+
+        try:
+            return retrying(attempt, tries=RETRIES, backoff=self._backoff)
+        except Transient as e:
+            raise ReasonerError(
+                f"{self.name}: server at {self.base_url} {e.problem} after {RETRIES} tries"
+            ) from None
 
     def _request(self, messages, *, choices, schema, max_tokens, temperature, seed, mode) -> dict:
         body = {

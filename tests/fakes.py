@@ -1,6 +1,6 @@
-"""Local stand-ins on 127.0.0.1: a Hugging Face–style hub and a PEP 503 package index.
-
-They answer the same URLs as the real services, so the real pull / verify / resume code runs.
+"""The tests' one set of fakes: a Hugging Face–style hub and a PEP 503 package index, the one
+OpenAI-compatible chat server (all on 127.0.0.1, answering the same URLs as the real services,
+so the real pull / verify / resume / retry code runs), and the one fake scorer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+
 from offline_vision.labels import CIFAR10
+from offline_vision.models.scorer import l2_normalize, softmax
 
 LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".whl", ".gguf")
 
@@ -150,27 +153,31 @@ class FakeHub:
 
 
 class ChatServer:
-    """A minimal OpenAI-compatible /v1/chat/completions on 127.0.0.1: `reply(body) -> content`."""
+    """The one fake OpenAI-compatible server: /v1/chat/completions on 127.0.0.1.
+
+    `reply(body, headers)` makes each answer: a string is the assistant's content (a 200 with
+    usage), a (status, headers, payload) triple is sent as it is (payload: bytes, else
+    JSON-encoded). Every request is kept in `seen` as {"body", "headers"}."""
 
     def __init__(self, reply):
         server = self
-        self.bodies: list[dict] = []
+        self.seen: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.bodies.append(body)
-                payload = json.dumps(
-                    {
-                        "choices": [{"message": {"role": "assistant", "content": reply(body)}}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 3},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw) if raw else None
+                headers = dict(self.headers)
+                server.seen.append({"body": body, "headers": headers})
+                out = reply(body, headers)
+                status, extra, payload = (200, {}, completion(out)) if isinstance(out, str) else out
+                payload = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in {"Content-Type": "application/json", **extra}.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -179,9 +186,29 @@ class ChatServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def stop(self) -> None:
+    @property
+    def bodies(self) -> list[dict]:
+        return [r["body"] for r in self.seen]
+
+    def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    stop = close
+
+
+def completion(content: str, usage: dict | None = None) -> dict:
+    """An OpenAI chat completion carrying `content`."""
+    return {
+        "choices": [{"message": {"role": "assistant", "content": content}}],
+        "usage": usage if usage is not None else {"prompt_tokens": 7, "completion_tokens": 1},
+    }
+
+
+def scripted(*replies):
+    """A `reply` giving `replies` in turn, the last one again once they run out."""
+    queue = list(replies)
+    return lambda body, headers: queue.pop(0) if len(queue) > 1 else queue[0]
 
 
 class DelayedServer:
@@ -193,7 +220,7 @@ class DelayedServer:
         self.lock = threading.Lock()
         self.server = ChatServer(self.reply)
 
-    def reply(self, body: dict) -> str:
+    def reply(self, body: dict, headers: dict) -> str:
         with self.lock:
             self.inflight += 1
             self.peak = max(self.peak, self.inflight)
@@ -211,3 +238,41 @@ class DelayedServer:
             picked = [c for c in enum if c in words][:2] or enum[:2]
             return json.dumps({"candidates": picked if len(picked) == 2 else enum[:2]})
         return "cat"
+
+
+class FakeScorer:
+    """The one fake scorer, implementing the Scorer protocol over towers given as functions,
+    `text(str)` and `image(obj)` → a vector: a label is the normalised mean of its templates'
+    text vectors, probabilities the scaled softmax of cosines (float64 throughout, so the
+    replay locks hold to the last digit). No weights; as deterministic as the functions."""
+
+    standin = True
+
+    def __init__(
+        self, text, image, *, logit_scale=10.0, key="fake", kind="fake", templates=("{}",)
+    ):
+        self.text_model_key, self.logit_scale, self.kind = key, float(logit_scale), kind
+        self.templates, self._text, self._image = tuple(templates), text, image
+        self.encoded: list[str] = []  # every text the text tower was run on, in order
+        self.images_encoded = 0
+
+    def describe(self) -> dict:
+        return {"scorer": self.kind, "standin": True}
+
+    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
+        return self.templates
+
+    def encode_images(self, images) -> np.ndarray:
+        self.images_encoded += len(images)
+        return l2_normalize(np.stack([self._image(im) for im in images]))
+
+    def encode_labels(self, labels, templates=("{}",)) -> np.ndarray:
+        rows = []
+        for label in labels:
+            texts = [t.format(label) for t in templates]
+            self.encoded += texts
+            rows.append(np.mean([self._text(t) for t in texts], axis=0))
+        return l2_normalize(np.stack(rows))
+
+    def probabilities(self, image_embeddings, label_embeddings) -> np.ndarray:
+        return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
