@@ -62,8 +62,11 @@ def _write_tokenizer_files(d: Path) -> None:
     )
 
 
-def build_tiny_clip(d: Path, *, seed: int = 0, width: int = 32, image_size: int = 224) -> Path:
-    """Write a complete tiny CLIP checkpoint directory (config, safetensors, tokenizer, processor)."""
+def build_tiny_clip(
+    d: Path, *, seed: int = 0, width: int = 32, image_size: int = 224, full: bool = False
+) -> Path:
+    """Write a complete tiny CLIP checkpoint directory (config, safetensors, tokenizer, processor).
+    With `full`, the towers are ViT-B/32's (transformers' CLIPConfig defaults), weights random."""
     import torch
     from transformers import (
         CLIPConfig,
@@ -86,6 +89,11 @@ def build_tiny_clip(d: Path, *, seed: int = 0, width: int = 32, image_size: int 
     bos = fast.convert_tokens_to_ids("<|startoftext|>")
     CLIPImageProcessor().save_pretrained(str(d))
     torch.manual_seed(seed)
+    special = dict(eos_token_id=eos, bos_token_id=bos, pad_token_id=eos)
+    if full:
+        cfg = CLIPConfig(text_config=dict(vocab_size=vocab, **special))
+        CLIPModel(cfg).eval().save_pretrained(str(d), safe_serialization=True)
+        return d
     cfg = CLIPConfig(
         text_config=dict(
             vocab_size=vocab,

@@ -70,7 +70,7 @@ def session(model: Path, *, device: str = "auto", threads: int = 1, spin: bool =
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=chosen)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise BadModel(f"{model.name}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
-    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+    if "CUDAExecutionProvider" in chosen and "CUDAExecutionProvider" not in sess.get_providers():
         log.warning(
             "--device cuda: the CUDA provider did not start (no GPU visible); using the CPU"
         )

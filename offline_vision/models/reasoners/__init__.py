@@ -32,13 +32,25 @@ class ReasonerOptions:
     n_ctx: int | None = option(
         None, "Context window of a local model [default: 8192].", lo=256, kind=int, cli="--ctx"
     )
+    gpu_layers: int = option(
+        0,
+        "Layers of a local model to run on the GPU (-1: all); needs llama-cpp-python built "
+        "with CUDA (scripts/gpu_check.sh builds it).",
+        lo=-1,
+    )
 
     @property
     def hosted(self) -> bool:
         return self.reasoner.startswith("openai:")
 
     def load(self, settings: Settings) -> BaseReasoner:
-        return load_reasoner(settings, self.reasoner, base_url=self.base_url, n_ctx=self.n_ctx)
+        return load_reasoner(
+            settings,
+            self.reasoner,
+            base_url=self.base_url,
+            n_ctx=self.n_ctx,
+            gpu_layers=self.gpu_layers,
+        )
 
 
 def load_reasoner(
@@ -47,6 +59,7 @@ def load_reasoner(
     *,
     base_url: str | None = None,
     n_ctx: int | None = None,
+    gpu_layers: int = 0,
 ) -> BaseReasoner:
     kind, _, arg = spec.partition(":")
     if kind == "local":
@@ -62,6 +75,7 @@ def load_reasoner(
                 name=f"local:{path.name}",
                 n_ctx=ctx,
                 threads=settings.threads,
+                gpu_layers=gpu_layers,
                 probe_cache=settings.cache_dir / "amx_probe.json",
             )
         name = arg or registry.GGUF
@@ -75,6 +89,7 @@ def load_reasoner(
             sha256=spec_entry["sha256"],
             n_ctx=ctx,
             threads=settings.threads,
+            gpu_layers=gpu_layers,
             probe_cache=settings.cache_dir / "amx_probe.json",
         )
     if kind == "openai" and arg:

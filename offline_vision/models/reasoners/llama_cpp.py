@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import math
 import re
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
 from offline_vision.models.provision.integrity import sha256_file
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
+
+log = logging.getLogger("ovision")
 
 DEFAULT_CTX = 8192
 _LOADED: dict[tuple, object] = {}  # one model per process: (path, n_ctx, threads) → Llama
@@ -47,6 +50,26 @@ def choices_grammar(choices) -> str:
     return "root ::= " + " | ".join(lit(c) for c in choices)
 
 
+def fold_roles(messages) -> list[dict]:
+    """The conversation for a chat template with no system role whose user and assistant turns
+    must alternate (Gemma's): the system text opens the first user turn, and consecutive turns
+    of one role are joined — as llama.cpp's own server does."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns = [dict(m) for m in messages if m["role"] != "system"]
+    if system:
+        if turns and turns[0]["role"] == "user":
+            turns[0]["content"] = f"{system}\n\n{turns[0]['content']}"
+        else:
+            turns.insert(0, {"role": "user", "content": system})
+    out: list[dict] = []
+    for m in turns:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1]["content"] += "\n\n" + m["content"]
+        else:
+            out.append(m)
+    return out
+
+
 @atexit.register
 @_one_at_a_time
 def _close_all() -> None:
@@ -64,6 +87,10 @@ NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 REBUILD = (
     f'CFLAGS="{NO_AMX}" CXXFLAGS="{NO_AMX}" pip install --force-reinstall --no-deps '
     "--no-cache-dir llama-cpp-python==0.3.36"
+)
+GPU_REBUILD = (
+    'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-deps --no-cache-dir '
+    "llama-cpp-python==0.3.36"
 )
 PROBE_CODE = (
     "import sys; from llama_cpp import Llama; "
@@ -129,15 +156,23 @@ def check_amx(path: Path, cache: Path | None) -> None:
 
 
 @_one_at_a_time
-def _load(path: Path, n_ctx: int, threads: int, probe_cache: Path | None = None):
-    key = (str(path), n_ctx, threads)
+def _load(
+    path: Path, n_ctx: int, threads: int, probe_cache: Path | None = None, gpu_layers: int = 0
+):
+    key = (str(path), n_ctx, threads, gpu_layers)
     if key not in _LOADED:
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError as e:
             raise ReasonerError(
                 "local reasoners need llama-cpp-python: pip install 'offline_vision[llm]'"
             ) from e
+        if gpu_layers and not llama_cpp.llama_supports_gpu_offload():
+            raise ReasonerError(
+                f"--gpu-layers {gpu_layers}: this llama-cpp-python build cannot use a GPU; "
+                f"rebuild it with CUDA: {GPU_REBUILD}"
+            )
         check_amx(path, probe_cache)
         _close_all()  # keep one model in memory at a time
         try:
@@ -146,6 +181,7 @@ def _load(path: Path, n_ctx: int, threads: int, probe_cache: Path | None = None)
                 n_ctx=n_ctx,
                 n_threads=threads,
                 n_threads_batch=threads,
+                n_gpu_layers=gpu_layers,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as e:
@@ -163,8 +199,10 @@ class LlamaCppReasoner(BaseReasoner):
         n_ctx: int = DEFAULT_CTX,
         threads: int = 1,
         probe_cache: Path | None = None,
+        gpu_layers: int = 0,
     ):
         self.path, self.name, self.n_ctx, self.threads = Path(path), name, n_ctx, threads
+        self.gpu_layers = gpu_layers  # layers offloaded to the GPU (-1: all)
         self.probe_cache = probe_cache  # where the AMX probe's verdict is kept
         self.expected_sha256 = sha256
         self._verified: str | None = None
@@ -189,7 +227,7 @@ class LlamaCppReasoner(BaseReasoner):
     @property
     def llm(self):
         self.verify()
-        return _load(self.path, self.n_ctx, self.threads, self.probe_cache)
+        return _load(self.path, self.n_ctx, self.threads, self.probe_cache, self.gpu_layers)
 
     def describe(self) -> dict:
         return {
@@ -199,6 +237,7 @@ class LlamaCppReasoner(BaseReasoner):
             "sha256": self.verify(),
             "n_ctx": self.n_ctx,
             "threads": self.threads,
+            **({"gpu_layers": self.gpu_layers} if self.gpu_layers else {}),
         }
 
     @_one_at_a_time
@@ -206,17 +245,55 @@ class LlamaCppReasoner(BaseReasoner):
         """Exact, with the GGUF's own tokenizer."""
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
-    def _chat_tokens(self, llm, messages) -> list[int] | None:
-        """The prompt tokens create_chat_completion would evaluate, from the GGUF's template."""
+    def _formatter(self, llm):
+        """The GGUF's own chat template as llama-cpp-python renders it (None: it has none)."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             return None
         text = llm._model.token_get_text
-        r = Jinja2ChatFormatter(
+        return Jinja2ChatFormatter(
             template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-        )(messages=list(messages))
+        )
+
+    def _conversation(self, llm, messages) -> list[dict]:
+        """`messages` as the GGUF's chat template takes them: as they are, else (a template
+        that refuses a system role or turns that do not alternate, as Gemma's does) folded."""
+        import jinja2
+
+        messages, formatter = list(messages), self._formatter(llm)
+        if formatter is None:
+            return messages
+        try:
+            formatter(messages=messages)
+            return messages
+        except (ValueError, jinja2.TemplateError) as refused:
+            folded = fold_roles(messages)
+            try:
+                formatter(messages=folded)
+            except (ValueError, jinja2.TemplateError) as e:
+                raise ReasonerError(
+                    f"{self.name}: the GGUF's chat template refuses the conversation ({e})"
+                ) from None
+            log.debug("%s: chat template refused the turns (%s); folded", self.name, refused)
+            return folded
+
+    @_one_at_a_time
+    def prompt(self, messages) -> str | None:
+        """The text the model is given for `messages`, through its own chat template."""
+        llm = self.llm
+        formatter = self._formatter(llm)
+        if formatter is None:
+            return None
+        return formatter(messages=self._conversation(llm, messages)).prompt
+
+    def _chat_tokens(self, llm, messages) -> list[int] | None:
+        """The prompt tokens create_chat_completion would evaluate, from the GGUF's template."""
+        formatter = self._formatter(llm)
+        if formatter is None:
+            return None
+        r = formatter(messages=self._conversation(llm, messages))
         added = getattr(r, "added_special", False)
         return llm.tokenize(r.prompt.encode("utf-8"), add_bos=not added, special=True)
 
@@ -271,7 +348,7 @@ class LlamaCppReasoner(BaseReasoner):
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
         try:
             out = llm.create_chat_completion(
-                messages=list(messages),
+                messages=self._conversation(llm, messages),
                 grammar=grammar,
                 max_tokens=max_tokens,
                 temperature=temperature,
