@@ -25,6 +25,7 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}
+        self.branches: dict[str, dict[str, str]] = {}  # repo → branch → the commit it points at
         self.packages: dict[str, dict[str, bytes]] = {}  # project → filename → bytes
         self.cut_after: dict[str, int] = {}  # path → bytes sent before the first reply breaks
         self.corrupt: set[str] = set()  # paths served with one byte flipped
@@ -38,8 +39,13 @@ class FakeHub:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add_repo(self, repo: str, revision: str, files: dict[str, bytes]) -> None:
+    def add_repo(
+        self, repo: str, revision: str, files: dict[str, bytes], *, branch: str | None = None
+    ) -> None:
+        """`files` at commit `revision`; with `branch`, that branch now points at it."""
         self.repos.setdefault(repo, {})[revision] = dict(files)
+        if branch:
+            self.branches.setdefault(repo, {})[branch] = revision
 
     def add_package(self, project: str, filename: str, data: bytes) -> None:
         self.packages.setdefault(project, {})[filename] = data
@@ -69,6 +75,7 @@ class FakeHub:
 
             def _api(self, rest: str):
                 repo, _, revision = rest.partition("/revision/")
+                revision = hub.branches.get(repo, {}).get(revision, revision)
                 files = hub.repos.get(repo, {}).get(revision)
                 if files is None:
                     return self.send_error(404)

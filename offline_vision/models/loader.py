@@ -21,8 +21,8 @@ class EyesOptions:
 
     scorer: str = option(
         "auto",
-        "auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced).",
-        choices=SCORERS,
+        "auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced); clip; conse; "
+        "or the name of an installed CLIP (`ovision models list`, e.g. one pulled with hf:).",
     )
     precision: str = option("auto", "CLIP ONNX precision.", choices=PRECISIONS)
     device: str | None = option(
@@ -35,6 +35,19 @@ class EyesOptions:
         if self.device is not None:
             settings = replace(settings, device=self.device)
         return load_scorer(settings, self.scorer, precision=self.precision, spin=spin)
+
+
+def _named_clip(settings: Settings, name: str, installed: set[str]) -> str:
+    """`name` where it is an installed CLIP; else one line saying what it is instead."""
+    if name not in installed:
+        raise BadInput(
+            f"unknown scorer {name!r}: use {', '.join(SCORERS)} or an installed CLIP's name "
+            "(`ovision models list`)"
+        )
+    kind = store.load(settings.models_dir, name).kind
+    if kind != "clip" or name == registry.CONSE:
+        raise BadInput(f"{name} is a {kind} model, not a scorer: use {', '.join(SCORERS)}")
+    return name
 
 
 def text_cache(settings: Settings) -> TextCache:
@@ -51,9 +64,9 @@ def load_scorer(
 ) -> EmbeddingScorer:
     """The scorer `which` names; spin=True only where nothing else wants the cores (see
     runtime.session): classify and scorer-only evaluation, never next to an LLM."""
-    if which not in SCORERS:
-        raise BadInput(f"unknown scorer {which!r}; use one of {', '.join(SCORERS)}")
     installed = set(store.installed(settings.models_dir))
+    if which not in SCORERS:
+        clip_name, which = _named_clip(settings, which, installed), "clip"
     if which == "clip" or (which == "auto" and clip_name in installed):
         from offline_vision.models.clip import ClipScorer
 

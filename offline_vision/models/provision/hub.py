@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class HubFile:
     blob_id: str | None  # other files: their git blob sha1
 
 
-def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict[str, HubFile]:
+def _revision(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict:
     url = f"{endpoint.rstrip('/')}/api/models/{repo}/revision/{revision}"
     where = safe_url(endpoint)
     try:
@@ -31,7 +32,27 @@ def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) ->
         raise DownloadError(f"the hub answered HTTP {r.status_code} for {repo}@{revision[:12]}")
     # A captive portal or proxy answers 200 with a web page: that is "no hub", not a crash.
     try:
-        siblings = r.json()["siblings"]
+        return r.json()
+    except ValueError:
+        raise DownloadError(
+            f"{where} did not answer like a model hub (got {r.headers.get('content-type', '?')})"
+        ) from None
+
+
+def resolve(client: httpx.Client, endpoint: str, repo: str, revision: str) -> str:
+    """The commit `revision` (a branch, a tag or a commit) names on the hub now."""
+    answer = _revision(client, endpoint, repo, revision)
+    commit = answer.get("sha") if isinstance(answer, dict) else None
+    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise DownloadError(f"the hub named no commit for {repo}@{revision}")
+    return commit
+
+
+def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict[str, HubFile]:
+    where = safe_url(endpoint)
+    answer = _revision(client, endpoint, repo, revision)
+    try:
+        siblings = answer["siblings"]
         files = {}
         for s in siblings:
             lfs = s.get("lfs") or {}
@@ -42,9 +63,7 @@ def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) ->
                 blob_id=None if lfs else s.get("blobId"),
             )
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise DownloadError(
-            f"{where} did not answer like a model hub (got {r.headers.get('content-type', '?')})"
-        ) from None
+        raise DownloadError(f"{where} did not answer like a model hub (no file list)") from None
     return files
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
 from offline_vision.config import Settings
-from offline_vision.errors import BadInput, ChecksumMismatch, DownloadError
+from offline_vision.errors import BadInput, BadModel, ChecksumMismatch, DownloadError
 from offline_vision.export.onnx import have_export_extra
 from offline_vision.models.provision import archive, hub, registry, store
 from offline_vision.models.provision.download import make_client, safe_url
@@ -86,6 +87,72 @@ def _pull_clip(settings: Settings, name: str, spec: dict) -> store.Bundle:
             dl, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
         )
         return store.install(settings.models_dir, name, "clip", files, meta, move=True)
+
+
+# What a CLIP checkpoint on a hub must hold for the exporter (the registry CLIP's files).
+HF_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json", "model.safetensors")
+
+
+def parse_hf(spec: str) -> tuple[str, str | None]:
+    """`hf:ORG/NAME[@REVISION]` → (ORG/NAME, REVISION or None)."""
+    repo, _, revision = spec.removeprefix("hf:").partition("@")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo) or not re.fullmatch(r"[\w./-]*", revision):
+        raise BadInput(f"{spec!r} is not hf:ORG/NAME or hf:ORG/NAME@REVISION")
+    return repo, revision or None
+
+
+def hf_name(spec: str) -> str:
+    """The name a `hf:` pull installs under by default: the repository's name, lower case."""
+    return parse_hf(spec)[0].split("/")[1].lower()
+
+
+def _checkpoint_kind(config: Path, repo: str) -> None:
+    """Refuse, in one line, a checkpoint the exporter does not take."""
+    try:
+        cfg = json.loads(config.read_text())
+        kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        raise BadModel(f"{repo}: config.json is not a JSON object") from None
+    if kind == "clip" or "CLIPModel" in arch:
+        return
+    if kind in ("siglip", "siglip2"):
+        raise BadInput(f"{repo}: a {kind} checkpoint; only CLIPModel checkpoints are taken yet")
+    raise BadInput(f"{repo}: a {kind or 'unknown'} checkpoint, not a CLIPModel")
+
+
+def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bundle:
+    """Any CLIPModel checkpoint on the hub, exported here. Without @REVISION the branch `main`
+    is resolved to its commit once, and that commit is what is fetched and recorded, with every
+    file's sha256, so the pull can be repeated exactly (`hf:ORG/NAME@COMMIT`)."""
+    repo, asked = parse_hf(spec)
+    name = name or hf_name(spec)
+    if name in registry.MODELS or not re.fullmatch(r"[a-z0-9][\w.-]*", name):
+        raise BadInput(f"--name {name!r}: taken by the registry or not a plain name; give another")
+    if not have_export_extra():
+        raise BadInput(f"{spec}: exporting a checkpoint needs the export extra (torch)")
+    from offline_vision.export.clip import export_clip
+
+    with make_client(token_host=settings.hub_url) as client:
+        commit = hub.resolve(client, settings.hub_url, repo, asked or "main")
+    dl = _downloads(settings, name)
+    hashes = _hub_files(settings, repo, commit, {"config.json": None}, dl)
+    _checkpoint_kind(dl / "config.json", repo)
+    hashes |= _hub_files(settings, repo, commit, dict.fromkeys(HF_FILES[1:]), dl)
+    source = {
+        "type": "hub",
+        "endpoint": safe_url(settings.hub_url),
+        "repo": repo,
+        "requested": asked or "main",
+        "revision": commit,
+        "files": hashes,
+    }
+    with tempfile.TemporaryDirectory(dir=ensure_dir(settings.home)) as tmp:
+        files, meta = export_clip(
+            dl, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
+        )
+        bundle = store.install(settings.models_dir, name, "clip", files, meta, move=True)
+    shutil.rmtree(dl, ignore_errors=True)
+    return bundle
 
 
 def _pull_clip_onnx(settings: Settings, name: str, spec: dict, dl: Path) -> store.Bundle:
