@@ -47,6 +47,9 @@ def test_pull_records_the_commit_main_named_and_every_file(run_cli, settings, hu
     rows = [json.loads(x) for x in run_cli("models", "list", "--json").stdout.splitlines()]
     row = next(x for x in rows if x["name"] == "tiny-clip-48")
     assert (row["kind"], row["installed"], row["revision"]) == ("clip", True, FIRST)
+    assert row["precisions"] == ["fp32", "int8"] and row["source"] == REPO
+    text = run_cli("models", "list").stdout
+    assert "tiny-clip-48  [clip]  installed" in text and f"from {REPO}@{FIRST}" in text
     # the pulled CLIP is the eyes: nothing else is installed in this home
     r = run_cli("classify", "examples/chelsea.png", "--labels", "cat,dog", "--scorer",
                 "tiny-clip-48", "--json")  # fmt: skip

@@ -40,6 +40,8 @@ def _row(name: str, settings) -> dict:
     row["source"] = source.get("repo") or source.get("type")
     if source.get("revision"):
         row["revision"] = source["revision"]
+    if bundle.manifest.get("onnx"):
+        row["precisions"] = sorted(bundle.manifest["onnx"])
     if source.get("path"):
         row["source_path"] = source["path"]
     return row
@@ -73,8 +75,10 @@ def list_cmd(as_json: bool) -> None:
             )
         if row.get("sha256"):
             click.echo(f"    sha256 {row['sha256']}")
-        if row.get("revision") and row["name"] not in registry.MODELS:
+        if row.get("revision"):
             click.echo(f"    from {row['source']}@{row['revision']} (sha256 of each file recorded)")
+        if row.get("precisions"):
+            click.echo(f"    ONNX precisions: {', '.join(row['precisions'])}")
         if row.get("source_path"):
             # An import is whatever the user had: say so, rather than the registry's description.
             click.echo(f"    installed from {row['source']} {row['source_path']} (user-supplied)")

@@ -206,6 +206,7 @@ class LlamaCppReasoner(BaseReasoner):
         self.probe_cache = probe_cache  # where the AMX probe's verdict is kept
         self.expected_sha256 = sha256
         self._verified: str | None = None
+        self._template: tuple | None = None  # (the loaded model, its compiled chat template)
 
     def verify(self) -> str:
         """sha256 of the GGUF, checked against the pin where there is one (once per process)."""
@@ -246,16 +247,21 @@ class LlamaCppReasoner(BaseReasoner):
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def _formatter(self, llm):
-        """The GGUF's own chat template as llama-cpp-python renders it (None: it has none)."""
+        """The GGUF's own chat template as llama-cpp-python renders it (None: it has none),
+        compiled once per loaded model."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        if self._template is not None and self._template[0] is llm:
+            return self._template[1]
         template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            return None
-        text = llm._model.token_get_text
-        return Jinja2ChatFormatter(
-            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-        )
+        formatter = None
+        if template:
+            text = llm._model.token_get_text
+            formatter = Jinja2ChatFormatter(
+                template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+            )
+        self._template = (llm, formatter)
+        return formatter
 
     def _conversation(self, llm, messages) -> list[dict]:
         """`messages` as the GGUF's chat template takes them: as they are, else (a template
