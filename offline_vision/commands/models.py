@@ -129,8 +129,8 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
                 err=True,
             )
             continue
-        revision = bundle.manifest.get("source", {}).get("revision")
-        at = f" ({spec.split('@')[0]}@{revision[:12]})" if hf and revision else ""
+        source = bundle.manifest.get("source", {})
+        at = f" ({source['repo']}@{source['revision'][:12]})" if hf else ""
         click.echo(f"{name}: installed at {bundle.path}{at}")
 
 

@@ -45,7 +45,7 @@ def _named_clip(settings: Settings, name: str, installed: set[str]) -> str:
             "(`ovision models list`)"
         )
     kind = store.load(settings.models_dir, name).kind
-    if kind != "clip" or name == registry.CONSE:
+    if kind != "clip":
         raise BadInput(f"{name} is a {kind} model, not a scorer: use {', '.join(SCORERS)}")
     return name
 

@@ -89,8 +89,8 @@ def _pull_clip(settings: Settings, name: str, spec: dict) -> store.Bundle:
         return store.install(settings.models_dir, name, "clip", files, meta, move=True)
 
 
-# What a CLIP checkpoint on a hub must hold for the exporter (the registry CLIP's files).
-HF_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json", "model.safetensors")
+# What a CLIP checkpoint on a hub must hold for the exporter: the registry CLIP's files.
+HF_FILES = tuple(registry.MODELS[registry.CLIP]["files"])
 
 
 def parse_hf(spec: str) -> tuple[str, str | None]:
@@ -137,7 +137,8 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
     dl = _downloads(settings, name)
     hashes = _hub_files(settings, repo, commit, {"config.json": None}, dl)
     _checkpoint_kind(dl / "config.json", repo)
-    hashes |= _hub_files(settings, repo, commit, dict.fromkeys(HF_FILES[1:]), dl)
+    rest = dict.fromkeys(f for f in HF_FILES if f != "config.json")
+    hashes |= _hub_files(settings, repo, commit, rest, dl)
     source = {
         "type": "hub",
         "endpoint": safe_url(settings.hub_url),

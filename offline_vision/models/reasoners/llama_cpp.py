@@ -263,43 +263,39 @@ class LlamaCppReasoner(BaseReasoner):
         self._template = (llm, formatter)
         return formatter
 
-    def _conversation(self, llm, messages) -> list[dict]:
-        """`messages` as the GGUF's chat template takes them: as they are, else (a template
-        that refuses a system role or turns that do not alternate, as Gemma's does) folded."""
+    def _rendered(self, llm, messages):
+        """(messages, the template's rendering of them) as the GGUF's chat template takes
+        them: as they are, else (a template that refuses a system role or turns that do not
+        alternate, as Gemma's does) folded. (messages, None) for a GGUF without a template."""
         import jinja2
 
         messages, formatter = list(messages), self._formatter(llm)
         if formatter is None:
-            return messages
+            return messages, None
         try:
-            formatter(messages=messages)
-            return messages
+            return messages, formatter(messages=messages)
         except (ValueError, jinja2.TemplateError) as refused:
             folded = fold_roles(messages)
             try:
-                formatter(messages=folded)
+                rendered = formatter(messages=folded)
             except (ValueError, jinja2.TemplateError) as e:
                 raise ReasonerError(
                     f"{self.name}: the GGUF's chat template refuses the conversation ({e})"
                 ) from None
             log.debug("%s: chat template refused the turns (%s); folded", self.name, refused)
-            return folded
+            return folded, rendered
 
     @_one_at_a_time
     def prompt(self, messages) -> str | None:
         """The text the model is given for `messages`, through its own chat template."""
-        llm = self.llm
-        formatter = self._formatter(llm)
-        if formatter is None:
-            return None
-        return formatter(messages=self._conversation(llm, messages)).prompt
+        rendered = self._rendered(self.llm, messages)[1]
+        return rendered.prompt if rendered is not None else None
 
     def _chat_tokens(self, llm, messages) -> list[int] | None:
         """The prompt tokens create_chat_completion would evaluate, from the GGUF's template."""
-        formatter = self._formatter(llm)
-        if formatter is None:
+        r = self._rendered(llm, messages)[1]
+        if r is None:
             return None
-        r = formatter(messages=self._conversation(llm, messages))
         added = getattr(r, "added_special", False)
         return llm.tokenize(r.prompt.encode("utf-8"), add_bos=not added, special=True)
 
@@ -354,7 +350,7 @@ class LlamaCppReasoner(BaseReasoner):
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
         try:
             out = llm.create_chat_completion(
-                messages=self._conversation(llm, messages),
+                messages=self._rendered(llm, messages)[0],
                 grammar=grammar,
                 max_tokens=max_tokens,
                 temperature=temperature,
