@@ -156,12 +156,16 @@ def test_a_killed_driver_resumes_to_the_same_summary(ray_installed, sequential, 
     assert summary["this_session"]["items"] == N - before
 
 
-def test_ray_without_the_extra_is_one_line_naming_it(run_cli, home, tiny_clip, monkeypatch):
+def test_ray_without_the_extra_is_one_line_naming_it(
+    run_cli, home, tiny_clip, monkeypatch, tmp_path
+):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does where it is missing
+    monkeypatch.chdir(tmp_path)  # the default run directory is runs/… under the working one
     r = run_cli("eval", "clip", "--scorer", "clip", "--limit", "2", "--ray")
     assert r.exit_code == 1
     assert r.stderr.strip().count("\n") == 0
     assert "pip install 'offline_vision[cluster]'" in r.stderr
+    assert not (tmp_path / "runs").exists()  # refused before any run directory was written
 
 
 def test_ray_options_need_ray(run_cli, home):

@@ -99,8 +99,10 @@ def ray_options(command):
 def ray_plan(spec, build, settings, **kwargs):
     """(task, RayPlan or None): the task built here by `build(settings, **kwargs)` (a function
     of `eval.recipes`), and with --ray the same recipe for the workers to build their own."""
-    from offline_vision.eval.cluster import RayPlan, Recipe
+    from offline_vision.eval.cluster import RayPlan, Recipe, import_ray
 
+    if spec is not None:
+        import_ray()  # a missing Ray is one line before any run directory is written
     recipe = Recipe(build, recipes.for_workers(settings), kwargs)
     if spec is None:
         return recipe(), None
