@@ -50,13 +50,11 @@ def classify_paths(
                     results.append({"image": str(p), "error": str(e)})
             if loaded:
                 emb = eyes.encode_images(loaded)
-                probs = scorer.probabilities(emb)
+                probs, scores = scorer.probabilities(emb), scorer.scores(emb)
                 ok = (r for r in results if "error" not in r)
-                for n, (r, row) in enumerate(zip(ok, probs, strict=True)):
-                    top = np.argsort(-row)[:k]
-                    r["labels"] = [
-                        {"label": labels[i], "probability": round(float(row[i]), 6)} for i in top
-                    ]
+                for n, (r, row, said) in enumerate(zip(ok, probs, scores, strict=True)):
+                    r["labels"] = _ranked(labels, row, said, eyes.score_kind, k)
+                    r["score"] = eyes.score_kind
                     if names:
                         for item in r["labels"]:
                             item["names"] = names[item["label"]]
@@ -68,3 +66,15 @@ def classify_paths(
                         r["follow_up"] = follow_up(emb[n], row, labels)
             yield from results
             bar.update(len(batch))
+
+
+def _ranked(labels, probs: np.ndarray, scores: np.ndarray, kind: str, k: int) -> list[dict]:
+    """The top k labels by the eyes' own scores, each with its softmax probability and, where
+    the eyes score each label on its own (SigLIP), its sigmoid `score`."""
+    out = []
+    for i in np.argsort(-scores)[:k]:
+        item = {"label": labels[i], "probability": round(float(probs[i]), 6)}
+        if kind != "softmax":
+            item["score"] = round(float(scores[i]), 6)
+        out.append(item)
+    return out

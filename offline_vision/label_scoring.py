@@ -113,15 +113,26 @@ class LabelScorer:
             self.emb = description_embeddings(scorer, knowledge.texts, eye, self.templates)
 
     def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
+        """Softmax probabilities over the labels."""
+        score = self._combined(self.scorer.probabilities, image_embeddings)
+        return score / score.sum(axis=1, keepdims=True)
+
+    def scores(self, image_embeddings: np.ndarray) -> np.ndarray:
+        """Each label's score as the eyes give it (`scorer.score_kind`): the probabilities, or
+        SigLIP's per-label sigmoids (CHiLS: the label's own × its best kind's, not renormalised)."""
+        if self.scorer.score_kind == "softmax":
+            return self.probabilities(image_embeddings)
+        return self._combined(self.scorer.scores, image_embeddings)
+
+    def _combined(self, score, image_embeddings: np.ndarray) -> np.ndarray:
         if self.knowledge is not None and self.knowledge.strategy != "subclasses":
-            return self.scorer.probabilities(image_embeddings, self.emb)
-        base = self.scorer.probabilities(image_embeddings, self.plain)
+            return score(image_embeddings, self.emb)
+        base = score(image_embeddings, self.plain)
         if self.knowledge is None:
             return base
-        sub = self.scorer.probabilities(image_embeddings, self.sub_emb)
+        sub = score(image_embeddings, self.sub_emb)
         best = np.stack([sub[:, self.owner == j].max(axis=1) for j in range(len(self.labels))], 1)
-        score = base * best  # CHiLS's reweighting: the label's own probability × its best kind
-        return score / score.sum(axis=1, keepdims=True)
+        return base * best  # CHiLS's reweighting: the label's own probability × its best kind
 
 
 class FollowUp:

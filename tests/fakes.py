@@ -254,6 +254,7 @@ class FakeScorer:
     replay locks hold to the last digit). No weights; as deterministic as the functions."""
 
     standin = True
+    score_kind = "softmax"
 
     def __init__(
         self, text, image, *, logit_scale=10.0, key="fake", kind="fake", templates=("{}",)
@@ -283,3 +284,6 @@ class FakeScorer:
 
     def probabilities(self, image_embeddings, label_embeddings) -> np.ndarray:
         return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+
+    def scores(self, image_embeddings, label_embeddings) -> np.ndarray:
+        return self.probabilities(image_embeddings, label_embeddings)

@@ -83,14 +83,53 @@ def test_main_moving_between_pulls_gives_two_recorded_revisions(
         (["models", "pull", "hf:test-org/absent"], "HTTP 404"),
         (["models", "pull", f"hf:{REPO}", "--name", "clip-vit-base-patch32"], "taken by"),
         (["models", "pull", "conse-effnetlite2-minilm", "--name", "x"], "--name goes with"),
-        (["models", "pull", "hf:test-org/siglip"], "a siglip checkpoint"),
+        (["models", "pull", "hf:test-org/siglip"], "neither tokenizer.json nor spiece.model"),
+        (["models", "pull", "hf:test-org/naflex"], "SigLIP 2 NaFlex"),
         (["classify", "examples/chelsea.png", "--scorer", "nope"], "unknown scorer 'nope'"),
     ],
 )
 def test_bad_pulls_and_scorers_are_one_line(run_cli, home, hub, args, expected):
-    hub.add_repo("test-org/siglip", FIRST, {"config.json": b'{"model_type": "siglip"}'})
-    hub.branches["test-org/siglip"] = {"main": FIRST}
+    siglip = {"config.json": b'{"model_type": "siglip"}', "model.safetensors": b"x"}
+    hub.add_repo("test-org/siglip", FIRST, siglip, branch="main")
+    hub.add_repo(
+        "test-org/naflex", FIRST, {"config.json": b'{"model_type": "siglip2"}'}, branch="main"
+    )
     r = run_cli(*args)
     assert r.exit_code != 0 and expected in r.stderr, r.output
     said = [x for x in r.stderr.splitlines() if not x.endswith("pulling…")]  # progress aside
     assert "Traceback" not in r.output and len(said) == 1
+
+
+def test_pre_exported_towers_pull_without_the_export_extra(
+    run_cli, settings, hub, tiny_export, tiny_clip, monkeypatch
+):
+    """A repository with onnx/vision_model*.onnx + onnx/text_model*.onnx (transformers.js's
+    layout) installs with no torch: both precisions, the commit recorded, and it ranks as the
+    same towers exported here do. A SigLIP repository is refused in one line (its scores need
+    logit_scale and logit_bias, which pre-exported towers do not carry)."""
+    from offline_vision.models.provision import hf
+
+    files, _ = tiny_export
+    layout = {f: files[f].read_bytes() for f in ("tokenizer.json", "preprocessor_config.json")}
+    layout["config.json"] = files["config.json"].read_bytes()
+    for tower in ("vision_model", "text_model"):
+        layout[f"onnx/{tower}.onnx"] = files[f"{tower}.onnx"].read_bytes()
+        layout[f"onnx/{tower}_quantized.onnx"] = files[f"{tower}.int8.onnx"].read_bytes()
+    hub.add_repo("test-org/clip-onnx", FIRST, layout, branch="main")
+    monkeypatch.setattr(hf, "have_export_extra", lambda: False)
+    r = run_cli("models", "pull", "hf:test-org/clip-onnx")
+    assert r.exit_code == 0, r.output
+    m = store.load(settings.models_dir, "clip-onnx").manifest
+    assert (m["source"]["type"], m["source"]["revision"]) == ("hub-onnx", FIRST)
+    assert set(m["source"]["files"]) == set(layout) and set(m["onnx"]) == {"fp32", "int8"}
+    ranked = []
+    for scorer in ("clip-onnx", "clip"):
+        r = run_cli("classify", "examples/chelsea.png", "--labels", "cat,dog,ship,frog",
+                    "--scorer", scorer, "--precision", "fp32", "--json")  # fmt: skip
+        assert r.exit_code == 0, r.output
+        ranked.append([x["label"] for x in json.loads(r.stdout)["labels"]])
+    assert ranked[0] == ranked[1]
+    hub.add_repo("test-org/siglip-onnx", FIRST, {"config.json": b'{"model_type": "siglip"}'})
+    hub.branches["test-org/siglip-onnx"] = {"main": FIRST}
+    r = run_cli("models", "pull", "hf:test-org/siglip-onnx")
+    assert r.exit_code == 1 and "needs the export extra" in r.stderr and "Traceback" not in r.output

@@ -90,7 +90,10 @@ LAYERS = [
     ("provisioning: catalog", ["models.provision", "models.provision.*-ops"]),
     ("models", ["models", "models.*"]),
     ("export", ["export", "export.*"]),
-    ("provisioning: operations", ["models.provision.pull", "models.provision.bundles"]),
+    (
+        "provisioning: operations",
+        ["models.provision.pull", "models.provision.hf", "models.provision.bundles"],
+    ),
     (
         "features",
         [
@@ -102,7 +105,7 @@ LAYERS = [
     ("python api", ["api", ""]),
     ("cli", ["commands", "commands.*", "cli", "__main__"]),
 ]
-OPERATIONS = {"models.provision.pull", "models.provision.bundles"}
+OPERATIONS = {"models.provision.pull", "models.provision.hf", "models.provision.bundles"}
 
 
 def _layer(module: str) -> int:

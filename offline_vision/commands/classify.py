@@ -89,10 +89,15 @@ def _print_result(result: dict) -> None:
     """One image's table: its top labels (the user's, with the names the eyes read them by
     where they were bridged) and the follow-up where it ran."""
     click.echo(shown(result["image"]))
+    sigmoid = result["score"] == "sigmoid"
+    if sigmoid:
+        click.echo("  (SigLIP: each label's own sigmoid score; they need not sum to 100 %)")
     for item in result["labels"]:
         names = item.get("names")
         seen_as = f"  ({', '.join(names)})" if names and names != [item["label"]] else ""
-        click.echo(f"  {item['probability']:6.1%}  {item['label']}{seen_as}")
+        click.echo(
+            f"  {item['score' if sigmoid else 'probability']:6.1%}  {item['label']}{seen_as}"
+        )
     f = result.get("follow_up")
     if f and f["ran"]:
         odds = ", ".join(

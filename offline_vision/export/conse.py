@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from offline_vision.errors import ExportError
-from offline_vision.export.clip import validation_images
+from offline_vision.export.checks import run_onnx, validation_images
 from offline_vision.export.onnx import (
     OPSET,
     OnnxSpec,
@@ -88,12 +88,6 @@ def _sentence_encoder(model_dir: Path):
     return Encoder().eval()
 
 
-def _run(path: Path, feed: dict) -> np.ndarray:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-
-
 def _check(name: str, r: dict) -> None:
     if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
         raise ExportError(
@@ -110,12 +104,14 @@ def _validate(net, bert, tokenizer, out: Path, photo_dir) -> tuple[str, dict, di
     pixels = IMAGE_PREPROCESS(images)
     with torch.no_grad():
         ref_logits = net(torch.from_numpy(pixels)).numpy()
-    image_check = compare(ref_logits, _run(out / "image_model.onnx", {"pixel_values": pixels}))
+    image_check = compare(ref_logits, run_onnx(out / "image_model.onnx", {"pixel_values": pixels}))
     ids, mask, types = tokenizer(class_texts()[:16])
     with torch.no_grad():
         ref = bert(*(torch.from_numpy(a) for a in (ids, mask, types))).numpy()
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    text_check = compare(mean_pool(ref, mask), mean_pool(_run(out / "text_model.onnx", feed), mask))
+    text_check = compare(
+        mean_pool(ref, mask), mean_pool(run_onnx(out / "text_model.onnx", feed), mask)
+    )
     _check("image tower", image_check)
     _check("text tower", text_check)
     return described, image_check, text_check

@@ -15,7 +15,13 @@ from offline_vision.config import PRECISIONS
 from offline_vision.errors import BadInput, BadModel
 from offline_vision.models.preprocess import Preprocess
 from offline_vision.models.provision.store import Bundle
-from offline_vision.models.scorer import BundleScorer, TextCache, l2_normalize, text_model_key
+from offline_vision.models.scorer import (
+    BundleScorer,
+    TextCache,
+    l2_normalize,
+    sigmoid,
+    text_model_key,
+)
 
 log = logging.getLogger("ovision")
 
@@ -36,16 +42,25 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 class ClipTokenizer:
-    """The checkpoint's own `tokenizer.json`, truncated to the context length, padded per batch."""
+    """The checkpoint's own `tokenizer.json`, truncated to the context length, padded on the
+    right: to the batch's longest (CLIP), or to the full context length with `max_length`
+    (SigLIP, trained so: its text embedding is read from the last position)."""
 
-    def __init__(self, tokenizer_json: str, context_length: int = 77, pad_id: int | None = None):
+    def __init__(
+        self,
+        tokenizer_json: str,
+        context_length: int = 77,
+        pad_id: int | None = None,
+        *,
+        max_length: bool = False,
+    ):
         self.tok = Tokenizer.from_str(tokenizer_json)
         self.context_length = context_length
         if pad_id is None:
             pad_id = self.tok.token_to_id("<|endoftext|>") or 0
         self.pad_id = pad_id
         self.tok.enable_truncation(max_length=context_length)
-        self.tok.enable_padding(pad_id=pad_id)  # to the batch's longest, on the right
+        self.tok.enable_padding(pad_id=pad_id, length=context_length if max_length else None)
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         encs = self.tok.encode_batch(list(texts))
@@ -97,7 +112,7 @@ class ClipScorer(BundleScorer):
             threads=threads,
             spin=spin,
             text_model_key=text_model_key(
-                scorer="clip",
+                scorer=self.kind,
                 text_model=bundle.sha256(self.files["text"]),
                 tokenizer=bundle.sha256("tokenizer.json"),
                 text=m.get("text", {}),
@@ -108,8 +123,9 @@ class ClipScorer(BundleScorer):
         self.preprocess = Preprocess.from_config(
             json.loads(bundle.read("preprocessor_config.json"))
         )
-        self.context_length = m.get("text", {}).get("context_length", 77)
-        self.pad_id = m.get("text", {}).get("pad_id")
+        text = m.get("text", {})
+        self.context_length, self.pad_id = text.get("context_length", 77), text.get("pad_id")
+        self.max_length = text.get("padding") == "max_length"
 
     @cached_property
     def vision(self):
@@ -125,12 +141,16 @@ class ClipScorer(BundleScorer):
     @cached_property
     def tokenizer(self) -> ClipTokenizer:
         return ClipTokenizer(
-            self.bundle.read("tokenizer.json").decode("utf-8"), self.context_length, self.pad_id
+            self.bundle.read("tokenizer.json").decode("utf-8"),
+            self.context_length,
+            self.pad_id,
+            max_length=self.max_length,
         )
 
     def describe(self) -> dict:
         return {
-            "scorer": "clip",
+            "scorer": self.kind,
+            "score": self.score_kind,
             "model": self.bundle.name,
             "precision": self.precision,
             "source": self.bundle.manifest.get("source", {}),
@@ -150,3 +170,18 @@ class ClipScorer(BundleScorer):
         if "attention_mask" in inputs:
             feed["attention_mask"] = mask
         return l2_normalize(sess.run(None, feed)[out]).astype(np.float32)
+
+
+class SiglipScorer(ClipScorer):
+    """SigLIP: each label scored on its own, sigmoid(logit_scale · cosine + logit_bias), text
+    padded to the full context length (the bundle's manifest says so; export/siglip.py)."""
+
+    kind = "siglip"
+    score_kind = "sigmoid"
+
+    def __init__(self, bundle: Bundle, **kwargs):
+        super().__init__(bundle, **kwargs)
+        self.logit_bias = float(bundle.manifest["logit_bias"])
+
+    def scores(self, image_embeddings: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:
+        return sigmoid(self.logit_scale * image_embeddings @ label_embeddings.T + self.logit_bias)

@@ -22,7 +22,8 @@ class EyesOptions:
     scorer: str = option(
         "auto",
         "auto: CLIP when provisioned, else the ConSE stand-in (weaker, announced); clip; conse; "
-        "or the name of an installed CLIP (`ovision models list`, e.g. one pulled with hf:).",
+        "or the name of an installed CLIP or SigLIP (`ovision models list`, e.g. one pulled with "
+        "hf:).",
     )
     precision: str = option("auto", "CLIP ONNX precision.", choices=PRECISIONS)
     device: str | None = option(
@@ -37,15 +38,18 @@ class EyesOptions:
         return load_scorer(settings, self.scorer, precision=self.precision, spin=spin)
 
 
+EYES = ("clip", "siglip")  # the kinds of installed model `--scorer NAME` takes
+
+
 def _named_clip(settings: Settings, name: str, installed: set[str]) -> str:
-    """`name` where it is an installed CLIP; else one line saying what it is instead."""
+    """`name` where it is an installed CLIP or SigLIP; else one line saying what it is instead."""
     if name not in installed:
         raise BadInput(
-            f"unknown scorer {name!r}: use {', '.join(SCORERS)} or an installed CLIP's name "
-            "(`ovision models list`)"
+            f"unknown scorer {name!r}: use {', '.join(SCORERS)} or an installed CLIP's or "
+            "SigLIP's name (`ovision models list`)"
         )
     kind = store.load(settings.models_dir, name).kind
-    if kind != "clip":
+    if kind not in EYES:
         raise BadInput(f"{name} is a {kind} model, not a scorer: use {', '.join(SCORERS)}")
     return name
 
@@ -68,10 +72,10 @@ def load_scorer(
     if which not in SCORERS:
         clip_name, which = _named_clip(settings, which, installed), "clip"
     if which == "clip" or (which == "auto" and clip_name in installed):
-        from offline_vision.models.clip import ClipScorer
+        from offline_vision.models.clip import ClipScorer, SiglipScorer
 
         bundle = store.load(settings.models_dir, clip_name)
-        return ClipScorer(
+        return (SiglipScorer if bundle.kind == "siglip" else ClipScorer)(
             bundle,
             precision=precision,
             device=settings.device,

