@@ -285,6 +285,34 @@ def clip_speed() -> str:
     return "\n".join(lines) + "\n"
 
 
+def eyes_speed() -> str:
+    """CLIP and SigLIP towers, tiny and full-size: ms per image / prompt, ratio to PyTorch,
+    and the peak memory of a process running one image batch (eyes_speed.json)."""
+    r = _load("eyes_speed")
+    lines = [
+        "| towers | ms / image: PyTorch · fp32 · int8 | ms / prompt: PyTorch · fp32 · int8 "
+        "| image peak RSS MB: PyTorch · fp32 · int8 |",
+        "|---|---|---|---|",
+    ]
+    engines = ("torch", "onnx fp32", "onnx int8")
+    for name, x in r["results"].items():
+        cells = []
+        for key in ("ms_per_image", "ms_per_prompt"):
+            ms = x[key]
+            cells.append(
+                f"{ms['torch']:.2f} · "
+                + " · ".join(f"{ms[e]:.2f} ({ms[e] / ms['torch']:.2f} ×)" for e in engines[1:])
+            )
+        cells.append(" · ".join(f"{x['image_peak_rss_mb'][e]:.0f}" for e in engines))
+        size = f"{name} ({x['image_px']} px, {x['text_tokens']} tokens)"
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    lines.append(
+        f"\n{r['machine']['cpu']}, {r['threads']} threads, image batch {r['image_batch']}, "
+        f"text batch {r['text_batch']}; median of 3 rounds, each engine in a process of its own."
+    )
+    return "\n".join(lines) + "\n"
+
+
 TRUST_ROWS = {0.2: "0.2", 0.3: "0.3", 0.4: "0.4", 0.5: "0.5 (the earlier default)", 0.6: "0.6"}
 
 
@@ -452,6 +480,7 @@ RENDERERS = {
     "dialogue_end": dialogue_end,
     "dialogue_end_300": lambda: dialogue_end("dialogue_end_300"),
     "clip_speed": clip_speed,
+    "eyes_speed": eyes_speed,
     "dialogue_cifar": dialogue_cifar,
     "dialogue_trust": dialogue_trust,
     "knowledge_cifar": knowledge_cifar,
