@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, time_blocks, time_blocks_isolated, write
+from benchmarks.common import (
+    give_constants_values,
+    peak_rss_mb,
+    time_blocks,
+    time_blocks_isolated,
+    write,
+)
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -169,13 +175,7 @@ def build_checkpoint(ckpt: Path) -> None:
     model = CLIPModel(CLIPConfig()).eval()
     with torch.no_grad():
         model.logit_scale.fill_(np.log(100.0))
-        # transformers' init leaves every bias at 0 and every LayerNorm at (1, 0), which no
-        # trained CLIP has, and an exporter shares equal constants: give them values too.
-        for name, p in model.named_parameters():
-            if name.endswith(".bias"):
-                p.normal_(0.0, 0.02)
-            elif "norm" in name:
-                p.normal_(1.0, 0.1)
+    give_constants_values(model)
     model.save_pretrained(str(ckpt), safe_serialization=True)
 
 
