@@ -13,6 +13,10 @@ from offline_vision.errors import ExportError
 from offline_vision.images import IMAGE_SUFFIXES, load_image
 from offline_vision.models.preprocess import Preprocess
 
+# Acceptance thresholds for fp32 (ONNX vs PyTorch, on L2-normalised embeddings or logits).
+FP32_MIN_COSINE = 0.9999
+FP32_MAX_ABS = 1e-4
+THRESHOLDS = {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS}
 VALIDATION_TEXTS = (
     "a photo of a cat.",
     "a photo of a dog.",
@@ -78,6 +82,38 @@ def check_safetensors(path: Path) -> None:
         raise ExportError(f"{path}: malformed safetensors header (bad tensor entry)")
 
 
+def check_checkpoint(
+    ckpt: Path, model_type: str, label: str, needs: tuple[str | tuple[str, ...], ...]
+) -> tuple[dict, Preprocess]:
+    """Refuse, in one line, a checkpoint directory an exporter cannot take: a file of `needs`
+    missing (a tuple: any one of them), weights other than model.safetensors (pickle is
+    refused), another model_type, a malformed safetensors header, or a preprocessing that does
+    not give the model's image size. Returns (config.json, its preprocessing)."""
+    missing = [
+        " or ".join(need) if isinstance(need, tuple) else need
+        for need in needs
+        if not any((ckpt / f).exists() for f in (need if isinstance(need, tuple) else (need,)))
+    ]
+    if missing:
+        raise ExportError(
+            f"{ckpt} is not a {label} checkpoint directory: missing {', '.join(missing)}"
+        )
+    if not (ckpt / "model.safetensors").exists():
+        extra = " (pickle checkpoints are refused)" if (ckpt / "pytorch_model.bin").exists() else ""
+        raise ExportError(f"{ckpt}: no model.safetensors{extra}")
+    config = json_object(ckpt / "config.json")
+    if config.get("model_type") != model_type:
+        raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not {model_type!r}")
+    check_safetensors(ckpt / "model.safetensors")
+    try:
+        pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ExportError(f"{ckpt}/preprocessor_config.json: malformed ({e})") from None
+    vision = config.get("vision_config") or {}
+    check_size(ckpt, pre, vision.get("image_size", 224) if isinstance(vision, dict) else None)
+    return config, pre
+
+
 def check_size(ckpt: Path, pre: Preprocess, image_size: object) -> None:
     """The preprocessing must produce the model's own image size."""
     if pre.out_size != (image_size, image_size):
@@ -94,3 +130,25 @@ def run_onnx(path: Path, feed: dict) -> np.ndarray:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = {i.name for i in sess.get_inputs()}
     return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
+
+
+def run_towers(out: Path, image_feed: dict, text_feed: dict) -> dict[tuple[str, str], np.ndarray]:
+    """Both exported towers in both precisions: {(image|text, fp32|int8): output}."""
+    return {
+        (tower, prec): run_onnx(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
+        for tower, name, feed in (
+            ("image", "vision_model", image_feed),
+            ("text", "text_model", text_feed),
+        )
+        for prec in ("fp32", "int8")
+    }
+
+
+def check_fp32(fp32: dict[str, dict]) -> None:
+    """Raise ExportError for the first tower whose fp32 export does not match PyTorch."""
+    for tower, r in fp32.items():
+        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
+            raise ExportError(
+                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
+                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
+            )

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from offline_vision.errors import ExportError
 from offline_vision.export.checks import (
+    THRESHOLDS,
     VALIDATION_TEXTS,
-    check_safetensors,
-    check_size,
-    json_object,
-    run_onnx,
+    check_checkpoint,
+    check_fp32,
+    run_towers,
     validation_images,
 )
 from offline_vision.export.onnx import (
@@ -24,36 +24,11 @@ from offline_vision.export.onnx import (
     require_export_extra,
     versions,
 )
-from offline_vision.models.clip import ClipTokenizer, Preprocess
+from offline_vision.models.clip import ClipTokenizer
 
 log = logging.getLogger("ovision")
 
-# Acceptance thresholds for fp32 (L2-normalised embeddings, ONNX vs PyTorch).
-FP32_MIN_COSINE = 0.9999
-FP32_MAX_ABS = 1e-4
 CHECKPOINT_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
-
-
-def _check_checkpoint(ckpt: Path) -> None:
-    missing = [f for f in CHECKPOINT_FILES if not (ckpt / f).exists()]
-    if missing:
-        raise ExportError(
-            f"{ckpt} is not a CLIP checkpoint directory: missing {', '.join(missing)}"
-        )
-    if not (ckpt / "model.safetensors").exists():
-        extra = " (pickle checkpoints are refused)" if (ckpt / "pytorch_model.bin").exists() else ""
-        raise ExportError(f"{ckpt}: no model.safetensors{extra}")
-    config = json_object(ckpt / "config.json")
-    if config.get("model_type") != "clip":
-        raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not 'clip'")
-    check_safetensors(ckpt / "model.safetensors")
-    vision = config.get("vision_config") or {}
-    image_size = vision.get("image_size", 224) if isinstance(vision, dict) else None
-    try:
-        pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
-    except (TypeError, ValueError, KeyError) as e:
-        raise ExportError(f"{ckpt}/preprocessor_config.json: malformed ({e})") from None
-    check_size(ckpt, pre, image_size)
 
 
 def _onnx_configs():
@@ -87,13 +62,13 @@ def export_clip(
     require_export_extra()
     from offline_vision.export.clip_layers import GRAPH_NOTE
 
-    _check_checkpoint(ckpt)
+    _, pre = check_checkpoint(ckpt, "clip", "CLIP", CHECKPOINT_FILES)
     out.mkdir(parents=True, exist_ok=True)
     model, text, vision = _load(ckpt)
     _export_towers(text, vision, out)
     for f in CHECKPOINT_FILES:
         shutil.copyfile(ckpt / f, out / f)
-    described, validation = _validate(ckpt, out, model, text, vision, photo_dir)
+    described, validation = _validate(ckpt, out, model, text, vision, pre, photo_dir)
     files = {
         f: out / f
         for f in (
@@ -121,7 +96,7 @@ def export_clip(
             "images": described,
             "texts": len(VALIDATION_TEXTS),
             **validation,
-            "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
+            "thresholds": THRESHOLDS,
         },
         "exported_with": versions(
             "torch", "transformers", "optimum", "optimum-onnx", "onnxruntime"
@@ -167,13 +142,12 @@ def _export_towers(text, vision, out: Path) -> None:
         quantize_int8(out / f"{tower}.onnx", out / f"{tower}.int8.onnx")
 
 
-def _validate(ckpt: Path, out: Path, model, text, vision, photo_dir) -> tuple[str, dict]:
+def _validate(ckpt: Path, out: Path, model, text, vision, pre, photo_dir) -> tuple[str, dict]:
     """The unmodified PyTorch towers against both exports, on real photos where available;
     raises ExportError when fp32 does not match PyTorch."""
     import torch
 
     images, described = validation_images(photo_dir)
-    pre = Preprocess.from_config(json.loads((ckpt / "preprocessor_config.json").read_text()))
     pixels = pre(images)
     ids, mask = ClipTokenizer(
         (ckpt / "tokenizer.json").read_text(),
@@ -183,26 +157,13 @@ def _validate(ckpt: Path, out: Path, model, text, vision, photo_dir) -> tuple[st
     with torch.no_grad():
         ref_img = vision(pixel_values=torch.from_numpy(pixels)).image_embeds.numpy()
         ref_txt = text(input_ids=torch.from_numpy(ids)).text_embeds.numpy()
-    feed_img, feed_txt = {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask}
-    onnx = {
-        (tower, prec): run_onnx(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
-        for tower, name, feed in (
-            ("image", "vision_model", feed_img),
-            ("text", "text_model", feed_txt),
-        )
-        for prec in ("fp32", "int8")
-    }
+    onnx = run_towers(out, {"pixel_values": pixels}, {"input_ids": ids, "attention_mask": mask})
     fp32 = {
         "image": compare(ref_img, onnx["image", "fp32"]),
         "text": compare(ref_txt, onnx["text", "fp32"]),
     }
     int8 = {t: compare(onnx[t, "fp32"], onnx[t, "int8"]) for t in ("image", "text")}
-    for tower, r in fp32.items():
-        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
-            raise ExportError(
-                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
-                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
-            )
+    check_fp32(fp32)
     return described, {"fp32_vs_pytorch": fp32, "int8_vs_fp32": int8}
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_vision.errors import ExportError
-from offline_vision.export.checks import run_onnx, validation_images
+from offline_vision.export.checks import THRESHOLDS, check_fp32, run_onnx, validation_images
 from offline_vision.export.onnx import (
     OPSET,
     OnnxSpec,
@@ -41,8 +40,6 @@ TEXT_SPEC = OnnxSpec(
     },
     outputs={"last_hidden_state": {0: "batch_size", 1: "sequence_length"}},
 )
-FP32_MIN_COSINE = 0.9999
-FP32_MAX_ABS = 1e-4
 
 
 def class_texts() -> list[str]:
@@ -88,13 +85,6 @@ def _sentence_encoder(model_dir: Path):
     return Encoder().eval()
 
 
-def _check(name: str, r: dict) -> None:
-    if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
-        raise ExportError(
-            f"{name} ONNX does not match PyTorch: cosine {r['cosine_min']:.6f}, max-abs {r['max_abs']:.2e}"
-        )
-
-
 @quiet()
 def _validate(net, bert, tokenizer, out: Path, photo_dir) -> tuple[str, dict, dict]:
     """Both ONNX towers against PyTorch; raises ExportError when either does not match."""
@@ -112,8 +102,7 @@ def _validate(net, bert, tokenizer, out: Path, photo_dir) -> tuple[str, dict, di
     text_check = compare(
         mean_pool(ref, mask), mean_pool(run_onnx(out / "text_model.onnx", feed), mask)
     )
-    _check("image tower", image_check)
-    _check("text tower", text_check)
+    check_fp32({"image": image_check, "text": text_check})
     return described, image_check, text_check
 
 
@@ -183,7 +172,7 @@ def export_conse(
         "validation": {
             "images": described,
             "fp32_vs_pytorch": {"image_logits": image_check, "text_embeddings": text_check},
-            "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
+            "thresholds": THRESHOLDS,
         },
         "exported_with": versions("torch", "transformers", "onnxruntime"),
     }

@@ -22,11 +22,11 @@ import numpy as np
 
 from offline_vision.errors import ExportError
 from offline_vision.export.checks import (
+    THRESHOLDS,
     VALIDATION_TEXTS,
-    check_safetensors,
-    check_size,
-    json_object,
-    run_onnx,
+    check_checkpoint,
+    check_fp32,
+    run_towers,
     validation_images,
 )
 from offline_vision.export.onnx import (
@@ -43,8 +43,6 @@ from offline_vision.models.clip import ClipTokenizer
 from offline_vision.models.preprocess import Preprocess
 from offline_vision.models.scorer import l2_normalize, sigmoid
 
-FP32_MIN_COSINE = 0.9999
-FP32_MAX_ABS = 1e-4
 PIXELS_MAX_ABS = 1e-4  # ours vs SiglipImageProcessor's, after normalisation
 # Texts whose tokens must come out as transformers' do: the usual prompts, and what
 # SiglipTokenizer rewrites (capitals, punctuation, runs of spaces) or cuts (over 64 tokens).
@@ -55,32 +53,8 @@ TOKENIZER_TEXTS = (
     "a photo of the bird-watcher's café.",
     " ".join(["a very long label that goes on"] * 20),
 )
-WEIGHTS = "model.safetensors"
 FILES = ("config.json", "preprocessor_config.json", "tokenizer.json")
-
-
-def check_checkpoint(ckpt: Path) -> dict:
-    """Refuse, in one line, what this exporter cannot take; returns config.json."""
-    missing = [f for f in ("config.json", "preprocessor_config.json") if not (ckpt / f).exists()]
-    if not ((ckpt / "tokenizer.json").exists() or (ckpt / "spiece.model").exists()):
-        missing.append("tokenizer.json or spiece.model")
-    if missing:
-        raise ExportError(
-            f"{ckpt} is not a SigLIP checkpoint directory: missing {', '.join(missing)}"
-        )
-    if not (ckpt / WEIGHTS).exists():
-        raise ExportError(f"{ckpt}: no {WEIGHTS} (pickle checkpoints are refused)")
-    config = json_object(ckpt / "config.json")
-    if config.get("model_type") != "siglip":
-        raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not 'siglip'")
-    check_safetensors(ckpt / WEIGHTS)
-    try:
-        pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
-    except (TypeError, ValueError, KeyError) as e:
-        raise ExportError(f"{ckpt}/preprocessor_config.json: malformed ({e})") from None
-    vision = config.get("vision_config") or {}
-    check_size(ckpt, pre, vision.get("image_size", 224) if isinstance(vision, dict) else None)
-    return config
+NEEDS = ("config.json", "preprocessor_config.json", ("tokenizer.json", "spiece.model"))
 
 
 def _reference_tokenizer(ckpt: Path, pad_id: int | None):
@@ -198,7 +172,7 @@ def export_siglip(
 ) -> tuple[dict, dict]:
     """Export into `out`; returns (files, manifest meta) for `store.install`."""
     require_export_extra()
-    check_checkpoint(ckpt)
+    _, pre = check_checkpoint(ckpt, "siglip", "SigLIP", NEEDS)
     out.mkdir(parents=True, exist_ok=True)
     model = _load(ckpt)
     reference = _reference_tokenizer(ckpt, model.config.text_config.pad_token_id)
@@ -206,7 +180,6 @@ def export_siglip(
     for f in ("config.json", "preprocessor_config.json"):
         shutil.copyfile(ckpt / f, out / f)
     context, pad_id = model.config.text_config.max_position_embeddings, reference.pad_token_id
-    pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
     _export_towers(model, out, context, pre.out_size)
     text = {"context_length": context, "pad_id": int(pad_id), "padding": "max_length"}
     validation = _validate(ckpt, out, model, reference, text, pre, photo_dir)
@@ -280,21 +253,9 @@ def _validate(ckpt, out, model, reference, text, pre, photo_dir) -> dict:
     with torch.no_grad():
         ref = model(input_ids=torch.from_numpy(ids), pixel_values=torch.from_numpy(pixels))
     ref_img, ref_txt = ref.image_embeds.numpy(), ref.text_embeds.numpy()
-    runs = {
-        (tower, prec): run_onnx(out / f"{name}{'.int8' if prec == 'int8' else ''}.onnx", feed)
-        for tower, name, feed in (
-            ("image", "vision_model", {"pixel_values": pixels}),
-            ("text", "text_model", {"input_ids": ids}),
-        )
-        for prec in ("fp32", "int8")
-    }
+    runs = run_towers(out, {"pixel_values": pixels}, {"input_ids": ids})
     fp32 = {t: compare(r, runs[t, "fp32"]) for t, r in (("image", ref_img), ("text", ref_txt))}
-    for tower, r in fp32.items():
-        if r["cosine_min"] < FP32_MIN_COSINE or r["max_abs"] > FP32_MAX_ABS:
-            raise ExportError(
-                f"fp32 {tower} tower does not match PyTorch: cosine {r['cosine_min']:.6f} "
-                f"(need ≥ {FP32_MIN_COSINE}), max-abs {r['max_abs']:.2e} (need ≤ {FP32_MAX_ABS})"
-            )
+    check_fp32(fp32)
     scale, bias = model.logit_scale.exp().item(), model.logit_bias.item()
     ours = sigmoid(
         scale * l2_normalize(runs["image", "fp32"]) @ l2_normalize(runs["text", "fp32"]).T + bias
@@ -308,5 +269,5 @@ def _validate(ckpt, out, model, reference, text, pre, photo_dir) -> dict:
         "fp32_vs_pytorch": fp32,
         "int8_vs_fp32": {t: compare(runs[t, "fp32"], runs[t, "int8"]) for t in ("image", "text")},
         "sigmoid_scores_max_abs": float(np.abs(ours - theirs).max()),
-        "thresholds": {"fp32_min_cosine": FP32_MIN_COSINE, "fp32_max_abs": FP32_MAX_ABS},
+        "thresholds": THRESHOLDS,
     }
