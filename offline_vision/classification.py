@@ -50,7 +50,8 @@ def classify_paths(
                     results.append({"image": str(p), "error": str(e)})
             if loaded:
                 emb = eyes.encode_images(loaded)
-                probs, scores = scorer.probabilities(emb), scorer.scores(emb)
+                probs = scorer.probabilities(emb)
+                scores = probs if eyes.score_kind == "softmax" else scorer.scores(emb)
                 ok = (r for r in results if "error" not in r)
                 for n, (r, row, said) in enumerate(zip(ok, probs, scores, strict=True)):
                     r["labels"] = _ranked(labels, row, said, eyes.score_kind, k)
