@@ -162,7 +162,7 @@ def cifar_split(settings):
     import numpy as np
 
     from offline_vision.eval.datasets import open_dataset
-    from offline_vision.labels import CIFAR10
+    from offline_vision.labels.sets import CIFAR10
 
     ds = open_dataset(settings.data_dir, "cifar10")
     indices = list(ds.indices)

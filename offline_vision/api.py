@@ -39,7 +39,7 @@ def load_reasoner(
 
 
 def _labels(labels: str | Sequence[str]):
-    from offline_vision.labels import LabelSet, parse_labels
+    from offline_vision.labels.sets import LabelSet, parse_labels
 
     return parse_labels(labels) if isinstance(labels, str) else LabelSet("custom", tuple(labels))
 
@@ -63,7 +63,7 @@ def classify(
     templates = eyes.default_templates(label_set.name)
     paths = [Path(p) for p in images]
     if isinstance(bridge, str | Path):
-        from offline_vision.knowledge import Knowledge
+        from offline_vision.labels.store import Knowledge
 
         bridge = Knowledge.load(Path(bridge))
     return list(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_vision.bridge import names_of
 from offline_vision.errors import BadInput
 from offline_vision.images import load_image
-from offline_vision.knowledge import Knowledge
-from offline_vision.label_scoring import FollowUp, LabelScorer
+from offline_vision.labels.scoring import FollowUp, LabelScorer
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.names import names_of
 from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
 

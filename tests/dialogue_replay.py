@@ -11,7 +11,7 @@ import numpy as np
 from fakes import FakeScorer
 
 from offline_vision.dialogue import DialogueConfig, run_dialogue
-from offline_vision.labels import CIFAR10, LabelSet
+from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 VOCAB = [*CIFAR10, "plane", "boat", "animal", "vehicle", "kitten", "puppy", "jet", "lorry"]

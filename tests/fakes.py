@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from offline_vision.labels import CIFAR10
+from offline_vision.labels.sets import CIFAR10
 from offline_vision.models.scorer import l2_normalize, softmax
 
 LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".whl", ".gguf")

@@ -12,12 +12,13 @@ import pytest
 from fakes import FakeScorer
 from test_knowledge import ToyScorer, _keyword
 
-from offline_vision.bridge import looks_unfamiliar, names_of, unreadable, write_names
 from offline_vision.dialogue import Eyes
 from offline_vision.errors import BadInput
-from offline_vision.knowledge import Knowledge
-from offline_vision.label_knowledge import parse_spec
-from offline_vision.label_scoring import LabelScorer
+from offline_vision.labels.plan import parse_spec
+from offline_vision.labels.readable import looks_unfamiliar, unreadable
+from offline_vision.labels.scoring import LabelScorer
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.names import names_of, write_names
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 JA = {"猫": "cat", "犬": "dog", "車": "car"}

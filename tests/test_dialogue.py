@@ -14,8 +14,8 @@ from PIL import Image
 
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.tasks import DialogueTask
-from offline_vision.labelmap import map_answer
-from offline_vision.labels import CIFAR10, LabelSet
+from offline_vision.labels.answers import map_answer
+from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.prompts import BACKOFF, BROAD_FALLBACK, REPEAT
 
@@ -198,7 +198,7 @@ def test_open_answer_mapping_by_embedding_and_unmapped():
 
 
 def test_embedding_threshold_is_calibrated_on_wordnet_sorted_imagenet_names():
-    from offline_vision.labelmap import calibrate_threshold, calibration_names
+    from offline_vision.labels.answers import calibrate_threshold, calibration_names
 
     under, none = calibration_names()
     assert ("tabby cat", "cat") in under and "goldfish" in none and len(under) > 100

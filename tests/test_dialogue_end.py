@@ -10,8 +10,8 @@ from dialogue_replay import answer as scripted_answer
 
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.errors import BadInput
-from offline_vision.label_scoring import FollowUp
-from offline_vision.labels import CIFAR10, LabelSet
+from offline_vision.labels.scoring import FollowUp
+from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 

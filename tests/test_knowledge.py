@@ -11,8 +11,9 @@ import pytest
 from fakes import FakeScorer
 
 from offline_vision.errors import BadInput
-from offline_vision.knowledge import Knowledge, expand, filter_items, parse_items, waffle
-from offline_vision.label_scoring import FollowUp, LabelScorer
+from offline_vision.labels.scoring import FollowUp, LabelScorer
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.texts import expand, filter_items, parse_items, waffle
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 LABELS = ["cat", "dog", "car"]

@@ -42,7 +42,11 @@ def test_architecture_names_only_real_modules():
     for name in sorted(named):
         importlib.import_module(name)  # raises if ARCHITECTURE.md names a module that is gone
     listed = {m for m in _modules() if not m.rsplit(".", 1)[-1].startswith("_")}
-    assert {"offline_vision.knowledge", "offline_vision.eval.html", "offline_vision.api"} <= named
+    assert {
+        "offline_vision.labels.store",
+        "offline_vision.eval.html",
+        "offline_vision.api",
+    } <= named
     assert named <= listed | {"offline_vision"}
 
 
@@ -82,6 +86,7 @@ LAYERS = [
             "progress",
             "prompts",
             "labels",
+            "labels.sets",
             "images",
             "options",
             "retry",
@@ -97,8 +102,7 @@ LAYERS = [
     (
         "features",
         [
-            *("classification", "bridge", "knowledge", "label_knowledge", "label_scoring"),
-            *("dialogue", "dialogue.*", "pixels", "labelmap"),
+            *("classification", "labels.*", "dialogue", "dialogue.*", "pixels"),
         ],
     ),
     ("evaluation", ["eval", "eval.*"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_vision.labels import CIFAR10
+from offline_vision.labels.sets import CIFAR10
 
 pytestmark = pytest.mark.models
 

@@ -25,8 +25,9 @@ from offline_vision.eval import html, runner
 from offline_vision.eval.records import Record
 from offline_vision.eval.report import Run, paired
 from offline_vision.files import write_atomic
-from offline_vision.knowledge import Knowledge, expand
-from offline_vision.label_scoring import FollowUp
+from offline_vision.labels.scoring import FollowUp
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.texts import expand
 from offline_vision.models.provision import download, registry
 from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
@@ -206,7 +207,7 @@ def test_a_malformed_differential_cache_entry_is_a_miss(tmp_path, texts):
     follow = FollowUp(ToyScorer(), llm, k=2, threshold=1, cache_dir=tmp_path)
     first, _ = follow.descriptions(["cat", "dog"])
     path = next((tmp_path / "knowledge" / "differential").glob("*.json"))
-    from offline_vision.knowledge import seal
+    from offline_vision.labels.store import seal
 
     d = json.loads(path.read_text())
     d.pop("sha256")

@@ -27,9 +27,9 @@ from PIL import Image
 from benchmarks.common import cifar_split, open_reasoner, write
 from offline_vision.config import Settings
 from offline_vision.eval.stats import mcnemar_exact, wilson
-from offline_vision.knowledge import expand, waffle
-from offline_vision.label_scoring import FollowUp, LabelScorer
-from offline_vision.labels import CIFAR10
+from offline_vision.labels.scoring import FollowUp, LabelScorer
+from offline_vision.labels.sets import CIFAR10
+from offline_vision.labels.writers.texts import expand, waffle
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
 

@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, cifar_split, open_reasoner, write
-from offline_vision.bridge import UNFAMILIAR_SHARE, looks_unfamiliar, names_of, write_names
 from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.stats import mcnemar_exact, wilson
-from offline_vision.knowledge import expand
-from offline_vision.label_scoring import LabelScorer, first_names
-from offline_vision.labels import CIFAR10, LabelSet, builtin_sets
+from offline_vision.labels.readable import UNFAMILIAR_SHARE, looks_unfamiliar
+from offline_vision.labels.scoring import LabelScorer, first_names
+from offline_vision.labels.sets import CIFAR10, LabelSet, builtin_sets
+from offline_vision.labels.writers.names import names_of, write_names
+from offline_vision.labels.writers.texts import expand
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.common import llama_server, write
 from offline_vision.config import Settings
-from offline_vision.labels import CIFAR10
+from offline_vision.labels.sets import CIFAR10
 from offline_vision.models.provision import registry, store
 from offline_vision.models.reasoners import load_reasoner
 from offline_vision.models.reasoners.base import match_choice

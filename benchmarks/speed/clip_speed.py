@@ -193,7 +193,7 @@ def main() -> None:
     from offline_vision.export.clip import export_clip
     from offline_vision.export.clip_layers import GRAPH_NOTE
     from offline_vision.images import load_image
-    from offline_vision.labels import builtin_sets
+    from offline_vision.labels.sets import builtin_sets
     from offline_vision.models.clip import ClipScorer
     from offline_vision.models.provision import registry, store
     from offline_vision.models.provision.integrity import sha256_file

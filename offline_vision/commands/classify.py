@@ -13,7 +13,7 @@ from offline_vision.commands.common import (
     settings_of,
 )
 from offline_vision.files import shown
-from offline_vision.label_knowledge import KnowledgeOptions
+from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
@@ -42,10 +42,10 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
       ovision classify photo.jpg --labels cifar10 --knowledge descriptions
       ovision classify photo.jpg --labels cifar10 --follow-up 3
     """
-    from offline_vision import label_knowledge
     from offline_vision.classification import classify_paths
     from offline_vision.images import expand_paths, load_image
-    from offline_vision.labels import parse_labels, parse_template
+    from offline_vision.labels import plan
+    from offline_vision.labels.sets import parse_labels, parse_template
 
     settings = settings_of(ctx)
     eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
@@ -57,7 +57,7 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
     chosen = parse_template(template, label_set) if template else None  # before any model work
     eyes = eyes_opts.load(settings, spin=not know.follow_up)
     templates = chosen or eyes.default_templates(label_set.name)
-    bridge, knowledge, follow_up = label_knowledge.parts(
+    bridge, knowledge, follow_up = plan.parts(
         settings, label_set.labels, eyes, know, reasoner, builtin=label_set.name != "custom"
     )
     results = classify_paths(

@@ -11,7 +11,7 @@ import click
 from offline_vision.commands.common import json_option, labels_option, settings_of
 from offline_vision.commands.eval import dialogue_options
 from offline_vision.dialogue import DialogueConfig
-from offline_vision.label_knowledge import KnowledgeOptions
+from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
@@ -30,11 +30,11 @@ from offline_vision.options import take
 @click.pass_context
 def dialogue(ctx, image, labels, open_, as_json, **opts):
     """Let the LLM question the scorer about IMAGE, round by round, then answer."""
-    from offline_vision.bridge import names_of
     from offline_vision.dialogue import run_dialogue
     from offline_vision.eval.recipes import dialogue_parts
     from offline_vision.images import load_image
-    from offline_vision.labels import parse_labels
+    from offline_vision.labels.sets import parse_labels
+    from offline_vision.labels.writers.names import names_of
 
     settings = settings_of(ctx)
     img = load_image(image)

@@ -12,7 +12,7 @@ from offline_vision.commands.common import apply, click_options, labels_option, 
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
 from offline_vision.eval import recipes
-from offline_vision.label_knowledge import KnowledgeOptions
+from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take

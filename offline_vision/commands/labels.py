@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from offline_vision.bridge import STRATEGY
 from offline_vision.commands.common import click_options, labels_option
-from offline_vision.knowledge import PER_LABEL, STRATEGIES
+from offline_vision.labels.store import PER_LABEL
+from offline_vision.labels.writers.names import STRATEGY
+from offline_vision.labels.writers.texts import STRATEGIES
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
@@ -49,9 +50,9 @@ def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts)
       ovision labels expand --labels @mine.txt --strategy names --out names.json
       ovision classify photo.jpg --labels @mine.txt --knowledge names.json
     """
-    from offline_vision.bridge import write_names
-    from offline_vision.knowledge import expand
-    from offline_vision.labels import parse_labels
+    from offline_vision.labels.sets import parse_labels
+    from offline_vision.labels.writers.names import write_names
+    from offline_vision.labels.writers.texts import expand
 
     settings = ctx.find_root().obj
     labels = parse_labels(label_spec).labels

@@ -10,8 +10,8 @@ from dataclasses import asdict
 from offline_vision.dialogue.config import POLICY, DialogueConfig
 from offline_vision.dialogue.eyes import Eyes, Shortlist, flatness, format_scores, mapped
 from offline_vision.errors import BadInput, ReasonerError
-from offline_vision.labelmap import normalise
-from offline_vision.labels import LabelSet
+from offline_vision.labels.answers import normalise
+from offline_vision.labels.sets import LabelSet
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
 from offline_vision.prompts import (

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from offline_vision.label_scoring import named_embeddings
-from offline_vision.labelmap import calibrate_threshold, map_answer
-from offline_vision.labels import LabelSet
+from offline_vision.labels.answers import calibrate_threshold, map_answer
+from offline_vision.labels.scoring import named_embeddings
+from offline_vision.labels.sets import LabelSet
 from offline_vision.models.scorer import Scorer
 from offline_vision.prompts import CHECK
 

@@ -214,7 +214,7 @@ class Renamed:
 def class_names(spec: str, classes: tuple[str, ...]) -> tuple[str, ...]:
     """`--labels` for a dataset: one name per class, in the dataset's class order (a comma list
     or @file with one a line); a wrong count, a duplicate or an empty name is refused."""
-    from offline_vision.labels import read_label_file
+    from offline_vision.labels.sets import read_label_file
 
     if spec.startswith("@"):
         raw = read_label_file(spec[1:]).split("\n")

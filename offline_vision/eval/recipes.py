@@ -8,7 +8,7 @@ from dataclasses import replace
 from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
-from offline_vision.label_knowledge import KnowledgeOptions
+from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.pixels import PixelOptions
@@ -33,9 +33,9 @@ def dialogue_parts(
     builtin: bool,
 ):
     """(eyes, reasoner, follow-up or None, bridge or None) for a dialogue."""
-    from offline_vision.bridge import names_of
-    from offline_vision.label_knowledge import resolve
-    from offline_vision.label_scoring import FollowUp
+    from offline_vision.labels.plan import resolve
+    from offline_vision.labels.scoring import FollowUp
+    from offline_vision.labels.writers.names import names_of
 
     scorer = eyes.load(settings)
     llm = reasoner.load(settings)
@@ -84,14 +84,14 @@ def clip_task(
     reasoner: ReasonerOptions,
 ):
     """The `eval clip` task."""
-    from offline_vision import label_knowledge
     from offline_vision.eval.tasks import ScorerTask
-    from offline_vision.labels import LabelSet, parse_template
+    from offline_vision.labels import plan
+    from offline_vision.labels.sets import LabelSet, parse_template
 
     ds = eval_dataset(settings, dataset, labels)
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     scorer = eyes.load(settings, spin=not knowledge.follow_up)
-    bridge, k, follow_up = label_knowledge.parts(
+    bridge, k, follow_up = plan.parts(
         settings, list(ds.classes), scorer, knowledge, reasoner, builtin=not labels
     )
     return ScorerTask(ds, scorer, templates, knowledge=k, follow_up=follow_up, bridge=bridge)

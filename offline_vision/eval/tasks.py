@@ -11,11 +11,11 @@ from dataclasses import asdict
 
 import numpy as np
 
-from offline_vision.bridge import names_of
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
 from offline_vision.eval.records import Record
-from offline_vision.label_scoring import LabelScorer
-from offline_vision.labels import LabelSet
+from offline_vision.labels.scoring import LabelScorer
+from offline_vision.labels.sets import LabelSet
+from offline_vision.labels.writers.names import names_of
 from offline_vision.pixels import Prompter, to_grid
 
 

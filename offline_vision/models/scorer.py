@@ -169,7 +169,7 @@ class EmbeddingScorer(ABC):
     def describe(self) -> dict: ...
 
     def default_templates(self, label_set_name: str) -> tuple[str, ...]:
-        from offline_vision.labels import LabelSet
+        from offline_vision.labels.sets import LabelSet
 
         return LabelSet(label_set_name, ()).default_templates
 

@@ -2,7 +2,7 @@
 bridge and the other knowledge written (or read from the cache).
 
 `auto` (the default) bridges a custom label set that looks unfamiliar to the eyes
-(`bridge.looks_unfamiliar`), announced in one line; built-in sets never are. Without a usable
+(`labels.readable.looks_unfamiliar`), announced in one line; built-in sets never are. Without a usable
 reasoner it says so in one line and scores the labels as they are.
 """
 
@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from offline_vision.bridge import STRATEGY, looks_unfamiliar, names_of, write_names
 from offline_vision.errors import BadInput, OVisionError
-from offline_vision.knowledge import STRATEGIES, Knowledge, expand
-from offline_vision.label_scoring import FollowUp, first_names
+from offline_vision.labels.readable import looks_unfamiliar
+from offline_vision.labels.scoring import FollowUp, first_names
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.names import STRATEGY, names_of, write_names
+from offline_vision.labels.writers.texts import STRATEGIES, expand
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
 from offline_vision.options import option

@@ -11,8 +11,7 @@ loser taking its other answer or its own label (all recorded in `choices` and `c
 result is a knowledge file of strategy `names`; the eyes score each label through its names,
 while everything the user sees keeps the user's label.
 
-When to bridge is `unreadable` / `looks_unfamiliar`; what `--knowledge` asks for is decided in
-`label_knowledge`.
+When to bridge is `labels.readable`; what `--knowledge` asks for is decided in `labels.plan`.
 """
 
 from __future__ import annotations
@@ -20,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from offline_vision.knowledge import Knowledge, cache_path
-from offline_vision.labelmap import normalise, singulars
+from offline_vision.labels.answers import normalise, singulars
+from offline_vision.labels.readable import unreadable
+from offline_vision.labels.store import Knowledge, cache_path
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
@@ -47,42 +46,9 @@ STRATEGY = "names"
 VERSION = 3  # of the procedure (asks, picks, repairs): part of the cache key
 CHUNK = 16  # labels per request: a JSON object of 16 names fits a small model's attention
 CONTEXT_LABELS = 64  # up to this many labels, every request lists the whole set as context
-# A custom set is bridged when at least this share of its labels is unreadable. Chosen on the
-# four dev label sets and on plain English (benchmarks/accuracy/label_bridge.py, `rule`): the dev
-# sets are 80–100 % unreadable, the plain names 0 %; of 500 random 10-name subsets of ImageNet's
-# class names (plain but rare English: goldfinch, hammerhead) 78 reach 50 % and 6 reach 70 %.
-UNFAMILIAR_SHARE = 0.7
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,39}$", "maxLength": 40}
-_WORD = re.compile(r"[^\W\d_]+")
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 
-
-# --- when to bridge ------------------------------------------------------------------------------
-
-
-def _non_latin(label: str) -> bool:
-    return any(ch.isalpha() and "LATIN" not in unicodedata.name(ch, "") for ch in label)
-
-
-def unreadable(labels: Sequence[str], scorer: Scorer) -> list[str]:
-    """The labels the eyes cannot read: a letter outside the Latin script, or no word that the
-    eyes' own tokenizer holds as one token (split into pieces, a word is one the text tower
-    never learnt whole: moggy, Felis, oiseau; "fixed-wing aircraft" has words it knows)."""
-    knows = getattr(scorer, "knows_word", None)
-    out = []
-    for label in labels:
-        words = _WORD.findall(label)
-        if _non_latin(label) or (knows and words and not any(knows(w) for w in words)):
-            out.append(label)
-    return out
-
-
-def looks_unfamiliar(labels: Sequence[str], scorer: Scorer) -> tuple[bool, list[str]]:
-    bad = unreadable(labels, scorer)
-    return bool(labels) and len(bad) >= UNFAMILIAR_SHARE * len(labels), bad
-
-
-# --- writing the names ---------------------------------------------------------------------------
 
 _MEANING = {
     "type": "object",

@@ -1,13 +1,9 @@
-"""Label knowledge: texts a reasoner writes once per label set (`label_scoring` applies them).
+"""The one store for what a reasoner writes about labels: sealed, resumable cache files.
 
-- `descriptions` (CuPL; Menon & Vondrick): visual descriptions per label; a label's embedding is
-  the mean over its template prompts and its descriptions.
-- `subclasses` (CHiLS): kinds of each label; the eyes score every subclass, and a label's score
-  is its own probability times its best subclass's (CHiLS's reweighting).
-- `waffle` (WaffleCLIP): the control — random word pairs in place of descriptions, the same
-  count per label, seeded. A description gain counts only if it beats this.
-- differential follow-up (FuDD): where the eyes are unsure, descriptions that tell their top-K
-  labels apart, written once per unordered set of labels and cached, re-score only those K.
+Every text a reasoner writes about a label set (the bridge's names, descriptions, subclasses,
+the waffle control) is a `Knowledge` record, saved after every request under one cache key
+(`cache_path`), sealed with the sha256 of its content (`seal`/`unsealed`): an altered or
+damaged file is a miss, written again.
 """
 
 from __future__ import annotations
@@ -15,9 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
-import re
-import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,24 +20,14 @@ import jsonschema
 from offline_vision.errors import BadInput
 from offline_vision.files import read_text, write_atomic
 from offline_vision.models.reasoners.base import Reasoner
-from offline_vision.progress import bar as progress_bar
-from offline_vision.prompts import KNOWLEDGE_PROMPTS, KNOWLEDGE_SYSTEM
+from offline_vision.prompts import KNOWLEDGE_PROMPTS
 
 log = logging.getLogger("ovision")
 
 FORMAT = "ovision-knowledge/1"
 PROMPT_VERSION = 1
-STRATEGIES = ("descriptions", "subclasses", "waffle")
 PER_LABEL = 8
-
-DESCRIPTION_TEMPLATE = "a photo of a {label}, {text}"  # descriptions, waffle and differential
-# A label's embedding: (1 − w) · its template mean + w · its description mean. w = 0.25 was the
-# best of 0.25 / 0.5 / 0.75 / 1 and of equal weight per prompt on the 632 dev images (default
-# 1.5B's descriptions, ConSE eyes); none of them beat the templates alone there.
-DESCRIPTION_WEIGHT = 0.25
-SUBCLASS_TEMPLATE = "{sub}, a kind of {label}"  # put into each of the label set's templates
-_BULLET = re.compile(r"^\s*(?:[-*•·]+|\d+[.):]|[a-z][.)])\s*", re.IGNORECASE)
-
+KINDS = ("descriptions", "subclasses", "waffle", "names")  # what a knowledge file may hold
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 KNOWLEDGE_SCHEMA = {
@@ -52,7 +35,7 @@ KNOWLEDGE_SCHEMA = {
     "required": ["format", "strategy", "labels", "texts"],
     "properties": {
         "format": {"const": FORMAT},
-        "strategy": {"enum": [*STRATEGIES, "names"]},
+        "strategy": {"enum": list(KINDS)},
         "labels": _STRINGS,
         "texts": {"type": "object", "additionalProperties": _STRINGS},
         "transcripts": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -101,50 +84,6 @@ def reasoner_identity(reasoner: Reasoner) -> dict:
     """What makes two reasoners write the same texts (paths, threads, URLs left out)."""
     d = reasoner.describe()
     return {k: d[k] for k in ("reasoner", "name", "model", "sha256") if k in d}
-
-
-def parse_items(text: str, limit: int) -> list[str]:
-    """The items of a line-per-item answer: bullets, numbers and quotes stripped."""
-    items = []
-    for line in text.splitlines():
-        # A model that writes prose instead of lines: one item per sentence.
-        for part in re.split(r"(?<=[.!?])\s+", line):
-            item = _BULLET.sub("", part).strip().strip("\"'`").strip().rstrip(".;,!?")
-            if item and not item.endswith(":"):
-                items.append(item[:120])
-    return items[:limit]
-
-
-def _names_other_label(text: str, label: str, labels: Sequence[str]) -> bool:
-    words = set(re.findall(r"[a-z]+", text.lower()))
-    return any(o != label and set(o.lower().split()) <= words for o in labels)
-
-
-def _example_lines(strategy: str) -> set[str]:
-    """The lines of the prompt's own example: a model that copies them has said nothing."""
-    return {line.strip().lower() for line in KNOWLEDGE_PROMPTS[strategy].split("\n")[2:]}
-
-
-def filter_items(
-    items: list[str], label: str, labels: Sequence[str], strategy: str, dropped: dict
-) -> list[str]:
-    """Drops (and counts) empty and duplicate items, copies of the prompt's example, and
-    subclasses naming another label."""
-    kept, seen, example = [], set(), _example_lines(strategy)
-    for item in items:
-        key = item.lower()
-        if not item.strip():
-            dropped["empty"] = dropped.get("empty", 0) + 1
-        elif key in example:
-            dropped["example_copy"] = dropped.get("example_copy", 0) + 1
-        elif key in seen:
-            dropped["duplicate"] = dropped.get("duplicate", 0) + 1
-        elif strategy == "subclasses" and _names_other_label(item, label, labels):
-            dropped["other_label"] = dropped.get("other_label", 0) + 1
-        else:
-            seen.add(key)
-            kept.append(item)
-    return kept
 
 
 @dataclass
@@ -249,71 +188,3 @@ def cache_path(
     return (
         cache_dir / "knowledge" / f"{strategy}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     )
-
-
-def ask_lines(reasoner: Reasoner, prompt: str, seed: int) -> tuple[str, float]:
-    messages = [
-        {"role": "system", "content": KNOWLEDGE_SYSTEM},
-        {"role": "user", "content": prompt},
-    ]
-    c = reasoner.complete(messages, max_tokens=320, temperature=0.0, seed=seed)
-    return c.text, c.latency_s
-
-
-def expand(
-    labels: Sequence[str],
-    strategy: str,
-    reasoner: Reasoner,
-    *,
-    cache_dir: Path,
-    per_label: int = PER_LABEL,
-    seed: int = 0,
-) -> tuple[Knowledge, Path, bool]:
-    """The label set's knowledge, from the cache or written now (saved after every label, so an
-    interrupted expansion resumes). Returns (knowledge, its file, whether it was cached)."""
-    if strategy not in STRATEGIES:
-        raise BadInput(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    labels = list(labels)
-    path = cache_path(cache_dir, strategy, labels, reasoner, per_label, seed)
-    if strategy == "waffle":
-        k = waffle(labels, per_label=per_label, seed=seed)
-        k.save(path)
-        return k, path, False
-    prompts = {"system": KNOWLEDGE_SYSTEM, "user": KNOWLEDGE_PROMPTS[strategy]}
-    k = Knowledge.begin(
-        path, strategy, labels, reasoner, per_label=per_label, seed=seed, prompts=prompts
-    )
-    if k.complete:
-        return k, path, True
-    todo = [lab for lab in labels if lab not in k.texts]
-    with progress_bar(
-        len(labels), f"writing {strategy}", unit="label", initial=len(labels) - len(todo)
-    ) as bar:
-        for label in todo:
-            prompt = KNOWLEDGE_PROMPTS[strategy].format(
-                labels=", ".join(labels), label=label, n=per_label
-            )
-            text, seconds = ask_lines(reasoner, prompt, seed)
-            items = filter_items(parse_items(text, per_label), label, labels, strategy, k.dropped)
-            k.texts[label], k.transcripts[label] = items, text
-            k.llm_seconds += seconds
-            k.save(path)
-            bar.update(1)
-    k.complete = True
-    k.save(path)
-    return k, path, False
-
-
-def waffle(labels: Sequence[str], *, per_label: int = PER_LABEL, seed: int = 0) -> Knowledge:
-    """WaffleCLIP's control: the same `per_label` random-character word pairs for every label
-    (seeded); random characters carry no knowledge of any label."""
-    rng = random.Random(seed)
-
-    def word() -> str:
-        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 8)))
-
-    pairs = [f"which has {word()} {word()}" for _ in range(per_label)]
-    k = Knowledge("waffle", list(labels), per_label=per_label, seed=seed, complete=True)
-    k.texts = {label: list(pairs) for label in labels}
-    k.prompts = {"note": "random character sequences (WaffleCLIP); no reasoner"}
-    return k

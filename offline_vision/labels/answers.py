@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from offline_vision.labels import CIFAR10
+from offline_vision.labels.sets import CIFAR10
 
 EMBEDDING_THRESHOLD = 0.5  # only where no calibration is given
 CALIBRATION_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # 0.30 … 0.95

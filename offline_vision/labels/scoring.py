@@ -1,7 +1,7 @@
 """How the eyes use label knowledge and bridged names: a label's embedding from its names,
 templates and descriptions (CuPL), CHiLS's subclass reweighting, and FuDD's follow-up.
 
-Where a label set is bridged (`bridge.py`), `names` maps each user label to the English names
+Where a label set is bridged (`labels.writers.names`), `names` maps each user label to the English names
 the eyes read it by; everything returned still names the user's labels.
 """
 
@@ -18,24 +18,20 @@ import numpy as np
 
 from offline_vision.errors import BadInput
 from offline_vision.files import write_atomic
-from offline_vision.knowledge import (
-    DESCRIPTION_TEMPLATE,
-    DESCRIPTION_WEIGHT,
-    PROMPT_VERSION,
-    SUBCLASS_TEMPLATE,
-    Knowledge,
-    ask_lines,
-    filter_items,
-    parse_items,
-    reasoner_identity,
-    seal,
-    unsealed,
-)
+from offline_vision.labels.store import PROMPT_VERSION, Knowledge, reasoner_identity, seal, unsealed
+from offline_vision.labels.writers.texts import ask_lines, filter_items, parse_items
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer, l2_normalize
 from offline_vision.prompts import KNOWLEDGE_PROMPTS
 
 log = logging.getLogger("ovision")
+
+DESCRIPTION_TEMPLATE = "a photo of a {label}, {text}"  # descriptions, waffle and differential
+# A label's embedding: (1 − w) · its template mean + w · its description mean. w = 0.25 was the
+# best of 0.25 / 0.5 / 0.75 / 1 and of equal weight per prompt on the 632 dev images (default
+# 1.5B's descriptions, ConSE eyes); none of them beat the templates alone there.
+DESCRIPTION_WEIGHT = 0.25
+SUBCLASS_TEMPLATE = "{sub}, a kind of {label}"  # put into each of the label set's templates
 
 
 def first_names(labels, names: dict[str, list[str]] | None) -> list[str]:
