@@ -3,6 +3,7 @@
 from offline_vision import load_scorer, load_reasoner, classify, run_dialogue
 eyes = load_scorer()                                  # CLIP if provisioned, else ConSE
 print(classify(["photo.jpg"], labels="cat,dog,car", scorer=eyes)[0]["labels"][0])
+print(classify([pil_image], labels="猫,犬,車", scorer=eyes)[0]["labels"][0])  # bridged
 d = run_dialogue("photo.jpg", labels="cifar10", scorer=eyes, reasoner=load_reasoner())
 print(d["answer"]["label"])
 """
@@ -39,44 +40,73 @@ def load_reasoner(
 
 
 def _labels(labels: str | Sequence[str]):
-    from offline_vision.labels.sets import LabelSet, parse_labels
+    from offline_vision.labels.sets import parse_labels, parse_list
 
-    return parse_labels(labels) if isinstance(labels, str) else LabelSet("custom", tuple(labels))
+    return parse_labels(labels) if isinstance(labels, str) else parse_list(labels)
+
+
+def _reasoner(reasoner, settings: Settings):
+    """A reasoner factory from an instance or a spec (`local` by default, as on the CLI),
+    loaded only where a plan needs something written."""
+    from offline_vision.labels.plan import lazy
+    from offline_vision.models.reasoners import ReasonerOptions
+
+    if reasoner is None or isinstance(reasoner, str):
+        options = ReasonerOptions() if reasoner is None else ReasonerOptions(reasoner=reasoner)
+        return lazy(lambda: options.load(settings))
+    return lambda: reasoner
+
+
+def plan_labels(
+    labels: str | Sequence[str],
+    *,
+    scorer=None,
+    reasoner=None,
+    knowledge: str = "auto",
+    templates: Sequence[str] | None = None,
+    settings: Settings | None = None,
+):
+    """The `LabelPlan` for a label set: what the eyes read for each label — bridged where they
+    cannot read it (`knowledge="auto"`, as `ovision classify` does), `"none"` to read the labels
+    as they are, or any `--knowledge` value. `reasoner`: a spec (default `local`) or a Reasoner."""
+    from offline_vision.labels.plan import resolve
+
+    s = _settings(settings)
+    eyes = scorer or load_scorer(settings=s)
+    return resolve(
+        _labels(labels),
+        eyes,
+        knowledge=knowledge,
+        templates=templates,
+        cache_dir=s.cache_dir,
+        reasoner=_reasoner(reasoner, s),
+    )
 
 
 def classify(
-    images: Sequence[str | Path],
-    labels: str | Sequence[str] = "imagenet",
+    images: Sequence,
+    labels="imagenet",
     *,
     scorer=None,
+    reasoner=None,
+    knowledge: str = "auto",
     top_k: int = 5,
-    knowledge=None,
-    bridge=None,
+    settings: Settings | None = None,
 ) -> list[dict]:
-    """Top-k labels per image file (a dict with `labels`, or `error` for a file that fails).
-    `labels`: a built-in set name, a comma list, `@file`, or a list of strings. `bridge`: a
-    names knowledge file (`ovision labels expand --strategy names`) or its Knowledge."""
-    from offline_vision.classification import classify_paths
+    """Top-k labels per image (a dict with `labels`, or `error` for one that fails). `images`:
+    file paths, PIL images or uint8 arrays. `labels`: a built-in set name, a comma list,
+    `@file`, a list of strings, or a `LabelPlan` (`plan_labels`). Labels the eyes cannot read
+    are bridged as on the command line (`knowledge="none"` turns it off)."""
+    from offline_vision.classification import classify_images
+    from offline_vision.labels.plan import LabelPlan
 
-    eyes = scorer or load_scorer()
-    label_set = _labels(labels)
-    templates = eyes.default_templates(label_set.name)
-    paths = [Path(p) for p in images]
-    if isinstance(bridge, str | Path):
-        from offline_vision.labels.store import Knowledge
-
-        bridge = Knowledge.load(Path(bridge))
-    return list(
-        classify_paths(
-            eyes,
-            paths,
-            label_set.labels,
-            templates,
-            top_k=top_k,
-            knowledge=knowledge,
-            bridge=bridge,
+    eyes = scorer or load_scorer(settings=settings)
+    plan = labels
+    if not isinstance(plan, LabelPlan):
+        plan = plan_labels(
+            labels, scorer=eyes, reasoner=reasoner, knowledge=knowledge, settings=settings
         )
-    )
+    return list(classify_images(eyes, list(images), plan, top_k=top_k))
 
 
 def run_dialogue(
@@ -86,20 +116,24 @@ def run_dialogue(
     scorer=None,
     reasoner=None,
     known: bool = True,
+    knowledge: str = "auto",
+    settings: Settings | None = None,
     **config,
 ) -> dict:
     """One dialogue about one image (the LLM questions the eyes); returns its transcript.
-    `config`: DialogueConfig fields (policy, rounds, trust, shortlist, probe)."""
+    Labels the eyes cannot read are bridged as by `ovision dialogue`. `config`: DialogueConfig
+    fields (policy, rounds, trust, shortlist, probe)."""
     from offline_vision.dialogue import DialogueConfig
     from offline_vision.dialogue import run_dialogue as _run
     from offline_vision.images import load_image
+    from offline_vision.labels.plan import resolve
 
+    s = _settings(settings)
     img = image if isinstance(image, Image.Image) else load_image(Path(image))
-    label_set = _labels(labels)
-    return _run(
-        img,
-        scorer or load_scorer(),
-        reasoner or load_reasoner(),
-        replace(label_set, known=known),
-        config=DialogueConfig(**config),
+    eyes = scorer or load_scorer(settings=s)
+    llm = reasoner or load_reasoner(settings=s)
+    label_set = replace(_labels(labels), known=known)
+    plan = resolve(
+        label_set, eyes, knowledge=knowledge, cache_dir=s.cache_dir, reasoner=lambda: llm
     )
+    return _run(img, eyes, llm, plan.label_set(known=known), config=DialogueConfig(**config))

@@ -139,6 +139,17 @@ def raw():
 
 
 @pytest.fixture
+def names_server():
+    """A hosted reasoner on 127.0.0.1 that names CIFAR-10's classes from their Japanese."""
+    from fakes import ChatServer
+    from test_bridge import names_reply
+
+    server = ChatServer(names_reply)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def run_cli():
     """Invoke `ovision …` in-process; returns click's Result (exit_code, stdout, stderr)."""
     from click.testing import CliRunner

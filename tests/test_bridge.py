@@ -14,11 +14,12 @@ from test_knowledge import ToyScorer, _keyword
 
 from offline_vision.dialogue import Eyes
 from offline_vision.errors import BadInput
-from offline_vision.labels.plan import parse_spec
+from offline_vision.labels.plan import parse_spec, plan_of
 from offline_vision.labels.readable import looks_unfamiliar, unreadable
 from offline_vision.labels.scoring import LabelScorer
+from offline_vision.labels.sets import LabelSet
 from offline_vision.labels.store import Knowledge
-from offline_vision.labels.writers.names import names_of, write_names
+from offline_vision.labels.writers.names import write_names
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 
 JA = {"猫": "cat", "犬": "dog", "車": "car"}
@@ -54,7 +55,7 @@ def test_names_are_written_once_and_round_trip_through_the_knowledge_file(tmp_pa
     llm = ScriptedReasoner(_translator(JA))
     k, path, cached = write_names(list(JA), llm, cache_dir=tmp_path)
     assert not cached and len(llm.calls) == 2  # asked two ways; they agree: nothing to choose
-    assert names_of(k) == {k: [v] for k, v in JA.items()} and not k.choices
+    assert k.texts == {k: [v] for k, v in JA.items()} and not k.choices
     assert "猫, 犬, 車" in llm.calls[0][-1]["content"]  # the whole set is the context
     loaded = Knowledge.load(path)
     assert loaded.strategy == "names" and loaded.texts == k.texts and loaded.digest == k.digest
@@ -74,7 +75,7 @@ def test_where_the_two_askings_disagree_the_reasoners_own_odds_choose(tmp_path):
         probabilities=odds,
     )
     k, _, _ = write_names(["Cervidae", "Felis"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"Cervidae": ["deer"], "Felis": ["cat"]}  # cat/cats: one answer
+    assert k.texts == {"Cervidae": ["deer"], "Felis": ["cat"]}  # cat/cats: one answer
     assert k.choices == {
         "Cervidae": {
             "options": ["cow", "deer"],
@@ -92,7 +93,7 @@ def test_a_pick_never_takes_a_name_another_label_settled(tmp_path):
         probabilities=lambda m, c: odds.append(c) or {"car": 0.9, "truck": 0.1},
     )
     k, _, _ = write_names(["Auto", "Lastwagen"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"Auto": ["car"], "Lastwagen": ["truck"]} and odds == []  # no pick
+    assert k.texts == {"Auto": ["car"], "Lastwagen": ["truck"]} and odds == []  # no pick
     assert k.choices["Lastwagen"]["options"] == ["truck", "car"] and not k.conflicts
 
 
@@ -111,7 +112,7 @@ def test_a_clash_loser_takes_its_other_answer_before_its_own_label(tmp_path):
         probabilities=odds,
     )
     k, _, _ = write_names(["pooch", "hound", "moggy"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"pooch": ["dog"], "hound": ["cat"], "moggy": ["kitty"]}
+    assert k.texts == {"pooch": ["dog"], "hound": ["cat"], "moggy": ["kitty"]}
     assert k.conflicts == [
         {"name": "cat", "labels": ["hound", "moggy"], "kept_by": "hound"},
         {"name": "dog", "labels": ["pooch", "hound"], "renamed": {"pooch": "dog", "hound": "cat"}},
@@ -124,14 +125,14 @@ def test_copies_of_the_prompts_examples_and_articles_are_no_names(tmp_path):
     )
     k, _, _ = write_names(["jetliner", "mug"], llm, cache_dir=tmp_path)
     # "butterfly" is the prompt's example for Schmetterling; "mug" is its own example's word
-    assert names_of(k) == {"jetliner": ["plane"], "mug": ["mug"]} and len(llm.calls) == 2
+    assert k.texts == {"jetliner": ["plane"], "mug": ["mug"]} and len(llm.calls) == 2
 
 
 def test_a_name_clash_is_asked_again_with_the_clash_stated(tmp_path):
     first = {"自動車": "car", "トラック": "car", "猫": "cat"}
     llm = ScriptedReasoner(_replies(first, first, {"自動車": "car", "トラック": "truck"}))
     k, _, _ = write_names(["自動車", "トラック", "猫"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"自動車": ["car"], "トラック": ["truck"], "猫": ["cat"]}
+    assert k.texts == {"自動車": ["car"], "トラック": ["truck"], "猫": ["cat"]}
     asked_again = llm.calls[2][-1]["content"]
     assert "自動車, トラック were all called 'car'" in asked_again
     assert "already called: cat" in asked_again  # the names the other classes took
@@ -152,25 +153,30 @@ def test_a_clash_that_stays_is_settled_by_the_reasoner_and_reported(tmp_path):
         probabilities=lambda messages, choices: {"moggy": 0.8, "pooch": 0.2},
     )
     k, _, _ = write_names(["moggy", "pooch", "lorry"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"moggy": ["cat"], "pooch": ["pooch"], "lorry": ["truck"]}
+    assert k.texts == {"moggy": ["cat"], "pooch": ["pooch"], "lorry": ["truck"]}
     assert k.conflicts == [{"name": "cat", "labels": ["moggy", "pooch"], "kept_by": "moggy"}]
 
 
 def test_a_name_that_is_not_plain_english_is_repaired_or_refused(tmp_path):
     llm = ScriptedReasoner(_replies({"猫": "ネコ"}, {"猫": "cat"}, {"猫": "cat"}))
     k, _, _ = write_names(["猫"], llm, cache_dir=tmp_path)
-    assert names_of(k) == {"猫": ["cat"]} and len(llm.calls) == 3  # one repair turn
+    assert k.texts == {"猫": ["cat"]} and len(llm.calls) == 3  # one repair turn
+
+
+def _plan(labels, names):
+    bridge = Knowledge("names", labels, texts=names)
+    return plan_of(LabelSet("custom", tuple(labels)), ("{}",), bridge=bridge)
 
 
 def test_label_scorer_reads_bridged_labels_through_their_names():
     eyes = ToyScorer()
     names = {"猫": ["cat"], "犬": ["dog"]}
-    scorer = LabelScorer(eyes, ["猫", "犬"], ("{}",), names=names)
+    scorer = LabelScorer(eyes, _plan(["猫", "犬"], names))
     assert "猫" not in eyes.encoded and {"cat", "dog"} <= set(eyes.encoded)
     p = scorer.probabilities(np.array([[3.0, 0.0, 0.0]]))[0]
     assert p[0] > 0.9  # the cat image is 猫
     # several names: the mean of their embeddings
-    two = LabelScorer(eyes, ["猫"], ("{}",), names={"猫": ["cat", "dog"]})
+    two = LabelScorer(eyes, _plan(["猫"], {"猫": ["cat", "dog"]}))
     np.testing.assert_allclose(two.plain[0], np.array([1, 1, 0]) / np.sqrt(2))
 
 
@@ -209,10 +215,8 @@ def test_unfamiliar_rule_on_the_tiny_clip_tokenizer(settings, tiny_clip):
 # --- the CLI: classify and eval, with a hosted reasoner on 127.0.0.1 ---------------------------
 
 
-@pytest.fixture
-def names_server():
-    from fakes import ChatServer
-
+def names_reply(body, headers):
+    """A hosted reasoner's bridge answer for CIFAR-10's Japanese names (`names_server`)."""
     table = {
         **JA,
         "飛行機": "airplane",
@@ -222,14 +226,8 @@ def names_server():
         "馬": "horse",
     }
     table.update({"自動車": "automobile", "船": "ship", "トラック": "truck"})
-
-    def reply(body, headers):
-        schema = body["response_format"]["json_schema"]["schema"]
-        return _shaped({k: table[k] for k in _asked(body["messages"])}, schema)
-
-    server = ChatServer(reply)
-    yield server
-    server.stop()
+    schema = body["response_format"]["json_schema"]["schema"]
+    return _shaped({k: table[k] for k in _asked(body["messages"])}, schema)
 
 
 def test_classify_bridges_unfamiliar_labels_once_and_shows_the_users_labels(
@@ -293,6 +291,12 @@ def test_eval_clip_under_renamed_labels_keeps_the_users_names(
     assert all(len(x["bridge_sha256"]) == 64 and len(x["names"]) == 1 for x in records)
     config = json.loads((out / "config.json").read_text())
     assert config["labels"][3] == "猫" and config["bridge"]["names"]["猫"] == ["cat"]
+    # The summary counts the renamed classes (it counted the base names: all 0, before 36's fix)
+    summary = json.loads((out / "summary.json").read_text())
+    per_class = summary["per_class"]
+    assert set(per_class) == ja and sum(c["n"] for c in per_class.values()) == 6
+    assert sum(c["correct"] for c in per_class.values()) == summary["correct"]
+    assert sum(map(sum, summary["confusion"]["matrix"])) == 6
     r = run_cli("report", out, "--out", tmp_path / "rep")
     assert r.exit_code == 0 and "bridged" not in r.stdout  # the report reads the run as it is
 

@@ -15,6 +15,7 @@ from PIL import Image
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.tasks import DialogueTask
 from offline_vision.labels.answers import map_answer
+from offline_vision.labels.plan import plan_of
 from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
 from offline_vision.prompts import BACKOFF, BROAD_FALLBACK, REPEAT
@@ -320,6 +321,7 @@ def test_dialogue_eval_resumes_and_reports_by_round(tmp_path):
             TinyDataset(),
             FakeScorer({"cat": 3.0}),
             ScriptedReasoner(script),
+            plan_of(LabelSet("cifar10", CIFAR10), ("{}",)),
             known=True,
             config=DialogueConfig(policy="seed", rounds=2),
             die_after=die_after,

@@ -11,7 +11,9 @@ import pytest
 from fakes import FakeScorer
 
 from offline_vision.errors import BadInput
+from offline_vision.labels.plan import plan_of
 from offline_vision.labels.scoring import FollowUp, LabelScorer
+from offline_vision.labels.sets import LabelSet
 from offline_vision.labels.store import Knowledge
 from offline_vision.labels.writers.texts import expand, filter_items, parse_items, waffle
 from offline_vision.models.reasoners.scripted import ScriptedReasoner
@@ -131,7 +133,7 @@ def ToyScorer() -> FakeScorer:
 def test_subclass_mapping_and_reweighting_by_hand():
     eyes = ToyScorer()
     k = Knowledge("subclasses", ["cat", "dog"], texts={"cat": ["tabby"], "dog": []})
-    scorer = LabelScorer(eyes, ["cat", "dog"], ("{}",), k)
+    scorer = LabelScorer(eyes, plan_of(LabelSet("custom", ("cat", "dog")), ("{}",), knowledge=k))
     # subclass texts: "cat", "tabby, a kind of cat" (→ [0,1,0] since 'tabby' wins), "dog"
     assert scorer.sub_texts == ["cat", "tabby, a kind of cat", "dog"]
     img = np.array([[0.0, 2.0, 0.0]])

@@ -27,8 +27,9 @@ from PIL import Image
 from benchmarks.common import cifar_split, open_reasoner, write
 from offline_vision.config import Settings
 from offline_vision.eval.stats import mcnemar_exact, wilson
+from offline_vision.labels.plan import plan_of
 from offline_vision.labels.scoring import FollowUp, LabelScorer
-from offline_vision.labels.sets import CIFAR10
+from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.labels.writers.texts import expand, waffle
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
@@ -95,7 +96,9 @@ def run_reasoner(name, llm, eyes, emb, truth, masks, templates, t1, cache) -> di
         preds[(variant, "T1")] = p1.argmax(1)
         for strategy, k in know.items():
             preds[(variant, strategy)] = (
-                LabelScorer(eyes, CIFAR10, templates, k).probabilities(e).argmax(1)
+                LabelScorer(eyes, plan_of(LabelSet("cifar10", CIFAR10), templates, knowledge=k))
+                .probabilities(e)
+                .argmax(1)
             )
     for K in (2, 3):
         follow = FollowUp(eyes, llm, k=K, threshold=1.01, cache_dir=cache)

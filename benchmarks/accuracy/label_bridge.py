@@ -31,10 +31,12 @@ from benchmarks.common import RESULTS, cifar_split, open_reasoner, write
 from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.stats import mcnemar_exact, wilson
+from offline_vision.labels.plan import plan_of
 from offline_vision.labels.readable import UNFAMILIAR_SHARE, looks_unfamiliar
-from offline_vision.labels.scoring import LabelScorer, first_names
+from offline_vision.labels.scoring import LabelScorer
 from offline_vision.labels.sets import CIFAR10, LabelSet, builtin_sets
-from offline_vision.labels.writers.names import names_of, write_names
+from offline_vision.labels.store import Knowledge
+from offline_vision.labels.writers.names import write_names
 from offline_vision.labels.writers.texts import expand
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
@@ -97,13 +99,20 @@ def rule_table(settings, eyes, sets: dict) -> dict:
     return out
 
 
+def read_by(eyes, labels, names=None, knowledge=None) -> LabelScorer:
+    """The eyes over `labels`, each read by its `names` (a bridge's), with `knowledge` mixed in."""
+    bridge = Knowledge("names", list(labels), texts=names) if names else None
+    plan = plan_of(LabelSet("custom", tuple(labels)), TEMPLATES, bridge=bridge, knowledge=knowledge)
+    return LabelScorer(eyes, plan)
+
+
 def run_reasoner(llm, eyes, emb, truth, masks, sets, plain_acc, work: Path) -> dict:
     res: dict = {"reasoner": llm.describe(), "sets": {}}
     for name, labels in sets.items():
         t = time.perf_counter()
         bridge, _, _ = write_names(labels, llm, cache_dir=work, scorer=eyes)
-        names = names_of(bridge)
-        eye = first_names(labels, names)
+        names = plan_of(LabelSet("custom", tuple(labels)), TEMPLATES, bridge=bridge).names
+        eye = [names[lab][0] for lab in labels]
         know = {"bridge": (None, names)}
         seconds = {"bridge": bridge.llm_seconds}
         if name in DEV:  # the knowledge strategies: on the dev sets (the plain: knowledge_cifar)
@@ -112,14 +121,12 @@ def run_reasoner(llm, eyes, emb, truth, masks, sets, plain_acc, work: Path) -> d
             for strategy in ("descriptions", "subclasses"):
                 k, _, _ = expand(labels, strategy, llm, cache_dir=work)
                 know[strategy], seconds[strategy] = (k, None), k.llm_seconds
-        preds = {"eyes": LabelScorer(eyes, labels, TEMPLATES).probabilities(emb).argmax(1)}
+        preds = {"eyes": read_by(eyes, labels).probabilities(emb).argmax(1)}
         preds["random names"] = (
-            LabelScorer(eyes, labels, TEMPLATES, names=random_names(labels))
-            .probabilities(emb)
-            .argmax(1)
+            read_by(eyes, labels, random_names(labels)).probabilities(emb).argmax(1)
         )
         for method, (k, nm) in know.items():
-            preds[method] = LabelScorer(eyes, labels, TEMPLATES, k, nm).probabilities(emb).argmax(1)
+            preds[method] = read_by(eyes, labels, nm, k).probabilities(emb).argmax(1)
         fires = looks_unfamiliar(labels, eyes)[0]
         preds["default (auto)"] = preds["bridge"] if fires else preds["eyes"]
         row = {
@@ -188,7 +195,7 @@ def main() -> None:
         [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
     )
     sets = {"plain": list(CIFAR10), **{n: read_set(settings, n) for n in DEV + CHECK}}
-    plain = LabelScorer(eyes, list(CIFAR10), TEMPLATES).probabilities(emb).argmax(1)
+    plain = read_by(eyes, list(CIFAR10)).probabilities(emb).argmax(1)
     plain_acc = {s: float((plain == truth)[m].mean()) for s, m in masks.items()}
     out = RESULTS / "label_bridge.json"
     result = json.loads(out.read_text()) if out.exists() else {}
@@ -212,7 +219,7 @@ def main() -> None:
                 ja = sets["cifar10-ja"]
                 names = r["sets"]["cifar10-ja"]["names"]
                 m = masks["300"]
-                bridged = LabelScorer(eyes, ja, TEMPLATES, names=names).probabilities(emb[m])
+                bridged = read_by(eyes, ja, names).probabilities(emb[m])
                 r["dialogue_ja_300"] = dialogue_ja(
                     llm, eyes, ds, s300, ja, names, bridged.argmax(1), truth[m], work
                 )

@@ -42,34 +42,33 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
       ovision classify photo.jpg --labels cifar10 --knowledge descriptions
       ovision classify photo.jpg --labels cifar10 --follow-up 3
     """
-    from offline_vision.classification import classify_paths
+    from offline_vision.classification import classify_images
     from offline_vision.images import expand_paths, load_image
-    from offline_vision.labels import plan
+    from offline_vision.labels.plan import lazy, resolve
+    from offline_vision.labels.scoring import follow_up
     from offline_vision.labels.sets import parse_labels, parse_template
 
     settings = settings_of(ctx)
     eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
     reasoner = take(ReasonerOptions, opts)
+    llm = lazy(lambda: reasoner.load(settings))
     paths = expand_paths(images)
     if len(paths) == 1:
         load_image(paths[0])  # one bad file: one error line, before any model work
     label_set = parse_labels(labels)
     chosen = parse_template(template, label_set) if template else None  # before any model work
     eyes = eyes_opts.load(settings, spin=not know.follow_up)
-    templates = chosen or eyes.default_templates(label_set.name)
-    bridge, knowledge, follow_up = plan.parts(
-        settings, label_set.labels, eyes, know, reasoner, builtin=label_set.name != "custom"
+    cache = settings.cache_dir
+    plan = resolve(
+        label_set, eyes, knowledge=know.knowledge, templates=chosen, cache_dir=cache, reasoner=llm
     )
-    results = classify_paths(
+    results = classify_images(
         eyes,
         paths,
-        label_set.labels,
-        templates,
+        plan,
         top_k=top_k,
         batch_size=batch_size,
-        knowledge=knowledge,
-        follow_up=follow_up,
-        bridge=bridge,
+        follow_up=follow_up(plan, eyes, know, llm, cache),
     )
     failures = 0
     for result in results:

@@ -34,19 +34,16 @@ def dialogue(ctx, image, labels, open_, as_json, **opts):
     from offline_vision.eval.recipes import dialogue_parts
     from offline_vision.images import load_image
     from offline_vision.labels.sets import parse_labels
-    from offline_vision.labels.writers.names import names_of
 
     settings = settings_of(ctx)
     img = load_image(image)
-    label_set = parse_labels(labels)
+    label_set = replace(parse_labels(labels), known=not open_)  # --open: nothing to bridge
     cfg, eyes_opts = take(DialogueConfig, opts), take(EyesOptions, opts)
     reasoner, knowledge = take(ReasonerOptions, opts), take(KnowledgeOptions, opts).knowledge
-    builtin = label_set.name != "custom" or open_  # --open: no label set to bridge
-    eyes, llm, follow, bridge = dialogue_parts(
-        settings, list(label_set.labels), cfg, eyes_opts, reasoner, knowledge, builtin=builtin
+    eyes, llm, follow, plan = dialogue_parts(
+        settings, label_set, cfg, eyes_opts, reasoner, knowledge
     )
-    asked = replace(label_set, known=not open_, names=names_of(bridge))
-    d = run_dialogue(img, eyes, llm, asked, config=cfg, follow_up=follow)
+    d = run_dialogue(img, eyes, llm, plan.label_set(known=not open_), config=cfg, follow_up=follow)
     if as_json:
         click.echo(
             json.dumps(

@@ -133,16 +133,17 @@ def check_concurrency(concurrency: int, reasoner: ReasonerOptions | None) -> Non
         )
 
 
-def _run(settings, task, plan, indices, ds, out, concurrency):
+def _run(settings, task, ray_run, indices, ds, out, concurrency):
     from offline_vision.eval import runner
 
-    if plan is None:
+    if ray_run is None:
         source = runner.Threads(concurrency)
     else:
         from offline_vision.eval.cluster import RaySource
 
-        source = RaySource(plan, concurrency)
-    summary = runner.run(task, indices, out, classes=ds.classes, source=source)
+        source = RaySource(ray_run, concurrency)
+    # The task's classes: under --labels, the renamed ones its records name.
+    summary = runner.run(task, indices, out, classes=task.dataset.classes, source=source)
     lo, hi = summary["ci95"]
     click.echo(
         f"{out}: accuracy {summary['accuracy']:.1%} (95% CI {lo:.1%}–{hi:.1%}, n={summary['n']})"
@@ -181,9 +182,9 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, 
     check_concurrency(concurrency, reasoner if know.follow_up else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     parts = dict(labels=labels, template=template, eyes=eyes, knowledge=know, reasoner=reasoner)
-    task, plan = ray_plan(ray, recipes.clip_task, settings, dataset=dataset, **parts)
-    extra = [_labels_tag(labels), "bridged" if task.bridge else None]
-    extra += [know.knowledge if task.knowledge else None]
+    task, ray_run = ray_plan(ray, recipes.clip_task, settings, dataset=dataset, **parts)
+    extra = [_labels_tag(labels), "bridged" if task.plan.bridge else None]
+    extra += [know.knowledge if task.plan.knowledge else None]
     extra += [f"fu{know.follow_up}" if task.follow_up else None]
     out = run_dir(
         settings,
@@ -194,7 +195,7 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, 
         task.scorer.describe()["scorer"],
         *[Path(e).stem if e and "/" in e else e for e in extra],
     )
-    _run(settings, task, plan, indices, ds, out, concurrency)
+    _run(settings, task, ray_run, indices, ds, out, concurrency)
 
 
 def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, labels, **opts):
@@ -205,7 +206,7 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, r
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     parts = dict(known=known, dataset=dataset, labels=labels, rng_seed=seed, config=config)
     parts.update(eyes=eyes, reasoner=reasoner, knowledge=knowledge)
-    task, plan = ray_plan(ray, recipes.dialogue_task, settings, **parts)
+    task, ray_run = ray_plan(ray, recipes.dialogue_task, settings, **parts)
     who = reasoner.reasoner.split("/")[-1].replace("local:", "")
     out = run_dir(
         settings,
@@ -214,12 +215,12 @@ def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, r
         dataset,
         sample or f"n{len(indices)}",
         _labels_tag(labels),
-        "bridged" if task.bridge else None,
+        "bridged" if task.plan.bridge else None,
         config.policy,
         who,
         task.scorer.describe()["scorer"],
     )
-    _run(settings, task, plan, indices, ds, out, concurrency)
+    _run(settings, task, ray_run, indices, ds, out, concurrency)
 
 
 def dialogue_options(command):
@@ -271,7 +272,7 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, ray, **opts
     check_concurrency(concurrency, reasoner if pixels.uses_llm else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     parts = dict(dataset=dataset, rng_seed=seed, pixels=pixels, reasoner=reasoner)
-    task, plan = ray_plan(ray, recipes.pixel_task, settings, **parts)
+    task, ray_run = ray_plan(ray, recipes.pixel_task, settings, **parts)
     who = reasoner.reasoner.split("/")[-1] if pixels.uses_llm else None
     out = run_dir(
         settings,
@@ -283,4 +284,4 @@ def eval_pixels(ctx, dataset, limit, seed, sample, out, concurrency, ray, **opts
         f"n{len(indices)}",
         f"s{seed}",
     )
-    _run(settings, task, plan, indices, ds, out, concurrency)
+    _run(settings, task, ray_run, indices, ds, out, concurrency)

@@ -8,9 +8,7 @@ from pathlib import Path
 import click
 
 from offline_vision.commands.common import click_options, labels_option
-from offline_vision.labels.store import PER_LABEL
-from offline_vision.labels.writers.names import STRATEGY
-from offline_vision.labels.writers.texts import STRATEGIES
+from offline_vision.labels.plan import PER_LABEL, STRATEGY, WRITERS
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
@@ -25,7 +23,7 @@ def labels_group() -> None:
 @labels_option("cifar10", "imagenet, cifar10, a comma list, or @file.txt.", name="label_spec")
 @click.option(
     "--strategy",
-    type=click.Choice((STRATEGY, *STRATEGIES)),
+    type=click.Choice(WRITERS),
     required=True,
     help="names: the everyday English name of each label (the bridge); descriptions, "
     "subclasses: texts about each label; waffle: the random-word control.",
@@ -50,23 +48,18 @@ def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts)
       ovision labels expand --labels @mine.txt --strategy names --out names.json
       ovision classify photo.jpg --labels @mine.txt --knowledge names.json
     """
+    from offline_vision.labels.plan import write
     from offline_vision.labels.sets import parse_labels
-    from offline_vision.labels.writers.names import write_names
-    from offline_vision.labels.writers.texts import expand
 
     settings = ctx.find_root().obj
-    labels = parse_labels(label_spec).labels
+    label_set = parse_labels(label_spec)
+    labels = list(label_set.labels)
     reasoner, eyes_opts = take(ReasonerOptions, opts), take(EyesOptions, opts)
     llm = None if strategy == "waffle" else reasoner.load(settings)
-    if strategy == STRATEGY:  # names the eyes can read: --scorer's
-        eyes = eyes_opts.load(settings)
-        k, path, cached = write_names(
-            labels, llm, cache_dir=settings.cache_dir, seed=seed, scorer=eyes
-        )
-    else:
-        k, path, cached = expand(
-            labels, strategy, llm, cache_dir=settings.cache_dir, per_label=per_label, seed=seed
-        )
+    eyes = eyes_opts.load(settings) if strategy == STRATEGY else None  # names these eyes read
+    k, path, cached = write(
+        label_set, strategy, eyes, llm, cache_dir=settings.cache_dir, per_label=per_label, seed=seed
+    )
     if out is not None:
         k.save(out)
     if as_json:
@@ -82,9 +75,16 @@ def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts)
     for label in labels[:5]:
         click.echo(f"  {label}: {json.dumps(k.texts.get(label, [])[:3], ensure_ascii=False)}")
     for c in k.conflicts:
-        how = (
-            f"kept by {c['kept_by']}"
-            if "kept_by" in c
-            else "asked again: " + ", ".join(f"{lab}→{n}" for lab, n in c["renamed"].items())
-        )
-        click.echo(f"  clash: {', '.join(c['labels'])} were all '{c['name']}' ({how})")
+        click.echo(f"  {_conflict(c)}")
+
+
+def _conflict(c: dict) -> str:
+    """One line for each problem the bridge settled: a clash kept by one label, a clash renamed
+    by asking again, or a name the eyes could not read, asked again."""
+    if "unreadable" in c:
+        return f"unreadable: {c['label']} was '{c['unreadable']}', now '{c['now']}'"
+    if "kept_by" in c:
+        how = f"kept by {c['kept_by']}"
+    else:
+        how = "asked again: " + ", ".join(f"{lab}→{n}" for lab, n in c["renamed"].items())
+    return f"clash: {', '.join(c['labels'])} were all '{c['name']}' ({how})"

@@ -9,6 +9,7 @@ from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
 from offline_vision.labels.plan import KnowledgeOptions
+from offline_vision.labels.sets import LabelSet
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.pixels import PixelOptions
@@ -24,38 +25,27 @@ def eval_dataset(settings: Settings, dataset: str, labels: str | None):
 
 def dialogue_parts(
     settings: Settings,
-    labels: list[str],
+    label_set: LabelSet,
     config: DialogueConfig,
     eyes: EyesOptions,
     reasoner: ReasonerOptions,
     knowledge: str,
-    *,
-    builtin: bool,
 ):
-    """(eyes, reasoner, follow-up or None, bridge or None) for a dialogue."""
+    """(eyes, reasoner, follow-up or None, plan) for a dialogue over `label_set`."""
     from offline_vision.labels.plan import resolve
     from offline_vision.labels.scoring import FollowUp
-    from offline_vision.labels.writers.names import names_of
 
     scorer = eyes.load(settings)
     llm = reasoner.load(settings)
-    bridge, other = resolve(
-        knowledge,
-        labels,
-        scorer,
-        builtin=builtin,
-        cache_dir=settings.cache_dir,
-        reasoner_factory=lambda: llm,
-    )
-    if other is not None:
+    cache = settings.cache_dir
+    plan = resolve(label_set, scorer, knowledge=knowledge, cache_dir=cache, reasoner=lambda: llm)
+    if plan.knowledge is not None:
         raise BadInput("the dialogue takes --knowledge auto, none, names or a names file")
     follow = None
     if config.end == "follow-up":
         k = max(config.shortlist, 2)
-        follow = FollowUp(
-            scorer, llm, k=k, threshold=1.01, cache_dir=settings.cache_dir, names=names_of(bridge)
-        )
-    return scorer, llm, follow, bridge
+        follow = FollowUp(scorer, llm, k=k, threshold=1.01, cache_dir=cache, names=plan.names)
+    return scorer, llm, follow, plan
 
 
 def pixel_method(
@@ -73,6 +63,12 @@ def pixel_method(
     return options.method(llm, pool, shot_seed=rng_seed)
 
 
+def eval_labels(dataset, labels: str | None, *, known: bool = True) -> LabelSet:
+    """The label set an evaluation reads its dataset's classes by: built-in where the classes
+    keep their names (never bridged), custom where `--labels` renamed them."""
+    return LabelSet("custom" if labels else dataset.name, tuple(dataset.classes), known)
+
+
 def clip_task(
     settings: Settings,
     *,
@@ -85,16 +81,25 @@ def clip_task(
 ):
     """The `eval clip` task."""
     from offline_vision.eval.tasks import ScorerTask
-    from offline_vision.labels import plan
-    from offline_vision.labels.sets import LabelSet, parse_template
+    from offline_vision.labels.plan import lazy, resolve
+    from offline_vision.labels.scoring import follow_up
+    from offline_vision.labels.sets import parse_template
 
     ds = eval_dataset(settings, dataset, labels)
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     scorer = eyes.load(settings, spin=not knowledge.follow_up)
-    bridge, k, follow_up = plan.parts(
-        settings, list(ds.classes), scorer, knowledge, reasoner, builtin=not labels
+    # The dataset's own templates, renamed or not (CLIP's ensemble for CIFAR-10's classes).
+    templates = templates or scorer.default_templates(ds.name)
+    llm, cache = lazy(lambda: reasoner.load(settings)), settings.cache_dir
+    plan = resolve(
+        eval_labels(ds, labels),
+        scorer,
+        knowledge=knowledge.knowledge,
+        templates=templates,
+        cache_dir=cache,
+        reasoner=llm,
     )
-    return ScorerTask(ds, scorer, templates, knowledge=k, follow_up=follow_up, bridge=bridge)
+    return ScorerTask(ds, scorer, plan, follow_up=follow_up(plan, scorer, knowledge, llm, cache))
 
 
 def dialogue_task(
@@ -113,24 +118,18 @@ def dialogue_task(
     from offline_vision.eval.tasks import DialogueTask
 
     ds = eval_dataset(settings, dataset, labels)
-    scorer, llm, follow, bridge = dialogue_parts(
-        settings,
-        list(ds.classes),
-        config,
-        eyes,
-        reasoner,
-        knowledge,
-        builtin=not labels or not known,
+    scorer, llm, follow, plan = dialogue_parts(
+        settings, eval_labels(ds, labels, known=known), config, eyes, reasoner, knowledge
     )
     return DialogueTask(
         ds,
         scorer,
         llm,
+        plan,
         known=known,
         config=config,
         sampling_seed=rng_seed,
         follow_up=follow,
-        bridge=bridge,
     )
 
 

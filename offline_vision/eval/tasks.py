@@ -13,32 +13,26 @@ import numpy as np
 
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
 from offline_vision.eval.records import Record
+from offline_vision.labels.plan import LabelPlan
 from offline_vision.labels.scoring import LabelScorer
-from offline_vision.labels.sets import LabelSet
-from offline_vision.labels.writers.names import names_of
 from offline_vision.pixels import Prompter, to_grid
 
 
-def bridge_config(bridge) -> dict:
+def bridge_config(plan: LabelPlan) -> dict:
     """What a run's config says of its bridge: the names, their sha256 and their writer."""
-    return {"sha256": bridge.digest, "names": bridge.texts, "reasoner": bridge.reasoner}
+    b = plan.bridge
+    return {"sha256": b.sha256, "names": b.texts, "reasoner": b.reasoner}
 
 
 class ScorerTask:
-    """`eval clip` (Trial 1): the scorer alone over the dataset's class names."""
+    """`eval clip` (Trial 1): the scorer alone over the dataset's classes, read as `plan` says."""
 
     name = "clip"
 
-    def __init__(
-        self, dataset, scorer, templates=None, *, knowledge=None, follow_up=None, bridge=None
-    ):
-        self.dataset, self.scorer = dataset, scorer
-        self.labels = list(dataset.classes)
-        self.templates = tuple(templates or scorer.default_templates(dataset.name))
-        self.knowledge, self.follow_up, self.bridge = knowledge, follow_up, bridge
-        self.names = names_of(bridge)  # once: each record cites its prediction's names
-        self.knowledge_sha256 = knowledge.digest if knowledge is not None else None
-        self.bridge_sha256 = bridge.digest if bridge is not None else None
+    def __init__(self, dataset, scorer, plan: LabelPlan, *, follow_up=None):
+        self.dataset, self.scorer, self.plan = dataset, scorer, plan
+        self.labels, self.templates = list(plan.labels), plan.templates
+        self.follow_up, self.names = follow_up, plan.names
         self._label_scorer = None
 
     def config(self) -> dict:
@@ -49,16 +43,13 @@ class ScorerTask:
             "templates": list(self.templates),
             "scorer": self.scorer.describe(),
         }
-        if self.knowledge is not None:
-            cfg["knowledge"] = {
-                "strategy": self.knowledge.strategy,
-                "sha256": self.knowledge_sha256,
-                "reasoner": self.knowledge.reasoner,
-            }
+        if self.plan.knowledge is not None:
+            k = self.plan.knowledge
+            cfg["knowledge"] = {"strategy": k.strategy, "sha256": k.sha256, "reasoner": k.reasoner}
         if self.follow_up is not None:
             cfg["follow_up"] = self.follow_up.config()
-        if self.bridge is not None:
-            cfg["bridge"] = bridge_config(self.bridge)
+        if self.plan.bridge is not None:
+            cfg["bridge"] = bridge_config(self.plan)
         return cfg
 
     def resume(self, records: list[Record]) -> None:
@@ -66,9 +57,7 @@ class ScorerTask:
 
     def __call__(self, index: int) -> dict:
         if self._label_scorer is None:
-            self._label_scorer = LabelScorer(
-                self.scorer, self.labels, self.templates, self.knowledge, self.names
-            )
+            self._label_scorer = LabelScorer(self.scorer, self.plan)
         item = self.dataset.item(index)
         emb = self.scorer.encode_images([self.dataset.image(index)])
         probs = self._label_scorer.probabilities(emb)[0]
@@ -78,10 +67,10 @@ class ScorerTask:
             "prediction": self.labels[order[0]],
             "top": [[self.labels[i], round(float(probs[i]), 5)] for i in order[:5]],
         }
-        if self.knowledge is not None:
-            rec["knowledge_sha256"] = self.knowledge_sha256
-        if self.bridge is not None:
-            rec["bridge_sha256"] = self.bridge_sha256
+        if self.plan.knowledge is not None:
+            rec["knowledge_sha256"] = self.plan.knowledge.sha256
+        if self.names is not None:
+            rec["bridge_sha256"] = self.plan.bridge.sha256
             rec["names"] = self.names[rec["prediction"]]
         if self.follow_up is not None:
             rec["follow_up"] = self.follow_up(emb[0], probs, self.labels)
@@ -99,19 +88,18 @@ class DialogueTask:
         dataset,
         scorer,
         reasoner,
+        plan: LabelPlan,
         *,
         known: bool,
         config: DialogueConfig,
         sampling_seed: int = 0,
         follow_up=None,
-        bridge=None,
     ):
-        self.dataset, self.scorer, self.reasoner = dataset, scorer, reasoner
+        self.dataset, self.scorer, self.reasoner, self.plan = dataset, scorer, reasoner, plan
         self.known, self.config_, self.sampling_seed = known, config, sampling_seed
-        self.follow_up, self.bridge = follow_up, bridge
-        self.labels = list(dataset.classes)
-        name = getattr(dataset, "label_set", dataset.name)
-        self.label_set = LabelSet(name, tuple(self.labels), known, names_of(bridge))
+        self.follow_up = follow_up
+        self.labels = list(plan.labels)
+        self.label_set = plan.label_set(known=known)
 
     def config(self) -> dict:
         return {
@@ -126,7 +114,7 @@ class DialogueTask:
             "reasoner": self.reasoner.describe(),
             **({} if self.known else {"open_map": map_calibration(self.scorer)}),
             **({"follow_up": self.follow_up.config()} if self.follow_up else {}),
-            **({"bridge": bridge_config(self.bridge)} if self.bridge else {}),
+            **({"bridge": bridge_config(self.plan)} if self.plan.bridge else {}),
         }
 
     def resume(self, records: list[Record]) -> None:

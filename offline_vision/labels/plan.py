@@ -1,23 +1,30 @@
-"""What `--knowledge` means for a label set: parse it, decide whether to bridge, and get the
-bridge and the other knowledge written (or read from the cache).
+"""One decision per label set: what the eyes read for each label (`resolve` → `LabelPlan`).
 
-`auto` (the default) bridges a custom label set that looks unfamiliar to the eyes
-(`labels.readable.looks_unfamiliar`), announced in one line; built-in sets never are. Without a usable
-reasoner it says so in one line and scores the labels as they are.
+`--knowledge auto` (the default) bridges a custom label set that looks unfamiliar to the eyes
+(`labels.readable`), announced in one line; built-in sets and open dialogues never are. Without
+a usable reasoner it says so in one line and the labels are read as they are. `names` always
+bridges; `descriptions`, `subclasses`, `waffle` (or `names+STRATEGY`) add texts a reasoner
+writes about each label; a file from `labels expand` is used as it is.
+
+`resolve` is the only place that decides this, announces it and loads a reasoner (lazily: a
+cached bridge needs none); the command line, the Python API, every evaluation and the
+dialogue call it once and hand on the plan. This module alone calls the writers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.labels.readable import looks_unfamiliar
-from offline_vision.labels.scoring import FollowUp, first_names
-from offline_vision.labels.store import Knowledge
-from offline_vision.labels.writers.names import STRATEGY, names_of, write_names
+from offline_vision.labels.sets import LabelSet
+from offline_vision.labels.store import PER_LABEL, Knowledge
+from offline_vision.labels.writers.names import STRATEGY, write_names
 from offline_vision.labels.writers.texts import STRATEGIES, expand
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
@@ -36,6 +43,8 @@ KNOWLEDGE_HELP = (
 # 0.9 / every image for all three reasoners and K = 2, 3 — the lowest tried; the follow-up did
 # worse the more images it ran on.
 FOLLOW_UP_THRESHOLD = 0.3
+ReasonerFactory = Callable[[], Reasoner]
+WRITERS = (STRATEGY, *STRATEGIES)  # what `labels expand --strategy` writes
 
 
 @dataclass(frozen=True)
@@ -59,37 +68,62 @@ class KnowledgeOptions:
     )
 
 
-def parts(
-    settings, labels, eyes: Scorer, options: KnowledgeOptions, reasoner: Reasoner, *, builtin: bool
-):
-    """(bridge, knowledge, follow-up), each or None, for the options given; the reasoner
-    (`ReasonerOptions`) loads lazily: a cached bridge or knowledge file needs none."""
-    loaded = []
+@dataclass(frozen=True)
+class Written:
+    """What a reasoner wrote about a label set, as a plan carries it: the texts per label
+    written about, and their provenance (the knowledge file's sha256 and its writer)."""
 
-    def llm():
-        if not loaded:
-            loaded.append(reasoner.load(settings))
-        return loaded[0]
+    strategy: str
+    sha256: str
+    reasoner: dict | None
+    texts: dict[str, list[str]]
 
-    bridge, k = resolve(
-        options.knowledge,
-        labels,
-        eyes,
-        builtin=builtin,
-        cache_dir=settings.cache_dir,
-        reasoner_factory=llm,
-    )
-    f = None
-    if options.follow_up:
-        f = FollowUp(
-            eyes,
-            llm(),
-            k=options.follow_up,
-            threshold=options.follow_up_threshold,
-            cache_dir=settings.cache_dir,
-            names=names_of(bridge),
-        )
-    return bridge, k, f
+    @classmethod
+    def of(cls, k: Knowledge) -> Written:
+        texts = {label: list(v) for label, v in k.texts.items()}
+        return cls(k.strategy, k.digest, k.reasoner, texts)
+
+    def cited(self) -> dict:
+        return {"strategy": self.strategy, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """Per user label, what the eyes read it by: its read-as names (itself where the set is not
+    bridged) in each template, mixed with any texts a reasoner wrote about it. A value: what a
+    run's config, a record and a Ray worker cite and receive."""
+
+    name: str  # a built-in set's name, or "custom"
+    labels: tuple[str, ...]  # as the user wrote them: every output names these
+    templates: tuple[str, ...]
+    reads: tuple[tuple[str, ...], ...]  # per label: its read-as names
+    bridge: Written | None = None
+    knowledge: Written | None = None  # descriptions, subclasses or waffle, about `read_as`
+
+    @property
+    def names(self) -> dict[str, list[str]] | None:
+        """label → its read-as names, for a bridged set (None: the labels are read as written)."""
+        if self.bridge is None:
+            return None
+        return {label: list(r) for label, r in zip(self.labels, self.reads, strict=True)}
+
+    @property
+    def read_as(self) -> list[str]:
+        """Each label's first read-as name: what other knowledge is written about."""
+        return [r[0] for r in self.reads]
+
+    def label_set(self, *, known: bool = True) -> LabelSet:
+        """The dialogue's view: the user's labels, with the names the eyes read them by."""
+        return LabelSet(self.name, self.labels, known, self.names)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the whole plan: equal digests, equal label embeddings for the same eyes."""
+        body = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(body.encode()).hexdigest()
 
 
 def parse_spec(value: str | None) -> tuple[str, str | None, Path | None]:
@@ -114,55 +148,117 @@ def parse_spec(value: str | None) -> tuple[str, str | None, Path | None]:
 
 
 def resolve(
-    value: str | None,
-    labels: Sequence[str],
-    scorer: Scorer,
+    label_set: LabelSet,
+    eyes: Scorer,
     *,
-    builtin: bool,
+    knowledge: str | None = "auto",
+    templates: Sequence[str] | None = None,
     cache_dir: Path,
-    reasoner_factory: Callable[[], object],
-) -> tuple[Knowledge | None, Knowledge | None]:
-    """(the bridge or None, other knowledge or None) for `--knowledge`. Knowledge written for a
-    bridged set is written about each label's English name."""
-    mode, strategy, path = parse_spec(value)
-    labels = list(labels)
+    reasoner: ReasonerFactory,
+) -> LabelPlan:
+    """The plan for `label_set` under `--knowledge`: bridged where asked (or, for `auto`, where
+    the eyes cannot read a custom set the LLM is told), with texts written where asked, each
+    from the cache or by `reasoner()` (called at most once, only where something is written).
+    `templates`: the label set's own by default."""
+    mode, strategy, path = parse_spec(knowledge)
+    labels = list(label_set.labels)
+    bridge = other = None
     if path is not None:
-        k = Knowledge.load(path)
-        if k.strategy != STRATEGY:
-            return None, k
-        if set(k.labels) != set(labels):
-            raise BadInput(f"{path}: these names were written for another label set")
-        _announce(k, f"from {path}", None)
-        return k, None
-    bridge = None
-    if mode == STRATEGY:
-        bridge, _p, cached = write_names(
-            labels, reasoner_factory(), cache_dir=cache_dir, scorer=scorer
-        )
+        other = Knowledge.load(path)
+        if other.strategy == STRATEGY:
+            bridge, other = _check(other, labels, path), None
+            _announce(bridge, f"from {path}", None)
+    elif mode == STRATEGY:
+        bridge, _p, cached = write_names(labels, reasoner(), cache_dir=cache_dir, scorer=eyes)
         _announce(bridge, _source(bridge, cached), None)
-    elif mode == "auto" and not builtin:
-        bridge = _auto(labels, scorer, cache_dir, reasoner_factory)
-    elif mode == "none" and strategy and not builtin and looks_unfamiliar(labels, scorer)[0]:
+    elif mode == "auto" and _may_bridge(label_set):
+        bridge = _auto(labels, eyes, cache_dir, reasoner)
+    elif (
+        mode == "none" and strategy and _may_bridge(label_set) and looks_unfamiliar(labels, eyes)[0]
+    ):
         log.info(
             "these labels look unfamiliar to the eyes; --knowledge names+%s bridges them first",
             strategy,
         )
-    if strategy is None:
-        return bridge, None
-    eye = first_names(labels, names_of(bridge))
-    llm = reasoner_factory() if strategy != "waffle" else None
-    k, _path, _ = expand(eye, strategy, llm, cache_dir=cache_dir)
-    return bridge, k
+    chosen = templates or eyes.default_templates(label_set.name)
+    read_as = plan_of(label_set, chosen, bridge=bridge).read_as
+    if strategy is not None:
+        llm = reasoner() if strategy != "waffle" else None
+        other, _p, _ = expand(read_as, strategy, llm, cache_dir=cache_dir)
+    elif other is not None:
+        _check(other, read_as, path)
+    return plan_of(label_set, chosen, bridge=bridge, knowledge=other)
 
 
-def _auto(labels, scorer: Scorer, cache_dir, reasoner_factory) -> Knowledge | None:
-    unfamiliar, bad = looks_unfamiliar(labels, scorer)
+def plan_of(
+    label_set: LabelSet,
+    templates: Sequence[str],
+    *,
+    bridge: Knowledge | None = None,
+    knowledge: Knowledge | None = None,
+) -> LabelPlan:
+    """The plan these knowledge files make (what `resolve` decided; tests and benchmarks that
+    hold the files build it here too)."""
+    reads = [
+        tuple((bridge.texts.get(lab) if bridge else None) or [lab]) for lab in label_set.labels
+    ]
+    return LabelPlan(
+        label_set.name,
+        tuple(label_set.labels),
+        tuple(templates),
+        tuple(reads),
+        bridge=Written.of(bridge) if bridge else None,
+        knowledge=Written.of(knowledge) if knowledge else None,
+    )
+
+
+def write(
+    label_set: LabelSet,
+    strategy: str,
+    eyes: Scorer | None,
+    reasoner: Reasoner | None,
+    *,
+    cache_dir: Path,
+    per_label: int = PER_LABEL,
+    seed: int = 0,
+) -> tuple[Knowledge, Path, bool]:
+    """`labels expand`: one writer's knowledge file for the set, from the cache or written
+    now. Returns (knowledge, its cache file, whether it was cached)."""
+    labels = list(label_set.labels)
+    if strategy == STRATEGY:  # names the eyes can read: these eyes'
+        return write_names(labels, reasoner, cache_dir=cache_dir, seed=seed, scorer=eyes)
+    return expand(labels, strategy, reasoner, cache_dir=cache_dir, per_label=per_label, seed=seed)
+
+
+def lazy(load: Callable[[], Reasoner]) -> ReasonerFactory:
+    """A reasoner factory that loads once, on first use: a cached plan loads no model."""
+    loaded: list[Reasoner] = []
+
+    def get() -> Reasoner:
+        if not loaded:
+            loaded.append(load())
+        return loaded[0]
+
+    return get
+
+
+def _may_bridge(label_set: LabelSet) -> bool:
+    """`auto` bridges custom sets the LLM is told; built-in sets and open dialogues never."""
+    return label_set.name == "custom" and label_set.known
+
+
+def _check(k: Knowledge, labels: list[str], path: Path | None) -> Knowledge:
+    if set(k.labels) != set(labels):
+        raise BadInput(f"{path}: the knowledge file was written for another label set")
+    return k
+
+
+def _auto(labels, eyes: Scorer, cache_dir, reasoner: ReasonerFactory) -> Knowledge | None:
+    unfamiliar, bad = looks_unfamiliar(labels, eyes)
     if not unfamiliar:
         return None
     try:
-        bridge, _p, cached = write_names(
-            labels, reasoner_factory(), cache_dir=cache_dir, scorer=scorer
-        )
+        bridge, _p, cached = write_names(labels, reasoner(), cache_dir=cache_dir, scorer=eyes)
     except OVisionError as e:
         log.warning(
             "%d of %d labels look unfamiliar to the eyes, but no reasoner could bridge them (%s); "
@@ -183,7 +279,7 @@ def _source(bridge: Knowledge, cached: bool) -> str:
 def _announce(bridge: Knowledge, source: str, bad: list[str] | None) -> None:
     """The one line that says the labels were bridged, where the names came from, and how to
     turn it off."""
-    names = names_of(bridge)
+    names = {lab: bridge.texts.get(lab) or [lab] for lab in bridge.labels}
     shown = ", ".join(f"{lab}→{names[lab][0]}" for lab in list(names)[:6])
     more = f", … ({len(names)} labels)" if len(names) > 6 else ""
     why = f"{len(bad)} of {len(names)} labels look unfamiliar to the eyes: " if bad else ""

@@ -18,7 +18,8 @@ import numpy as np
 
 from offline_vision.errors import BadInput
 from offline_vision.files import write_atomic
-from offline_vision.labels.store import PROMPT_VERSION, Knowledge, reasoner_identity, seal, unsealed
+from offline_vision.labels.plan import KnowledgeOptions, LabelPlan, ReasonerFactory
+from offline_vision.labels.store import PROMPT_VERSION, reasoner_identity, seal, unsealed
 from offline_vision.labels.writers.texts import ask_lines, filter_items, parse_items
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer, l2_normalize
@@ -78,24 +79,16 @@ def description_embeddings(
 
 
 class LabelScorer:
-    """The eyes' probabilities over `labels`, with label knowledge applied where given."""
+    """The eyes' probabilities over a plan's labels: each read by its names in the plan's
+    templates, with the texts a reasoner wrote mixed in where the plan has them."""
 
-    def __init__(
-        self,
-        scorer: Scorer,
-        labels,
-        templates,
-        knowledge: Knowledge | None = None,
-        names: dict[str, list[str]] | None = None,
-    ):
-        self.scorer, self.labels, self.templates = scorer, list(labels), tuple(templates)
-        self.knowledge = knowledge
-        eye = first_names(self.labels, names)
-        if knowledge is not None and set(knowledge.labels) != set(eye):
-            raise BadInput("the knowledge file was written for another label set")
-        self.plain = named_embeddings(scorer, self.labels, self.templates, names)
+    def __init__(self, scorer: Scorer, plan: LabelPlan):
+        self.scorer, self.labels, self.templates = scorer, list(plan.labels), plan.templates
+        self.knowledge = knowledge = plan.knowledge
+        self.plain = named_embeddings(scorer, self.labels, self.templates, plan.names)
         if knowledge is None:
             return
+        eye = plan.read_as
         if knowledge.strategy == "subclasses":
             self.sub_texts, owner = [], []
             for j, label in enumerate(eye):
@@ -242,3 +235,23 @@ class FollowUp:
             "probabilities": [round(float(x), 5) for x in p],
             "prediction": classes[int(np.argmax(p))],
         }
+
+
+def follow_up(
+    plan: LabelPlan,
+    eyes: Scorer,
+    options: KnowledgeOptions,
+    reasoner: ReasonerFactory,
+    cache_dir: Path,
+) -> FollowUp | None:
+    """FuDD's follow-up where `--follow-up K` asks for it, about the plan's read-as names."""
+    if not options.follow_up:
+        return None
+    return FollowUp(
+        eyes,
+        reasoner(),
+        k=options.follow_up,
+        threshold=options.follow_up_threshold,
+        cache_dir=cache_dir,
+        names=plan.names,
+    )

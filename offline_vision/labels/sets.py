@@ -104,6 +104,14 @@ def parse_labels(spec: str) -> LabelSet:
     return LabelSet("custom", _dedupe(labels))
 
 
+def parse_list(labels: Sequence[str]) -> LabelSet:
+    """A list of labels (the Python API) → a custom LabelSet, checked as `parse_labels` does."""
+    checked = [check_label(str(label).strip()) for label in labels if str(label).strip()]
+    if not checked:
+        raise BadInput("empty label list")
+    return LabelSet("custom", _dedupe(checked))
+
+
 def parse_template(spec: str | None, label_set: LabelSet) -> tuple[str, ...]:
     """`--template`: an ensemble's name or one template containing `{}`; default per label set."""
     if spec is None:

@@ -267,10 +267,3 @@ def write_names(
     k.complete = True
     k.save(path)
     return k, path, False
-
-
-def names_of(bridge: Knowledge | None) -> dict[str, list[str]] | None:
-    """label → the names the eyes read it by, in the label set's order (None: no bridge)."""
-    if bridge is None:
-        return None
-    return {lab: list(bridge.texts.get(lab) or [lab]) for lab in bridge.labels}
