@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,7 +40,8 @@ def classify_images(
     with progress_bar(len(images), "classifying", unit="img", min_total=batch_size + 1) as bar:
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            loaded, results = [], []
+            loaded: list[Image.Image] = []
+            results: list[dict[str, Any]] = []
             for n, source in enumerate(batch, start):
                 shown = str(source) if isinstance(source, str | Path) else f"<image {n}>"
                 try:

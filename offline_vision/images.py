@@ -85,7 +85,7 @@ def load_image(path: str | Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(p)
+            img: Image.Image = Image.open(p)
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise BadImage(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def option(
@@ -54,6 +56,6 @@ def cli_name(f: dataclasses.Field) -> str:
     return f.metadata["option"]["cli"] or "--" + f.name.replace("_", "-")
 
 
-def take(cls, values: dict):
+def take(cls: type[T], values: dict) -> T:
     """`cls` built from the command's keyword arguments, its option fields popped from them."""
     return cls(**{f.name: values.pop(f.name) for f in option_fields(cls) if f.name in values})

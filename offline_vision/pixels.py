@@ -69,7 +69,7 @@ class Pool:
     labels: np.ndarray  # (n,) str
 
     @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: Sequence) -> Pool:
+    def from_arrays(cls, images: np.ndarray, labels: Sequence | np.ndarray) -> Pool:
         grids = np.stack([to_grid(im) for im in images]).astype(np.float32)
         return cls(grids, np.asarray([str(x) for x in labels]))
 
@@ -160,8 +160,9 @@ class _FewShot(_Strategy):
 
     def __init__(self, p: Prompter):
         super().__init__(p)
+        self.pool = _pool_of(p)
         rng = np.random.default_rng(p.shot_seed)
-        self.examples = [int(i) for i in rng.choice(len(p.pool.labels), p.shots, replace=False)]
+        self.examples = [int(i) for i in rng.choice(len(self.pool.labels), p.shots, replace=False)]
 
     def config(self) -> dict:
         return {"shots": self.p.shots, "examples": self.examples}
@@ -174,8 +175,8 @@ class _FewShot(_Strategy):
         shown = []
         for i in idxs:
             shown += [
-                {"role": "user", "content": self.p.question(self.p.pool.grids[i])},
-                {"role": "assistant", "content": str(self.p.pool.labels[i])},
+                {"role": "user", "content": self.p.question(self.pool.grids[i])},
+                {"role": "assistant", "content": str(self.pool.labels[i])},
             ]
         system = {"role": "system", "content": self.p.legend()}
         return [system, *shown, {"role": "user", "content": self.p.question(grid)}], idxs
@@ -188,12 +189,20 @@ class _Retrieved(_FewShot):
 
     def __init__(self, p: Prompter):
         _Strategy.__init__(self, p)
+        self.pool = _pool_of(p)
 
     def config(self) -> dict:
         return {"shots": self.p.shots}
 
     def chosen(self, grid):
-        return [int(i) for i in self.p.pool.nearest(grid, self.p.shots)[::-1]]
+        return [int(i) for i in self.pool.nearest(grid, self.p.shots)[::-1]]
+
+
+def _pool_of(p: Prompter) -> Pool:
+    """The MNIST train pool the examples come from (a strategy that shows examples needs it)."""
+    if p.pool is None:
+        raise BadInput("this strategy shows examples from the MNIST train pool (set OVISION_DATA)")
+    return p.pool
 
 
 class _Feedback(_Strategy):
@@ -289,10 +298,12 @@ class PixelOptions:
         kind = LLM_STRATEGIES.get(self.strategy)
         return kind.needs_pool if kind else True
 
-    def method(self, reasoner: Reasoner, pool, *, shot_seed: int):
+    def method(self, reasoner: Reasoner | None, pool, *, shot_seed: int):
         """The Baseline or Prompter these options name (`reasoner` None for a baseline)."""
         if not self.uses_llm:
             return Baseline(self.strategy, pool, k=self.shots)
+        if reasoner is None:
+            raise BadInput(f"--strategy {self.strategy} asks a reasoner; none was given")
         return Prompter(
             reasoner,
             self.strategy,

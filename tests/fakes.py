@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from offline_vision.labels.sets import CIFAR10
-from offline_vision.models.scorer import l2_normalize, softmax
+from offline_vision.models.scorer import cosine_probabilities, l2_normalize
 
 LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".whl", ".gguf")
 
@@ -267,8 +267,8 @@ class FakeScorer:
     def describe(self) -> dict:
         return {"scorer": self.kind, "standin": True}
 
-    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
-        return self.templates
+    def knows_word(self, word: str) -> bool | None:
+        return None  # no tokenizer: only a label's script tells
 
     def encode_images(self, images) -> np.ndarray:
         self.images_encoded += len(images)
@@ -283,7 +283,7 @@ class FakeScorer:
         return l2_normalize(np.stack(rows))
 
     def probabilities(self, image_embeddings, label_embeddings) -> np.ndarray:
-        return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+        return cosine_probabilities(image_embeddings, label_embeddings, self.logit_scale)
 
     def scores(self, image_embeddings, label_embeddings) -> np.ndarray:
         return self.probabilities(image_embeddings, label_embeddings)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from offline_vision.labels.sets import default_templates
 from offline_vision.models.conse import TOP_T, ConseScorer
 from offline_vision.models.provision import registry, store
 
@@ -53,10 +54,12 @@ def test_image_embedding_is_the_top_t_convex_combination(tiny_conse, data_dir):
     expected = (p[top, None] * scorer.class_embeddings[top]).sum(axis=0)
     expected /= np.linalg.norm(expected)
     np.testing.assert_allclose(scorer.encode_images(img)[0], expected, atol=1e-5)
-    labels = scorer.encode_labels(["cat", "dog", "truck"], scorer.default_templates("cifar10"))
+    labels = scorer.encode_labels(
+        ["cat", "dog", "truck"], default_templates("cifar10", scorer.templates)
+    )
     probs = scorer.probabilities(scorer.encode_images(img), labels)
     assert probs.shape == (1, 3) and abs(probs.sum() - 1) < 1e-6
-    assert scorer.default_templates("imagenet") == ("a photo of a {}",)
+    assert default_templates("imagenet", scorer.templates) == ("a photo of a {}",)
 
 
 def test_classify_falls_back_to_conse_with_a_notice(run_cli, tiny_conse, data_dir):

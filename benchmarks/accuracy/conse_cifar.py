@@ -19,6 +19,7 @@ from benchmarks.common import write
 from offline_vision.config import Settings
 from offline_vision.eval.datasets import open_dataset
 from offline_vision.eval.report import load_run
+from offline_vision.labels.sets import default_templates
 from offline_vision.models.loader import load_scorer
 
 RUN = Path("runs/conse/clip-cifar10-all-conse")
@@ -50,7 +51,7 @@ def main() -> None:
     settings = Settings.from_env()
     ds = open_dataset(settings.data_dir, "cifar10")
     scorer = load_scorer(settings, "conse")
-    t = scorer.default_templates("custom")
+    t = default_templates("custom", scorer.templates)
     images = [ds.image(i) for i in ds.indices]
     truth = [ds.item(i).label for i in ds.indices]
     start = time.perf_counter()

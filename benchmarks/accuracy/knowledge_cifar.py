@@ -29,7 +29,7 @@ from offline_vision.config import Settings
 from offline_vision.eval.stats import mcnemar_exact, wilson
 from offline_vision.labels.plan import plan_of
 from offline_vision.labels.scoring import FollowUp, LabelScorer
-from offline_vision.labels.sets import CIFAR10, LabelSet
+from offline_vision.labels.sets import CIFAR10, LabelSet, default_templates
 from offline_vision.labels.writers.texts import expand, waffle
 from offline_vision.models.loader import load_scorer
 from offline_vision.models.provision import registry
@@ -168,7 +168,7 @@ def main() -> None:
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
     masks.update(all=np.ones(len(indices), bool), dev=masks["632"])
-    templates = eyes.default_templates("cifar10")
+    templates = default_templates("cifar10", eyes.templates)
     base = eyes.encode_labels(list(CIFAR10), templates)
     emb, eyes_time = {}, {}
     for variant, tf in (("png", None), ("jpeg75", jpeg75)):

@@ -136,6 +136,7 @@ def check_concurrency(concurrency: int, reasoner: ReasonerOptions | None) -> Non
 def _run(settings, task, ray_run, indices, ds, out, concurrency):
     from offline_vision.eval import runner
 
+    source: runner.ResultSource
     if ray_run is None:
         source = runner.Threads(concurrency)
     else:
@@ -178,7 +179,8 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, 
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
     --follow-up, label knowledge a reasoner wrote)."""
     settings = settings_of(ctx)
-    eyes, know, reasoner = (take(c, opts) for c in (EyesOptions, KnowledgeOptions, ReasonerOptions))
+    eyes, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
+    reasoner = take(ReasonerOptions, opts)
     check_concurrency(concurrency, reasoner if know.follow_up else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     parts = dict(labels=labels, template=template, eyes=eyes, knowledge=know, reasoner=reasoner)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any, cast
 
 from offline_vision.dialogue.config import POLICY, DialogueConfig
 from offline_vision.dialogue.eyes import Eyes, Shortlist, flatness, format_scores, mapped
@@ -56,8 +57,10 @@ class Dialogue:
             {"role": "system", "content": SYSTEM.format(task=task)},
             {"role": "user", "content": self.say.first.format(rounds=config.rounds)},
         ]
-        self.rounds, self.probes, self.calls = [], [], []
-        self.probe_s, self.stopped = 0.0, None
+        self.rounds: list[dict] = []
+        self.probes: list[dict] = []
+        self.calls: list[dict] = []
+        self.probe_s, self.stopped = 0.0, cast(int | None, None)
         self.asked: dict[str, str] = {}  # every label asked about, normalised → as first asked
         self.narrowed: set[str] = set()  # leaders narrowed down from (then asked below)
         self.pending = ""  # the leader the last round was told to narrow down from
@@ -139,7 +142,7 @@ class Dialogue:
     def play_round(self, r: int) -> dict:
         """Ask for candidates (once more if they only repeat), let the eyes score them."""
         candidates, raw, guess, fallback = self.propose(r)
-        entry = {"round": r, "fallback": fallback, "raw": raw, "guess": guess}
+        entry: dict[str, Any] = {"round": r, "fallback": fallback, "raw": raw, "guess": guess}
         if self.policy.fixes and not fallback and not any(map(self.is_new, candidates)):
             self.messages.append({"role": "assistant", "content": raw})
             self.messages.append({"role": "user", "content": REPEAT})
@@ -244,7 +247,7 @@ class Dialogue:
         if llm is None:
             return {"llm": None, "note": f"{self.reasoner.name} gives no token probabilities"}
         score = {lab: eyes.get(lab, 0.0) * llm.get(lab, 0.0) for lab in eyes}
-        label = max(score, key=score.get)
+        label = max(score, key=lambda lab: score[lab])
         rnd = lambda d: {k: round(v, 5) for k, v in d.items()}  # noqa: E731
         return {"label": label, "eyes": rnd(eyes), "llm": rnd(llm), "product": rnd(score)}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from offline_vision.labels.answers import calibrate_threshold, map_answer
 from offline_vision.labels.scoring import named_embeddings
-from offline_vision.labels.sets import LabelSet
+from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.models.scorer import Scorer
 from offline_vision.prompts import CHECK
 
@@ -34,7 +34,7 @@ class Eyes:
     def __init__(self, scorer: Scorer, image, templates=None, names=None):
         self.scorer, self.names = scorer, names  # names: a bridged label → its English names
         self.embedding = scorer.encode_images([image])
-        self.templates = tuple(templates or scorer.default_templates("custom"))
+        self.templates = tuple(templates or default_templates("custom", scorer.templates))
 
     def score(self, candidates: list[str], templates=None) -> Scores:
         tmpl = tuple(templates or self.templates)
@@ -59,7 +59,8 @@ class Shortlist:
     def of(cls, eyes: Eyes, labels: LabelSet, gated: bool, size: int, show_check: bool):
         if not gated:
             return cls(False, [], [], None, "")
-        options = eyes.score(list(labels.labels), eyes.scorer.default_templates(labels.name))
+        tmpl = default_templates(labels.name, eyes.scorer.templates)
+        options = eyes.score(list(labels.labels), tmpl)
         shown = options[:size] if size else options
         answers = [lab for lab, _ in shown] if size else None
         check = CHECK.format(scores=format_scores(shown)) if show_check else ""

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from offline_vision.config import Settings, env_number
 from offline_vision.errors import OVisionError, RunError
@@ -64,7 +65,8 @@ class Worker:
     def __init__(self, recipe: Recipe, name: str, threads: int):
         import ray
 
-        self.name, self.error, self.task = name, None, None
+        self.name, self.error = name, None
+        self.task: Any = None
         context = ray.get_runtime_context()
         self.where = {
             "name": name,

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from offline_vision.errors import OVisionError
 from offline_vision.eval.records import Record
@@ -60,7 +61,7 @@ def _grids(runs: list[Run], data_dir: Path | None) -> dict[int, str]:
         except (IndexError, KeyError, OVisionError):
             continue
         img = Image.fromarray((grid * 255).astype("uint8"), mode="L").resize(
-            (60, 60), Image.NEAREST
+            (60, 60), Image.Resampling.NEAREST
         )
         out[i] = _data_url(img, "png")
     return out
@@ -89,7 +90,7 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
                 img = ds.image(i)
             except (IndexError, KeyError, TypeError, OSError, OVisionError):
                 continue  # an id the data at hand does not have: no thumbnail
-            img.thumbnail((THUMB, THUMB), Image.LANCZOS)
+            img.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
             urls[i] = _data_url(img, "png" if img.mode == "L" else "jpeg")
         out[name] = urls
     return out
@@ -97,7 +98,8 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
 
 def _detail(rec: Record) -> dict:
     """What the browser shows of one record besides truth and prediction."""
-    d, r = {}, rec.detail
+    d: dict[str, Any] = {}
+    r = rec.detail
     if "dialogue" in r:
         dia = rec.dialogue
         d["rounds"] = [

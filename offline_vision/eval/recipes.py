@@ -9,7 +9,7 @@ from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
 from offline_vision.labels.plan import KnowledgeOptions
-from offline_vision.labels.sets import LabelSet
+from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.pixels import PixelOptions
@@ -89,7 +89,7 @@ def clip_task(
     templates = parse_template(template, LabelSet(ds.name, ds.classes)) if template else None
     scorer = eyes.load(settings, spin=not knowledge.follow_up)
     # The dataset's own templates, renamed or not (CLIP's ensemble for CIFAR-10's classes).
-    templates = templates or scorer.default_templates(ds.name)
+    templates = templates or default_templates(ds.name, scorer.templates)
     llm, cache = lazy(lambda: reasoner.load(settings)), settings.cache_dir
     plan = resolve(
         eval_labels(ds, labels),

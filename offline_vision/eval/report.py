@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,7 +284,7 @@ def report(
     paths: list[Path],
     out: Path,
     *,
-    pairs: list[tuple[Path, Path]] = (),
+    pairs: Sequence[tuple[Path, Path]] = (),
     baseline: Path | None = None,
 ) -> dict:
     runs = [load_run(p) for p in paths]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from offline_vision.errors import RunError
 from offline_vision.eval.records import RECORDS, Record, comparable, line, recover_records, timed
@@ -47,7 +47,10 @@ class Task(Protocol):
 class ResultSource(Protocol):
     """Where items run: finished records as they finish, for the items in `todo`."""
 
-    parallel: bool  # more than one item in flight (a sequential task refuses it)
+    @property
+    def parallel(self) -> bool:
+        """More than one item in flight (a sequential task refuses it)."""
+        ...
 
     def results(self, task: Task, todo: list[int], config: dict, stats: dict) -> Iterator[Record]:
         """`config`: the task's, which remote workers must match; `stats`: filled for the
@@ -123,17 +126,17 @@ def run(
     items run (default: one after another here); with more than one in flight, records are
     appended as they finish, and the summary is in `indices` order either way. This process is
     the only writer."""
-    source = source or Threads()
+    src: ResultSource = source or Threads()
     if not indices:
         raise RunError("nothing to evaluate (empty selection)")
-    if source.parallel and getattr(task, "sequential", False):
+    if src.parallel and getattr(task, "sequential", False):
         raise RunError(
             f"{task.name}: each item depends on the ones before it; run it with concurrency 1 "
             "and without --ray"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir):
-        return _run_locked(task, indices, out_dir, classes, source)
+        return _run_locked(task, indices, out_dir, classes, src)
 
 
 def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[Record]:
@@ -184,7 +187,7 @@ def _run_locked(
     task.resume([by_id[i] for i in indices if i in by_id])
     todo = [i for i in indices if i not in by_id]
     correct = sum(r.correct for r in done)
-    t0, stats = time.perf_counter(), {}
+    t0, stats = time.perf_counter(), dict[str, Any]()
     with (
         open(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,

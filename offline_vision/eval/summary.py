@@ -42,8 +42,7 @@ def summarize(records: list[Record], config: dict, classes: tuple[str, ...] = ()
     lat = [r.latency_s for r in records if r.latency_s is not None] or [0.0]
     tokens = {}
     for key in ("prompt", "completion", "evaluated"):
-        vals = [(r.tokens or {}).get(key) for r in records]
-        vals = [v for v in vals if v is not None]
+        vals = [v for r in records if (v := (r.tokens or {}).get(key)) is not None]
         if vals:
             tokens[key] = {"total": sum(vals), "per_item": sum(vals) / len(vals)}
     lo, hi = wilson(k, n)

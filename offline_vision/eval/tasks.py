@@ -13,15 +13,14 @@ import numpy as np
 
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
 from offline_vision.eval.records import Record
-from offline_vision.labels.plan import LabelPlan
+from offline_vision.labels.plan import LabelPlan, Written
 from offline_vision.labels.scoring import LabelScorer
 from offline_vision.pixels import Prompter, to_grid
 
 
-def bridge_config(plan: LabelPlan) -> dict:
+def bridge_config(bridge: Written) -> dict:
     """What a run's config says of its bridge: the names, their sha256 and their writer."""
-    b = plan.bridge
-    return {"sha256": b.sha256, "names": b.texts, "reasoner": b.reasoner}
+    return {"sha256": bridge.sha256, "names": bridge.texts, "reasoner": bridge.reasoner}
 
 
 class ScorerTask:
@@ -33,7 +32,7 @@ class ScorerTask:
         self.dataset, self.scorer, self.plan = dataset, scorer, plan
         self.labels, self.templates = list(plan.labels), plan.templates
         self.follow_up, self.names = follow_up, plan.names
-        self._label_scorer = None
+        self._label_scorer: LabelScorer | None = None
 
     def config(self) -> dict:
         cfg = {
@@ -49,7 +48,7 @@ class ScorerTask:
         if self.follow_up is not None:
             cfg["follow_up"] = self.follow_up.config()
         if self.plan.bridge is not None:
-            cfg["bridge"] = bridge_config(self.plan)
+            cfg["bridge"] = bridge_config(self.plan.bridge)
         return cfg
 
     def resume(self, records: list[Record]) -> None:
@@ -69,7 +68,7 @@ class ScorerTask:
         }
         if self.plan.knowledge is not None:
             rec["knowledge_sha256"] = self.plan.knowledge.sha256
-        if self.names is not None:
+        if self.names is not None and self.plan.bridge is not None:
             rec["bridge_sha256"] = self.plan.bridge.sha256
             rec["names"] = self.names[rec["prediction"]]
         if self.follow_up is not None:
@@ -114,7 +113,7 @@ class DialogueTask:
             "reasoner": self.reasoner.describe(),
             **({} if self.known else {"open_map": map_calibration(self.scorer)}),
             **({"follow_up": self.follow_up.config()} if self.follow_up else {}),
-            **({"bridge": bridge_config(self.plan)} if self.plan.bridge else {}),
+            **({"bridge": bridge_config(self.plan.bridge)} if self.plan.bridge else {}),
         }
 
     def resume(self, records: list[Record]) -> None:

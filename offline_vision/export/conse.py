@@ -132,7 +132,7 @@ def export_conse(
 
     out.mkdir(parents=True, exist_ok=True)
     net = net.eval()
-    size = IMAGE_PREPROCESS.crop
+    size = IMAGE_PREPROCESS.out_size or (260, 260)  # ConSE's preprocessing always crops
     export_torch(net, IMAGE_SPEC, (torch.zeros(1, 3, *size),), out / "image_model.onnx")
     bert = _sentence_encoder(text_dir)
     tok_json = (text_dir / "tokenizer.json").read_text()

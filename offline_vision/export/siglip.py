@@ -180,6 +180,8 @@ def export_siglip(
     for f in ("config.json", "preprocessor_config.json"):
         shutil.copyfile(ckpt / f, out / f)
     context, pad_id = model.config.text_config.max_position_embeddings, reference.pad_token_id
+    if pre.out_size is None:
+        raise ExportError(f"{ckpt}: preprocessor_config.json gives no fixed image size")
     _export_towers(model, out, context, pre.out_size)
     text = {"context_length": context, "pad_id": int(pad_id), "padding": "max_length"}
     validation = _validate(ckpt, out, model, reference, text, pre, photo_dir)

@@ -118,7 +118,7 @@ def map_answer(
         for n in range(min(4, len(words)), 0, -1):  # longest phrases first
             for i in range(len(words) - n + 1):
                 m = _lookup(" ".join(words[i : i + n]), lowered, wn)
-                if m:
+                if m and m.label is not None:
                     found.setdefault(m.label, m)
         if len(found) == 1:
             return Mapped(next(iter(found)), "mentioned")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.labels.readable import looks_unfamiliar
-from offline_vision.labels.sets import LabelSet
+from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.labels.store import PER_LABEL, Knowledge
 from offline_vision.labels.writers.names import STRATEGY, write_names
 from offline_vision.labels.writers.texts import STRATEGIES, expand
@@ -180,7 +180,7 @@ def resolve(
             "these labels look unfamiliar to the eyes; --knowledge names+%s bridges them first",
             strategy,
         )
-    chosen = templates or eyes.default_templates(label_set.name)
+    chosen = templates or default_templates(label_set.name, eyes.templates)
     read_as = plan_of(label_set, chosen, bridge=bridge).read_as
     if strategy is not None:
         llm = reasoner() if strategy != "waffle" else None
@@ -226,6 +226,8 @@ def write(
     now. Returns (knowledge, its cache file, whether it was cached)."""
     labels = list(label_set.labels)
     if strategy == STRATEGY:  # names the eyes can read: these eyes'
+        if reasoner is None:
+            raise BadInput("names are written by a reasoner; none was given")
         return write_names(labels, reasoner, cache_dir=cache_dir, seed=seed, scorer=eyes)
     return expand(labels, strategy, reasoner, cache_dir=cache_dir, per_label=per_label, seed=seed)
 

@@ -28,11 +28,11 @@ def unreadable(labels: Sequence[str], scorer: Scorer) -> list[str]:
     """The labels the eyes cannot read: a letter outside the Latin script, or no word that the
     eyes' own tokenizer holds as one token (split into pieces, a word is one the text tower
     never learnt whole: moggy, Felis, oiseau; "fixed-wing aircraft" has words it knows)."""
-    knows = getattr(scorer, "knows_word", None)
     out = []
     for label in labels:
         words = _WORD.findall(label)
-        if _non_latin(label) or (knows and words and not any(knows(w) for w in words)):
+        known = [scorer.knows_word(w) for w in words]  # None: the eyes cannot tell
+        if _non_latin(label) or (words and all(k is False for k in known)):
             out.append(label)
     return out
 

@@ -147,7 +147,8 @@ class FollowUp:
         self.names = names or {}  # a bridged set: descriptions are written about English names
         self.dir = cache_dir / "knowledge" / "differential"
         self.requests = 0  # reasoner calls made (tests and benchmarks read it)
-        self._guard, self._locks = threading.Lock(), {}  # one lock per set of labels
+        self._guard = threading.Lock()
+        self._locks: dict[Path, threading.Lock] = {}  # one lock per set of labels
         self.llm_seconds = 0.0
 
     def config(self) -> dict:
@@ -186,14 +187,20 @@ class FollowUp:
     def _descriptions(self, labels: Sequence[str], path: Path) -> tuple[dict, bool]:
         d = unsealed(path) if path.exists() else None
         if d is not None:
-            texts = d.get("texts")
-            fits = isinstance(texts, dict) and set(texts) == set(labels)
-            if fits and all(
-                isinstance(v, list) and all(isinstance(t, str) for t in v) for v in texts.values()
+            cached = d.get("texts")
+            if (
+                isinstance(cached, dict)
+                and set(cached) == set(labels)
+                and all(
+                    isinstance(v, list) and all(isinstance(t, str) for t in v)
+                    for v in cached.values()
+                )
             ):
-                return texts, True
+                return cached, True
             log.warning("%s: not a differential cache for %s; writing it again", path, labels)
-        texts, raw, dropped = {}, {}, {}
+        texts: dict[str, list[str]] = {}
+        raw: dict[str, str] = {}
+        dropped: dict[str, int] = {}
         for label in sorted(labels):
             others = " or ".join(f"a {o}" for o in sorted(labels) if o != label)
             prompt = KNOWLEDGE_PROMPTS["differential"].format(

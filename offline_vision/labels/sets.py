@@ -64,6 +64,12 @@ class LabelSet:
         return templates().get(self.name, (SINGLE_TEMPLATE,))
 
 
+def default_templates(label_set_name: str, own: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The templates a label set is read in: the eyes' `own` where they have them (ConSE's
+    one), else the set's published ensemble (CLIP's for the built-in sets), else one plain."""
+    return own or LabelSet(label_set_name, ()).default_templates
+
+
 def _dedupe(labels: list[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for label in labels:

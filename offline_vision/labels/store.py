@@ -142,7 +142,9 @@ class Knowledge:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
-    def begin(cls, path: Path, strategy: str, labels, reasoner: Reasoner, **fields) -> Knowledge:
+    def begin(
+        cls, path: Path, strategy: str, labels, reasoner: Reasoner | None, **fields
+    ) -> Knowledge:
         """The cache file at `path` (complete, or an interrupted one to resume), else a new,
         empty Knowledge for `reasoner` to fill."""
         k = cls.cached(path)
@@ -168,7 +170,7 @@ def cache_path(
     cache_dir: Path,
     strategy: str,
     labels,
-    reasoner: Reasoner,
+    reasoner: Reasoner | None,
     per_label: int,
     seed: int,
     prompt=None,

@@ -61,6 +61,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class ConseScorer(BundleScorer):
     kind = "conse"
     standin = True
+    templates = (TEMPLATE,)  # its class texts were built in this one
 
     def __init__(
         self,
@@ -116,9 +117,6 @@ class ConseScorer(BundleScorer):
                 "text": self.bundle.sha256("text_model.onnx"),
             },
         }
-
-    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
-        return (TEMPLATE,)
 
     def imagenet_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         logits = self.image_session.run(None, {"pixel_values": IMAGE_PREPROCESS(images)})[0]

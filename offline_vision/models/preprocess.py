@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-_RESAMPLE = {0: Image.NEAREST, 1: Image.LANCZOS, 2: Image.BILINEAR, 3: Image.BICUBIC}
+R = Image.Resampling
+_RESAMPLE = {0: R.NEAREST, 1: R.LANCZOS, 2: R.BILINEAR, 3: R.BICUBIC}
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,10 @@ class Preprocess:
         exact = isinstance(size, dict) and "height" in size and "width" in size
         resize_to = (int(size["height"]), int(size["width"])) if exact else None
         edge = size.get("shortest_edge", 224) if isinstance(size, dict) else int(size)
-        crop = cfg.get("crop_size", edge)
-        crop_hw = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop),) * 2
+        crop: Any = cfg.get("crop_size", edge)
+        crop_hw: tuple[int, int] | None = (
+            (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
+        )
         if not cfg.get("do_center_crop", not exact):
             crop_hw = None
         return cls(
@@ -67,8 +71,8 @@ class Preprocess:
         img = img.convert("RGB").resize(size, resample=_RESAMPLE[self.resample], reducing_gap=None)
         arr = self._crop(np.asarray(img))
         x = (arr.astype(np.float64) * self.rescale).astype(np.float32)
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return x.transpose(2, 0, 1)
+        normalised = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return normalised.transpose(2, 0, 1)
 
     def _crop(self, arr: np.ndarray) -> np.ndarray:
         if self.crop is None:

@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -35,9 +35,16 @@ class Scorer(Protocol):
     logit_scale: float  # logits = logit_scale · cosine
     score_kind: str  # what `scores` gives: "softmax" (probabilities) or "sigmoid" (SigLIP's)
 
+    # The eyes' own prompt templates, where they were built for some (ConSE's one); None: a label
+    # set's published ones (labels.sets.default_templates decides).
+    templates: tuple[str, ...] | None
+
     def describe(self) -> dict: ...
 
-    def default_templates(self, label_set_name: str) -> tuple[str, ...]: ...
+    def knows_word(self, word: str) -> bool | None:
+        """Whether the text tower learnt `word` whole (its tokenizer holds it as one token);
+        None where these eyes cannot tell. What the bridge asks to decide what it must name."""
+        ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -66,6 +73,13 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))  # no overflow warning for large |x|
+
+
+def cosine_probabilities(
+    image_embeddings: np.ndarray, label_embeddings: np.ndarray, logit_scale: float
+) -> np.ndarray:
+    """Softmax over labels of logit_scale × cosine (unit embeddings): CLIP's and ConSE's."""
+    return softmax(logit_scale * image_embeddings @ label_embeddings.T)
 
 
 CACHE_FORMAT = 2  # bump when what a key means or how vectors are stored changes
@@ -147,6 +161,7 @@ class EmbeddingScorer(ABC):
     kind = "abstract"
     standin = False
     score_kind = "softmax"
+    templates: tuple[str, ...] | None = None
     batch_size = 32
     text_batch_size = 64
 
@@ -168,10 +183,8 @@ class EmbeddingScorer(ABC):
     @abstractmethod
     def describe(self) -> dict: ...
 
-    def default_templates(self, label_set_name: str) -> tuple[str, ...]:
-        from offline_vision.labels.sets import LabelSet
-
-        return LabelSet(label_set_name, ()).default_templates
+    def knows_word(self, word: str) -> bool | None:
+        return None  # no tokenizer to ask: only the script of a label tells
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         out = [
@@ -208,7 +221,7 @@ class EmbeddingScorer(ABC):
     def probabilities(
         self, image_embeddings: np.ndarray, label_embeddings: np.ndarray
     ) -> np.ndarray:
-        return softmax(self.logit_scale * image_embeddings @ label_embeddings.T)
+        return cosine_probabilities(image_embeddings, label_embeddings, self.logit_scale)
 
     def scores(self, image_embeddings: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:
         return self.probabilities(image_embeddings, label_embeddings)
@@ -231,6 +244,8 @@ class BundleScorer(EmbeddingScorer):
     ) -> None:
         super().__init__(text_model_key=text_model_key, logit_scale=logit_scale, cache=cache)
         self.bundle, self.device, self.threads, self.spin = bundle, device, threads, spin
+
+    tokenizer: Any  # the text tower's own tokenizer (each subclass loads it)
 
     def knows_word(self, word: str) -> bool:
         """Whether the text tower's own tokenizer holds `word` as one token: a word split into

@@ -120,7 +120,7 @@ def _held_by_others(k: Knowledge, label: str) -> list[str]:
 
 
 def _settle(
-    k: Knowledge, reasoner: Reasoner, labels, chunk, asked: dict, seed: int, scorer: Scorer
+    k: Knowledge, reasoner: Reasoner, labels, chunk, asked: dict, seed: int, scorer: Scorer | None
 ) -> None:
     """Each label's name from its two answers: the one both gave; else, leaving out names other
     labels have settled, the one left or the one the reasoner's own odds prefer."""
@@ -140,8 +140,9 @@ def _settle(
             continue
         settled = _held_by_others(k, lab)
         free = [o for o in opts if not any(_same(o, n) for n in settled)] or opts
+        odds: dict[str, float] = {}
         if len(free) == 1:
-            pick, odds = free[0], {}
+            pick = free[0]
         else:
             prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [lab]), label=lab)
             pick, odds = _pick(reasoner, prompt, free, seed)
@@ -174,7 +175,7 @@ def clashes(texts: dict[str, list[str]]) -> list[list[str]]:
     return [g for g in groups if len(g) > 1]
 
 
-def _repair(k: Knowledge, reasoner: Reasoner, labels, seed: int, scorer: Scorer) -> None:
+def _repair(k: Knowledge, reasoner: Reasoner, labels, seed: int, scorer: Scorer | None) -> None:
     """Ask again, with the problem stated, the labels whose names clash or that the eyes still
     cannot read; a clash left over goes to the label the reasoner ties to the name, the others
     taking `_fallback`. Every clash is recorded."""

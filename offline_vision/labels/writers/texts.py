@@ -84,7 +84,7 @@ def ask_lines(reasoner: Reasoner, prompt: str, seed: int) -> tuple[str, float]:
 def expand(
     labels: Sequence[str],
     strategy: str,
-    reasoner: Reasoner,
+    reasoner: Reasoner | None,
     *,
     cache_dir: Path,
     per_label: int = PER_LABEL,
@@ -100,6 +100,8 @@ def expand(
         k = waffle(labels, per_label=per_label, seed=seed)
         k.save(path)
         return k, path, False
+    if reasoner is None:
+        raise BadInput(f"{strategy} are written by a reasoner; none was given")
     prompts = {"system": KNOWLEDGE_SYSTEM, "user": KNOWLEDGE_PROMPTS[strategy]}
     k = Knowledge.begin(
         path, strategy, labels, reasoner, per_label=per_label, seed=seed, prompts=prompts

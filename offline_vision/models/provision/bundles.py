@@ -169,8 +169,8 @@ def pack(settings: Settings, name: str, out: Path) -> Path:
     problems = bundle.verify()
     if problems:
         raise ChecksumMismatch(f"{name} does not verify ({'; '.join(problems)}); pull it again")
-    mode = "w:gz" if out.name.endswith((".tar.gz", ".tgz")) else "w"
-    with replacing(out) as tmp, tarfile.open(tmp, mode) as t:
+    gz = out.name.endswith((".tar.gz", ".tgz"))
+    with replacing(out) as tmp, tarfile.open(tmp, "w:gz" if gz else "w") as t:
         t.add(bundle.path / store.MANIFEST, arcname=f"{name}/{store.MANIFEST}")
         for rel in bundle.manifest["files"]:
             t.add(bundle.path / rel, arcname=f"{name}/{rel}")

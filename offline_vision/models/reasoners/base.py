@@ -136,7 +136,7 @@ def parse_json(text: str, schema: dict) -> Any:
     """Parse and validate; raises ValueError with a short reason."""
     try:
         value = json.loads(_strip_fences(text))
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise ValueError(f"not JSON: {e.msg}") from None
     try:
         jsonschema.validate(value, schema)

@@ -18,6 +18,7 @@ import sys
 import threading
 from functools import wraps
 from pathlib import Path
+from typing import Any
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
 from offline_vision.models.provision.integrity import sha256_file
@@ -26,7 +27,7 @@ from offline_vision.models.reasoners.base import BaseReasoner, Usage
 log = logging.getLogger("ovision")
 
 DEFAULT_CTX = 8192
-_LOADED: dict[tuple, object] = {}  # one model per process: (path, n_ctx, threads) → Llama
+_LOADED: dict[tuple, Any] = {}  # one model per process: (path, n_ctx, threads) → Llama
 # The one loaded model has one KV cache and one context: loading it and every call on it hold
 # this lock, so threads sharing a reasoner take turns instead of corrupting its state.
 _LOCK = threading.RLock()

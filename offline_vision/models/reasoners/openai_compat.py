@@ -118,7 +118,8 @@ class OpenAICompatReasoner(BaseReasoner):
         url = f"{self.base_url}/chat/completions"
 
         def attempt() -> httpx.Response:
-            r = self._client.post(url, json=body, headers=self._headers, auth=self._auth)
+            auth = self._auth or httpx.USE_CLIENT_DEFAULT  # URL credentials, where given
+            r = self._client.post(url, json=body, headers=self._headers, auth=auth)
             if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
                 raise Transient(f"HTTP {r.status_code}", _seconds(r.headers.get("Retry-After")))
             return r
