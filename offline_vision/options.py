@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from offline_vision.errors import BadInput
+
 T = TypeVar("T")
 
 
@@ -54,6 +56,29 @@ def option_fields(cls) -> list[dataclasses.Field]:
 
 def cli_name(f: dataclasses.Field) -> str:
     return f.metadata["option"]["cli"] or "--" + f.name.replace("_", "-")
+
+
+def check(obj: object) -> None:
+    """Every option field of `obj` within its declared choices and bounds (the Python API and
+    the Ray recipes get the command line's checks, from the same metadata); else one line."""
+    for f in option_fields(type(obj)):
+        meta, value = f.metadata["option"], getattr(obj, f.name)
+        if value is None:
+            continue
+        if meta["choices"] is not None and value not in meta["choices"]:
+            raise BadInput(f"{cli_name(f)} {value!r}: use one of {', '.join(meta['choices'])}")
+        lo, hi = meta["lo"], meta["hi"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            span = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise BadInput(f"{cli_name(f)} {value}: must be {span}")
+
+
+class Options:
+    """Base of the option dataclasses: their fields are checked against their declarations
+    when made, by the command line, the Python API or a Ray recipe alike."""
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def take(cls: type[T], values: dict) -> T:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from offline_vision.errors import BadInput
 from offline_vision.models.reasoners.base import Reasoner
-from offline_vision.options import option
+from offline_vision.options import Options, option
 from offline_vision.prompts import (
     FEEDBACK_NEXT,
     FEEDBACK_RIGHT,
@@ -267,7 +267,7 @@ LANGS = ("en", "ja")
 
 
 @dataclass(frozen=True)
-class PixelOptions:
+class PixelOptions(Options):
     """How a digit's pixels are put to the LLM (or to a baseline)."""
 
     strategy: str = option(

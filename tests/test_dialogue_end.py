@@ -76,7 +76,7 @@ def test_fusion_without_probabilities_says_so_and_lets_the_llm_answer():
 def test_end_options_are_checked():
     with pytest.raises(BadInput, match="needs --policy adaptive"):
         DialogueConfig(policy="seed", end="fusion")
-    with pytest.raises(BadInput, match="unknown end"):
+    with pytest.raises(BadInput, match=r"--end 'vote': use one of llm, follow-up, fusion"):
         DialogueConfig(policy="adaptive", end="vote")
     cfg = DialogueConfig(policy="adaptive", end="fusion")
     with pytest.raises(BadInput, match="known label set"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from offline_vision.commands.common import click_options, json_option, settings_of
+from offline_vision.commands.common import click_options, json_option, seed_option, settings_of
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
 
@@ -24,7 +24,7 @@ from offline_vision.options import take
 )
 @click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("The reasoner's sampling seed.")
 @json_option
 @click.pass_context
 def ask(ctx, prompt, system, choices, schema, max_tokens, temperature, seed, as_json, **opts):

@@ -7,10 +7,13 @@ import json
 import click
 
 from offline_vision.commands.common import (
+    batch_size_option,
     click_options,
     json_option,
     labels_option,
     settings_of,
+    template_option,
+    top_k_option,
 )
 from offline_vision.files import shown
 from offline_vision.labels.plan import KnowledgeOptions
@@ -25,13 +28,11 @@ from offline_vision.options import take
     "imagenet",
     "Built-in set (imagenet, cifar10), a comma list 'cat,dog', or @file.txt (one a line).",
 )
-@click.option(
-    "--template", help="Prompt template with {} or an ensemble name (cifar10, imagenet, single)."
-)
-@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
+@template_option("per label set")
+@top_k_option
 @click_options(EyesOptions)
 @json_option
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@batch_size_option
 @click_options(KnowledgeOptions, ReasonerOptions)
 @click.pass_context
 def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):

@@ -6,6 +6,8 @@ Command modules import this, never `cli.py`, so each imports on its own.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from offline_vision.config import Settings
@@ -67,7 +69,49 @@ def apply(options):
     return deco
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def json_flag(help: str = "Machine-readable output."):
+    """`--json` (as `as_json`), with what it prints."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+json_option = json_flag()
+
+
+def seed_option(help: str = "Random seed."):
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def template_option(default_help: str):
+    """`--template`: a template with {} or an ensemble name; `default_help` says the default."""
+    return click.option(
+        "--template",
+        help=f"Prompt template with {{}} or an ensemble name (cifar10, imagenet, single); "
+        f"default: {default_help}.",
+    )
+
+
+top_k_option = click.option(
+    "--top-k", type=click.IntRange(1), default=5, show_default=True, help="Labels shown per image."
+)
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Images per batch."
+)
+
+
+def eval_data_options(dataset: str, *, seed_help: str = "Random seed of the item draw."):
+    """Which items an evaluation runs on, and where its run directory is."""
+    return [
+        click.option("--dataset", default=dataset, show_default=True),
+        click.option(
+            "--sample",
+            help="Sample file name or path, e.g. cifar10-300, one index a line (default: all).",
+        ),
+        click.option("--limit", type=int, help="Only the first N selected items."),
+        seed_option(seed_help),
+        click.option(
+            "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
+        ),
+    ]
 
 
 def labels_option(default: str | None, help: str, name: str = "labels"):

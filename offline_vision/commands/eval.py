@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from offline_vision.commands.common import apply, click_options, labels_option, settings_of
+from offline_vision.commands.common import (
+    apply,
+    click_options,
+    eval_data_options,
+    labels_option,
+    settings_of,
+    template_option,
+)
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
 from offline_vision.eval import recipes
@@ -110,18 +117,7 @@ def ray_plan(spec, build, settings, **kwargs):
     return recipe(), RayPlan(recipe, address=address, workers=workers, threads=threads)
 
 
-eval_data_options = [
-    click.option("--dataset", default="cifar10", show_default=True),
-    click.option(
-        "--sample", help="Sample file name or path, e.g. cifar10-300 (default: all items)."
-    ),
-    click.option("--limit", type=int, help="Only the first N selected items."),
-    click.option("--seed", type=int, default=0, show_default=True),
-    click.option(
-        "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
-    ),
-    concurrency_option,
-]
+eval_data = [*eval_data_options("cifar10"), concurrency_option]
 
 
 def check_concurrency(concurrency: int, reasoner: ReasonerOptions | None) -> None:
@@ -166,12 +162,10 @@ eval_labels_option = labels_option(
 
 
 @eval_group.command("clip")
-@apply(eval_data_options)
+@apply(eval_data)
 @eval_labels_option
 @click_options(EyesOptions)
-@click.option(
-    "--template", help="Prompt template with {} or an ensemble name (default: per dataset)."
-)
+@template_option("per dataset")
 @click_options(KnowledgeOptions, ReasonerOptions)
 @ray_options
 @click.pass_context
@@ -232,7 +226,7 @@ def dialogue_options(command):
 
 
 @eval_group.command("dialogue")
-@apply(eval_data_options)
+@apply(eval_data)
 @dialogue_options
 @eval_labels_option
 @ray_options
@@ -243,7 +237,7 @@ def eval_dialogue(ctx, **kw):
 
 
 @eval_group.command("dialogue-open")
-@apply(eval_data_options)
+@apply(eval_data)
 @dialogue_options
 @eval_labels_option
 @ray_options
@@ -254,14 +248,8 @@ def eval_dialogue_open(ctx, **kw):
 
 
 @eval_group.command("pixels")
-@click.option("--dataset", default="mnist", show_default=True, help="Only mnist for now.")
-@click.option("--limit", type=int, help="Evaluate this many items (after --sample / seeded draw).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Item draw and few-shot draw.")
-@click.option("--sample", help="A sample file (one test index a line) instead of a seeded draw.")
+@apply(eval_data_options("mnist", seed_help="Item draw and few-shot draw."))
 @click_options(PixelOptions, ReasonerOptions)
-@click.option(
-    "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>)."
-)
 @concurrency_option
 @ray_options
 @click.pass_context

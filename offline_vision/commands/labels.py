@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from offline_vision.commands.common import click_options, labels_option
+from offline_vision.commands.common import click_options, json_flag, labels_option, seed_option
 from offline_vision.labels.plan import PER_LABEL, STRATEGY, WRITERS
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
@@ -31,13 +31,13 @@ def labels_group() -> None:
 @click_options(ReasonerOptions, only=("reasoner", "base_url"))
 @click_options(EyesOptions, only=("scorer",))
 @click.option("--per-label", type=click.IntRange(1, 50), default=PER_LABEL, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the waffle control's random words and of the reasoner's sampling.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the knowledge file here.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the knowledge file.")
+@json_flag("Print the knowledge file.")
 @click.pass_context
 def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts):
     """Write label knowledge once per label set (cached under $OVISION_HOME; an interrupted

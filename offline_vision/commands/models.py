@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from offline_vision.commands.common import json_flag
 from offline_vision.errors import BadInput, DownloadError, ModelNotFound, OVisionError
 from offline_vision.models.provision import registry, store
 
@@ -53,7 +54,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+@json_flag("One JSON object per model.")
 def list_cmd(as_json: bool) -> None:
     """Known and installed models, with sha256 for GGUFs and a note on stand-ins."""
     settings = _settings()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from offline_vision.commands.common import click_options, json_option, settings_of
+from offline_vision.commands.common import click_options, json_option, seed_option, settings_of
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
 from offline_vision.pixels import PixelOptions
@@ -16,7 +16,7 @@ from offline_vision.pixels import PixelOptions
 @click.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click_options(PixelOptions, ReasonerOptions)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Which few-shot examples are drawn.")
 @click.option("--invert", is_flag=True, help="Dark ink on light paper (MNIST is light on dark).")
 @click.option("--show-grid", is_flag=True, help="Print the grid as the model sees it.")
 @json_option

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from offline_vision.errors import BadInput
-from offline_vision.options import option
+from offline_vision.options import Options, option
 from offline_vision.prompts import (
     FINAL_KNOWN,
     FINAL_OPEN,
@@ -24,7 +24,7 @@ ENDS = ("llm", "follow-up", "fusion")
 
 
 @dataclass(frozen=True)
-class DialogueConfig:
+class DialogueConfig(Options):
     """The dialogue's options (each default written once; the CLI's options come from these)."""
 
     policy: str = option(
@@ -75,17 +75,8 @@ class DialogueConfig:
     check_labels: bool = True  # adaptive, known labels: show the eyes' scores over the options
     round_tokens: int = 96
 
-    def __post_init__(self):
-        if self.policy not in POLICIES:
-            raise BadInput(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
-        if not 1 <= self.rounds <= 20:
-            raise BadInput("--rounds must be between 1 and 20")
-        if not 0.0 <= self.trust <= 1.0:
-            raise BadInput("--trust must be between 0 and 1")
-        if self.shortlist < 0:
-            raise BadInput("--shortlist must be 0 (all labels) or more")
-        if self.end not in ENDS:
-            raise BadInput(f"unknown end {self.end!r}; use one of {', '.join(ENDS)}")
+    def __post_init__(self) -> None:
+        super().__post_init__()  # choices and bounds, from each option's declaration
         if self.end != "llm" and self.policy != "adaptive":
             raise BadInput(f"--end {self.end} needs --policy adaptive")
 

@@ -28,7 +28,7 @@ from offline_vision.labels.writers.names import STRATEGY, write_names
 from offline_vision.labels.writers.texts import STRATEGIES, expand
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
-from offline_vision.options import option
+from offline_vision.options import Options, option
 
 log = logging.getLogger("ovision")
 
@@ -48,7 +48,7 @@ WRITERS = (STRATEGY, *STRATEGIES)  # what `labels expand --strategy` writes
 
 
 @dataclass(frozen=True)
-class KnowledgeOptions:
+class KnowledgeOptions(Options):
     """What a reasoner tells the eyes about the labels: the bridge, texts, the follow-up."""
 
     knowledge: str = option("auto", KNOWLEDGE_HELP, metavar="auto|none|names|STRATEGY|FILE")

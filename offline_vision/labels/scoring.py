@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_vision.errors import BadInput
 from offline_vision.files import write_atomic
 from offline_vision.labels.plan import KnowledgeOptions, LabelPlan, ReasonerFactory
 from offline_vision.labels.store import PROMPT_VERSION, reasoner_identity, seal, unsealed
@@ -140,8 +139,6 @@ class FollowUp:
         seed: int = 0,
         names: dict[str, list[str]] | None = None,
     ):
-        if k < 2:
-            raise BadInput("--follow-up needs K ≥ 2 labels to tell apart")
         self.scorer, self.reasoner, self.k, self.threshold = scorer, reasoner, k, threshold
         self.per_label, self.seed = per_label, seed
         self.names = names or {}  # a bridged set: descriptions are written about English names

@@ -9,14 +9,14 @@ from offline_vision.config import DEVICES, PRECISIONS, Settings
 from offline_vision.errors import BadInput, ModelNotFound
 from offline_vision.models.provision import registry, store
 from offline_vision.models.scorer import EmbeddingScorer, TextCache
-from offline_vision.options import option
+from offline_vision.options import Options, option
 
 log = logging.getLogger("ovision")
 SCORERS = ("auto", "clip", "conse")
 
 
 @dataclass(frozen=True)
-class EyesOptions:
+class EyesOptions(Options):
     """Which eyes, and how they run."""
 
     scorer: str = option(

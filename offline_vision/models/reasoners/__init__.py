@@ -9,7 +9,7 @@ from offline_vision.config import Settings
 from offline_vision.errors import BadInput, ModelNotFound
 from offline_vision.models.provision import registry, store
 from offline_vision.models.reasoners.base import BaseReasoner, Completion, Reasoner, Usage
-from offline_vision.options import option
+from offline_vision.options import Options, option
 
 __all__ = ["BaseReasoner", "Completion", "Reasoner", "ReasonerOptions", "Usage", "load_reasoner"]
 
@@ -17,7 +17,7 @@ SPEC_HELP = "local | local:NAME | local:/path/model.gguf | openai:MODEL (with --
 
 
 @dataclass(frozen=True)
-class ReasonerOptions:
+class ReasonerOptions(Options):
     """Which reasoner, and where it runs."""
 
     reasoner: str = option(
