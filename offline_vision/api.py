@@ -17,9 +17,11 @@ from pathlib import Path
 from PIL import Image
 
 from offline_vision.config import Settings
+from offline_vision.progress import announce_unless_configured
 
 
 def _settings(settings: Settings | None) -> Settings:
+    announce_unless_configured()  # what the CLI says (the eyes used, what was bridged) shows too
     return settings or Settings.from_env()
 
 

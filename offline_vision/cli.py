@@ -20,22 +20,9 @@ from offline_vision.commands.pixels import pixels
 from offline_vision.commands.report import report
 from offline_vision.config import Settings
 from offline_vision.errors import OVisionError
+from offline_vision.progress import announce_on_stderr
 
 log = logging.getLogger("ovision")
-
-
-class _StderrFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
-        return prefix + record.getMessage()
-
-
-def _setup_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_StderrFormatter())
-    log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
 
 
 class Group(click.Group):
@@ -74,7 +61,7 @@ def cli(ctx: click.Context, quiet: bool, threads: int | None) -> None:
     Environment: OVISION_HOME (models and caches), OVISION_DATA (evaluation data),
     OVISION_HUB_URL (Hugging Face–compatible endpoint), OVISION_PYPI_URL, OVISION_THREADS.
     """
-    _setup_logging(quiet)
+    announce_on_stderr(quiet)
     ctx.obj = Settings.from_env(threads=threads)
 
 

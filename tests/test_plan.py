@@ -25,7 +25,9 @@ def _cache_files(settings) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(root.rglob("*.json"))}
 
 
-def test_the_api_bridges_exactly_as_the_cli(run_cli, settings, tiny_clip, data_dir, names_server):
+def test_the_api_bridges_exactly_as_the_cli(
+    run_cli, settings, tiny_clip, data_dir, names_server, capsys
+):
     from offline_vision import classify, load_reasoner, load_scorer
 
     photo = data_dir / "photos" / "chelsea.png"
@@ -38,7 +40,10 @@ def test_the_api_bridges_exactly_as_the_cli(run_cli, settings, tiny_clip, data_d
 
     eyes = load_scorer(settings=settings)
     reasoner = load_reasoner("openai:m", base_url=names_server.url, settings=settings)
+    capsys.readouterr()
     api = classify([photo], labels="猫,犬,車", scorer=eyes, reasoner=reasoner, settings=settings)
+    said = [line for line in capsys.readouterr().err.splitlines() if "bridged" in line]
+    assert len(said) == 1 and "from the cache; 猫→cat" in said[0]  # the CLI's announcement
     assert api[0] == cli  # the same labels, names, probabilities and bridge digest
     assert _cache_files(settings) == written and len(names_server.bodies) == 2  # from the cache
     assert {x["label"] for x in api[0]["labels"]} == set(JA)
