@@ -78,6 +78,12 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("OVISION_HOME", str(h))
     monkeypatch.setenv("OVISION_DATA", str(_data_dir()))
     monkeypatch.setenv("OVISION_THREADS", "1")
+    # The bridge's dictionaries (the llm extra) only where a test gives its own: names written
+    # by the scripted or fake reasoners alone, whatever is installed.
+    monkeypatch.setenv("OVISION_DICTIONARIES", "none")
+    from offline_vision.labels.dictionaries import installed
+
+    installed.cache_clear()
     return h
 
 

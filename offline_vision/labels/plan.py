@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from offline_vision.errors import BadInput, OVisionError
+from offline_vision.labels.dictionaries import Dictionary, installed
 from offline_vision.labels.readable import looks_unfamiliar
 from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.labels.store import PER_LABEL, Knowledge
@@ -155,11 +156,13 @@ def resolve(
     templates: Sequence[str] | None = None,
     cache_dir: Path,
     reasoner: ReasonerFactory,
+    dictionaries: Sequence[Dictionary] | None = None,
 ) -> LabelPlan:
     """The plan for `label_set` under `--knowledge`: bridged where asked (or, for `auto`, where
     the eyes cannot read a custom set the LLM is told), with texts written where asked, each
     from the cache or by `reasoner()` (called at most once, only where something is written).
-    `templates`: the label set's own by default."""
+    `templates`: the label set's own by default; `dictionaries`: the installed ones by default."""
+    books = installed() if dictionaries is None else dictionaries
     mode, strategy, path = parse_spec(knowledge)
     labels = list(label_set.labels)
     bridge = other = None
@@ -169,10 +172,12 @@ def resolve(
             bridge, other = _check(other, labels, path), None
             _announce(bridge, f"from {path}", None)
     elif mode == STRATEGY:
-        bridge, _p, cached = write_names(labels, reasoner(), cache_dir=cache_dir, scorer=eyes)
+        bridge, _p, cached = write_names(
+            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books
+        )
         _announce(bridge, _source(bridge, cached), None)
     elif mode == "auto" and _may_bridge(label_set):
-        bridge = _auto(labels, eyes, cache_dir, reasoner)
+        bridge = _auto(labels, eyes, cache_dir, reasoner, books)
     elif (
         mode == "none" and strategy and _may_bridge(label_set) and looks_unfamiliar(labels, eyes)[0]
     ):
@@ -228,7 +233,9 @@ def write(
     if strategy == STRATEGY:  # names the eyes can read: these eyes'
         if reasoner is None:
             raise BadInput("names are written by a reasoner; none was given")
-        return write_names(labels, reasoner, cache_dir=cache_dir, seed=seed, scorer=eyes)
+        return write_names(
+            labels, reasoner, cache_dir=cache_dir, seed=seed, scorer=eyes, dictionaries=installed()
+        )
     return expand(labels, strategy, reasoner, cache_dir=cache_dir, per_label=per_label, seed=seed)
 
 
@@ -255,12 +262,14 @@ def _check(k: Knowledge, labels: list[str], path: Path | None) -> Knowledge:
     return k
 
 
-def _auto(labels, eyes: Scorer, cache_dir, reasoner: ReasonerFactory) -> Knowledge | None:
+def _auto(labels, eyes: Scorer, cache_dir, reasoner: ReasonerFactory, books) -> Knowledge | None:
     unfamiliar, bad = looks_unfamiliar(labels, eyes)
     if not unfamiliar:
         return None
     try:
-        bridge, _p, cached = write_names(labels, reasoner(), cache_dir=cache_dir, scorer=eyes)
+        bridge, _p, cached = write_names(
+            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books
+        )
     except OVisionError as e:
         log.warning(
             "%d of %d labels look unfamiliar to the eyes, but no reasoner could bridge them (%s); "
@@ -285,6 +294,8 @@ def _announce(bridge: Knowledge, source: str, bad: list[str] | None) -> None:
     shown = ", ".join(f"{lab}→{names[lab][0]}" for lab in list(names)[:6])
     more = f", … ({len(names)} labels)" if len(names) > 6 else ""
     why = f"{len(bad)} of {len(names)} labels look unfamiliar to the eyes: " if bad else ""
+    books = bridge.prompts.get("dictionaries") or {}
+    source += "".join(f", {name} ({version})" for name, version in books.items())
     log.info(
         "%sbridged to English names (%s; %s%s); --knowledge none turns it off",
         why,

@@ -1,0 +1,155 @@
+"""The bridge's dictionaries and name check: glosses as candidates, the reasoner picking a
+sense, names never asked again, compounds, which sets a Japanese dictionary covers, and plain
+English names the tokenizer splits — a tiny dictionary and a scripted reasoner, no weights."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pytest
+from fakes import FakeScorer
+from test_bridge import _asked, _replies
+from test_knowledge import _keyword
+
+from offline_vision.labels.dictionaries import JMdict, _clean, glosses
+from offline_vision.labels.readable import plain_english
+from offline_vision.labels.writers.names import write_names
+from offline_vision.models.reasoners.scripted import ScriptedReasoner
+
+
+class TinyDictionary:
+    """A Japanese-script dictionary of a few words, in JMdict's gloss format."""
+
+    name, version = "tiny", "1"
+    WORDS: ClassVar[dict[str, list[str]]] = {
+        "ワンピース": ["dress"],
+        "ボーダー": ["border (pattern)/stripes", "border/boundary"],
+        "迷彩": ["camouflage"],
+        "柄": ["handle/grip", "pattern/design"],
+        "コート": ["coat", "court (tennis, etc.)"],
+        "外套": ["coat/overcoat"],
+        "飛行機": ["aeroplane/airplane/aircraft"],
+    }
+
+    def covers(self, label, labels):
+        return JMdict.covers(self, label, labels)  # the same script rule as JMdict
+
+    def senses(self, label):
+        return self.WORDS.get(label, [])
+
+
+BOOKS = (TinyDictionary(),)
+
+
+def test_glosses_are_cleaned_into_names_with_their_senses():
+    names = _clean(["border (pattern)/stripes", "border/boundary", "to fasten", "the 2nd"])
+    assert [g.name for g in names] == ["border", "stripes", "boundary", "fasten"]
+    assert names[0].sense == "border (pattern)"  # the sense the reasoner is shown
+
+
+def test_a_compound_no_entry_holds_is_read_as_two_words():
+    source, found = glosses("迷彩柄", ["迷彩柄", "ボーダー"], BOOKS)
+    assert source == "tiny" and "camouflage pattern" in [g.name for g in found]
+
+
+def test_a_japanese_dictionary_covers_sets_with_kana_only():
+    assert glosses("ボーダー", ["ボーダー", "無地"], BOOKS)[1]
+    # Kanji alone may be Chinese (汽车 is a car, 汽車 a steam train): no Japanese dictionary.
+    assert glosses("柄", ["柄", "猫"], BOOKS) == ("", [])
+    assert glosses("dress", ["dress", "ボーダー"], BOOKS) == ("", [])
+
+
+def test_dictionary_labels_take_its_commonest_sense_and_only_the_rest_are_asked(tmp_path):
+    # Only スカート is asked (it is in no dictionary here): two asks, one answer each.
+    llm = ScriptedReasoner(_replies({"スカート": "skirt"}, {"スカート": "skirt"}))
+    labels = ["ワンピース", "ボーダー", "スカート"]
+    k, _path, _ = write_names(labels, llm, cache_dir=tmp_path, dictionaries=BOOKS)
+    assert k.texts == {"ワンピース": ["dress"], "ボーダー": ["border"], "スカート": ["skirt"]}
+    assert k.choices["ボーダー"] == {
+        "options": ["border", "stripes", "boundary"],  # kept: a clash's loser takes the next
+        "odds": {},
+        "chosen": "border",
+        "source": "tiny",
+    }
+    assert k.prompts["dictionaries"] == {"tiny": "1"}
+    assert len(llm.calls) == 2 and all(_asked(c) == ["スカート"] for c in llm.calls)
+
+
+def test_of_the_commonest_sense_the_name_the_eyes_read_whole_is_taken(tmp_path):
+    eyes = FakeScorer(_keyword, lambda im: im)
+    eyes.knows_word = lambda w: w in {"airplane", "aircraft"}  # 'aeroplane' is split
+    llm = ScriptedReasoner(lambda m, c, s: "{}")
+    k, _, _ = write_names(
+        ["飛行機", "ボーダー"], llm, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS
+    )
+    assert k.texts["飛行機"] == ["airplane"]  # not the dictionary's first, 'aeroplane'
+    assert k.choices["飛行機"]["options"] == ["airplane", "aeroplane", "aircraft"]
+    assert k.texts["ボーダー"] == ["border"]  # none read whole: the first gloss
+    assert llm.calls == []
+
+
+def test_a_dictionary_name_is_never_asked_again_a_clash_is_settled(tmp_path):
+    """コート and 外套 both read 'coat': no re-ask (it would replace a dictionary's word with a
+    guess); the reasoner keeps one, the other takes its other gloss."""
+    llm = ScriptedReasoner(lambda m, c, s: c[0] if c else "{}", probabilities=lambda m, c: None)
+    k, _, _ = write_names(["コート", "外套"], llm, cache_dir=tmp_path, dictionaries=BOOKS)
+    assert sorted(n[0] for n in k.texts.values()) == ["coat", "overcoat"]
+    assert [c.get("kept_by") for c in k.conflicts] == ["コート"]
+    assert not any("Classes:" in c[-1]["content"] for c in llm.calls)  # nothing asked again
+
+
+def test_the_dictionaries_used_are_part_of_the_cache_key(tmp_path):
+    llm = ScriptedReasoner(_replies(*[{"ワンピース": "pants"}] * 2))
+    without, path1, _ = write_names(["ワンピース"], llm, cache_dir=tmp_path)
+    with_book, path2, cached = write_names(
+        ["ワンピース"], llm, cache_dir=tmp_path, dictionaries=BOOKS
+    )
+    assert without.texts == {"ワンピース": ["pants"]} and with_book.texts == {
+        "ワンピース": ["dress"]
+    }
+    assert path1 != path2 and not cached
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("sandal", True),  # split by the tokenizer, plain English all the same
+        ("cardigan", True),
+        ("sleeveless clothing", True),
+        ("cat", True),  # a whole token
+        ("moggy", False),  # rare: Zipf 1.7
+        ("cervid", False),
+        ("ネコ", False),  # not Latin letters
+        ("", False),
+    ],
+)
+def test_a_plain_english_name_is_not_thrown_away_for_being_split(name, plain):
+    pytest.importorskip("wordfreq")
+    whole = {"cat", "clothing"}
+    eyes = FakeScorer(_keyword, lambda im: im)
+    eyes.knows_word = lambda w: w.lower() in whole  # a tokenizer that splits everything else
+    assert plain_english(name, eyes) is plain
+
+
+def test_eyes_that_cannot_tell_take_any_latin_name():
+    eyes = FakeScorer(_keyword, lambda im: im)  # knows_word: None
+    assert plain_english("moggy", eyes) and not plain_english("ネコ", eyes)
+
+
+def test_a_bad_dictionaries_setting_is_one_line(run_cli, monkeypatch):
+    monkeypatch.setenv("OVISION_DICTIONARIES", "all")
+    r = run_cli("models", "list")
+    assert r.exit_code != 0 and "OVISION_DICTIONARIES" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_jmdict_names_the_seed_users_words():
+    """The real JMdict (the llm extra): the words the 1.5B got wrong."""
+    pytest.importorskip("jamdict")
+    book = JMdict()
+    labels = ["ワンピース", "サンダル", "ハンドバッグ", "ボーダー"]
+    found = {lab: [g.name for g in glosses(lab, labels, [book])[1]] for lab in labels}
+    assert found["ワンピース"][0] == "dress" and found["サンダル"][0] == "sandal"
+    assert "handbag" in found["ハンドバッグ"] and "stripes" in found["ボーダー"]
+    assert json.dumps(book.version).startswith('"jamdict-data')
