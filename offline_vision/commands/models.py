@@ -101,8 +101,10 @@ def pull(names: tuple[str, ...], everything: bool, force: bool, as_name: str | N
     Hugging Face–compatible hub (OVISION_HUB_URL); where none is reachable, a bare
     `pull` says so and carries on — import CLIP with `ovision models import`.
     `hf:ORG/NAME[@REVISION]` pulls any CLIP or SigLIP checkpoint from the hub and exports it
-    here (the export extra; without it, a CLIP repository's pre-exported onnx/ towers); the
-    commit it resolved to is recorded with every file's sha256.
+    here (the export extra; without it, a CLIP repository's pre-exported onnx/ towers);
+    `hf:ORG/NAME:QUANT` or `hf:ORG/NAME/FILE.gguf` a chat GGUF, then `--reasoner local:NAME`
+    (resumed where a download stopped). The commit it resolved to is recorded with every
+    file's sha256.
     """
     from offline_vision.models.provision import hf as hub_pull
     from offline_vision.models.provision import pull as pulling
@@ -178,10 +180,21 @@ def path(name: str) -> None:
     click.echo(store.load(_settings().models_dir, name).path)
 
 
-@models.command()
+@models.command("remove")
 @click.argument("name")
 def remove(name: str) -> None:
     """Delete an installed model."""
+    _remove(name)
+
+
+@models.command("rm")
+@click.argument("name")
+def rm(name: str) -> None:
+    """Delete an installed model (as `remove`)."""
+    _remove(name)
+
+
+def _remove(name: str) -> None:
     store.remove(_settings().models_dir, name)
     click.echo(f"{name}: removed")
 

@@ -1,7 +1,9 @@
 """`models pull hf:ORG/NAME[@REVISION]`: any CLIP or SigLIP checkpoint on a Hugging Face-
 compatible hub, exported here (the export extra), or, without that extra, a CLIP's
 pre-exported ONNX towers from the same repository (`onnx/vision_model*.onnx` +
-`onnx/text_model*.onnx`, the layout transformers.js and Optimum repositories use).
+`onnx/text_model*.onnx`, the layout transformers.js and Optimum repositories use); and
+`hf:ORG/NAME:QUANT` or `hf:ORG/NAME/FILE.gguf` (or a repository of one .gguf): a chat GGUF,
+the reasoner `local:NAME` (as Ollama's `hf.co/ORG/REPO:QUANT` and llama.cpp's `-hf`).
 
 Without @REVISION the branch `main` is resolved to its commit once, and that commit is what is
 listed, fetched and recorded with every file's sha256, so the pull can be repeated exactly.
@@ -13,6 +15,7 @@ import json
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from offline_vision.config import Settings
@@ -46,17 +49,48 @@ PRE_EXPORTED = {
 CLIP_LOGIT_SCALE = 100.0  # CLIP's trained scale is clamped at 100; released CLIPs sit there
 
 
-def parse_hf(spec: str) -> tuple[str, str | None]:
-    """`hf:ORG/NAME[@REVISION]` → (ORG/NAME, REVISION or None)."""
-    repo, _, revision = spec.removeprefix("hf:").partition("@")
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo) or not re.fullmatch(r"[\w./-]*", revision):
-        raise BadInput(f"{spec!r} is not hf:ORG/NAME or hf:ORG/NAME@REVISION")
-    return repo, revision or None
+@dataclass(frozen=True)
+class HubSpec:
+    """`hf:ORG/NAME[:QUANT|/FILE.gguf][@REVISION]`."""
+
+    repo: str
+    revision: str | None = None
+    quant: str | None = None  # a GGUF's quantisation, e.g. Q4_K_M
+    file: str | None = None  # a GGUF's file in the repository
+
+    @property
+    def gguf(self) -> bool:
+        return bool(self.quant or self.file)
+
+
+def parse_hf(spec: str) -> HubSpec:
+    """`hf:ORG/NAME[:QUANT|/FILE.gguf][@REVISION]`, each part checked before any request."""
+    what, _, revision = spec.removeprefix("hf:").partition("@")
+    what, _, quant = what.partition(":")
+    org_name, _, file = what.partition("/")[2].partition("/")
+    repo = what.split("/")[0] + "/" + org_name if "/" in what else what
+    ok = (
+        re.fullmatch(r"[\w-][\w.-]*/[\w-][\w.-]*", repo)
+        and re.fullmatch(r"(?:[\w-][\w.-]*(?:/[\w-][\w.-]*)*)?", revision)
+        and ".." not in revision
+        and re.fullmatch(r"[\w.-]*", quant)
+        and (not file or re.fullmatch(r"(?:[\w-][\w.-]*/)*[\w-][\w.-]*\.gguf", file))
+        and ".." not in file
+    )
+    if not ok:
+        raise BadInput(
+            f"{spec!r} is not hf:ORG/NAME, hf:ORG/NAME:QUANT or hf:ORG/NAME/FILE.gguf "
+            "(each with an optional @REVISION)"
+        )
+    return HubSpec(repo, revision or None, quant or None, file or None)
 
 
 def hf_name(spec: str) -> str:
-    """The name a `hf:` pull installs under by default: the repository's name, lower case."""
-    return parse_hf(spec)[0].split("/")[1].lower()
+    """The name a `hf:` pull installs under by default: the repository's name, lower case,
+    with the GGUF quantisation where one was asked for."""
+    s = parse_hf(spec)
+    name = s.repo.split("/")[1].lower()
+    return f"{name}-{s.quant.lower()}" if s.quant else name
 
 
 def _wanted(kind: str, listing: dict, repo: str, exporting: bool) -> dict[str, None]:
@@ -85,8 +119,9 @@ def _wanted(kind: str, listing: dict, repo: str, exporting: bool) -> dict[str, N
 
 
 def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bundle:
-    """Pull `spec` (hf:ORG/NAME[@REVISION]) and install it as `name`."""
-    repo, asked = parse_hf(spec)
+    """Pull `spec` (hf:ORG/NAME[…][@REVISION]) and install it as `name`."""
+    parsed = parse_hf(spec)
+    repo, asked = parsed.repo, parsed.revision
     name = name or hf_name(spec)
     if name in registry.MODELS or not re.fullmatch(r"[a-z0-9][\w.-]*", name):
         raise BadInput(f"--name {name!r}: taken by the registry or not a plain name; give another")
@@ -95,6 +130,15 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
     with make_client(token_host=settings.hub_url) as client:
         commit = hub.resolve(client, settings.hub_url, repo, asked or "main")
         listing = hub.list_files(client, settings.hub_url, repo, commit)
+        ggufs = [f for f in listing if f.endswith(".gguf")]
+        if parsed.gguf or ("config.json" not in listing and ggufs):
+            path = gguf_file(parsed, ggufs)
+            hashes = hub.fetch_many(
+                client, settings.hub_url, repo, commit, listing, {path: None}, dl
+            )
+            return _install_gguf(
+                settings, name, dl, path, _source(settings, parsed, commit, hashes)
+            )
 
         def fetch(wanted: dict) -> dict:
             return hub.fetch_many(client, settings.hub_url, repo, commit, listing, wanted, dl)
@@ -103,12 +147,8 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
         kind = checkpoint_kind(json_object(dl / "config.json"), repo)
         hashes |= fetch(_wanted(kind, listing, repo, exporting))
     source = {
+        **_source(settings, parsed, commit, hashes),
         "type": "hub" if exporting else "hub-onnx",
-        "endpoint": safe_url(settings.hub_url),
-        "repo": repo,
-        "requested": asked or "main",
-        "revision": commit,
-        "files": hashes,
     }
     with tempfile.TemporaryDirectory(dir=ensure_dir(settings.home)) as tmp:
         if exporting:
@@ -120,6 +160,65 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
             towers = {p: t for p, t in PRE_EXPORTED.items() if t[0] in hashes}
             files, meta = pre_exported(dl, towers, source)
         bundle = store.install(settings.models_dir, name, kind, files, meta, move=True)
+    shutil.rmtree(dl, ignore_errors=True)
+    return bundle
+
+
+def _source(settings: Settings, parsed: HubSpec, commit: str, hashes: dict) -> dict:
+    """What a bundle's manifest says of where it came from (no credentials)."""
+    return {
+        "type": "hub",
+        "endpoint": safe_url(settings.hub_url),
+        "repo": parsed.repo,
+        "requested": parsed.revision or "main",
+        "revision": commit,
+        "files": hashes,
+    }
+
+
+def gguf_file(parsed: HubSpec, ggufs: list[str]) -> str:
+    """The one GGUF `parsed` names: its file, the one whose name holds its QUANT, or the
+    repository's only one. Split GGUFs (…-00001-of-00003.gguf) are not taken."""
+    whole = [f for f in ggufs if not re.search(r"-\d{5}-of-\d{5}\.gguf$", f)]
+    if parsed.file:
+        if parsed.file not in ggufs:
+            raise BadInput(f"hf:{parsed.repo} has no {parsed.file}; it has: {_listed(ggufs)}")
+        found = [parsed.file]
+    elif parsed.quant:
+        q = parsed.quant.lower()
+        found = [
+            f for f in whole if re.search(rf"(?<![a-z0-9]){re.escape(q)}(?![a-z0-9])", f.lower())
+        ]
+    else:
+        found = whole
+    if len(found) != 1:
+        what = f"no .gguf for {parsed.quant}" if not found else f"{len(found)} .gguf files"
+        raise BadInput(
+            f"hf:{parsed.repo}: {what}; name one with :QUANT or /FILE.gguf (it has: "
+            f"{_listed(whole) or 'no whole .gguf'})"
+        )
+    return found[0]
+
+
+def _listed(files: list[str]) -> str:
+    return ", ".join(files[:12]) + (f", … ({len(files)})" if len(files) > 12 else "")
+
+
+def _install_gguf(settings: Settings, name: str, dl: Path, path: str, source: dict):
+    """A pulled GGUF, checked to be one (its magic) before it is installed as `name`."""
+    with open(dl / path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise BadInput(f"hf:{source['repo']}/{path} is not a GGUF file")
+    meta = {"source": source, "about": f"chat GGUF {source['repo']}/{path}"}
+    bundle = store.install(
+        settings.models_dir,
+        name,
+        "gguf",
+        {"model.gguf": dl / path},
+        meta,
+        expected={"model.gguf": source["files"][path]},
+        move=True,
+    )
     shutil.rmtree(dl, ignore_errors=True)
     return bundle
 

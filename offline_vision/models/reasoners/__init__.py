@@ -79,14 +79,20 @@ def load_reasoner(
                 probe_cache=settings.cache_dir / "amx_probe.json",
             )
         name = arg or registry.GGUF
-        spec_entry = registry.get(name)
-        if spec_entry.get("kind") != "gguf":
-            raise BadInput(f"{name} is a {spec_entry.get('kind')} model, not a GGUF reasoner")
+        # A registry GGUF, or one pulled from a hub (hf:ORG/NAME:QUANT) under its own name.
+        if name not in registry.MODELS and name not in store.installed(settings.models_dir):
+            registry.get(name)  # unknown: one line naming the registry's models
+        listed = registry.MODELS[name].get("kind") if name in registry.MODELS else None
+        if listed not in (None, "gguf"):
+            raise BadInput(f"{name} is a {listed} model, not a GGUF reasoner")
         bundle = store.load(settings.models_dir, name)
+        if bundle.kind != "gguf":
+            raise BadInput(f"{name} is a {bundle.kind} model, not a GGUF reasoner")
+        sha = registry.MODELS[name]["sha256"] if listed else bundle.sha256("model.gguf")
         return LlamaCppReasoner(
             bundle.file("model.gguf"),
             name=f"local:{name}",
-            sha256=spec_entry["sha256"],
+            sha256=sha,
             n_ctx=ctx,
             threads=settings.threads,
             gpu_layers=gpu_layers,
