@@ -475,8 +475,50 @@ def label_bridge() -> str:
     return "\n".join(lines) + "\n"
 
 
+def fashion_names() -> str:
+    """The bridge on the seed user's fashion words: names accepted per group, per variant."""
+    r = _load("fashion_names")
+    variants = r["variants"]
+    lines = [
+        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
+        "Cells: labels whose name holds an accepted name (the shared data's rule), and LLM "
+        "seconds. `before`: the bridge with the reasoner alone; `after`: with the dictionaries.",
+        "",
+        "| group | labels | " + " | ".join(variants) + " |",
+        "|---|---|" + "---|" * len(variants),
+    ]
+    first = next(iter(variants.values()))["groups"]
+    total = {v: [0, 0] for v in variants}
+    for g, row in first.items():
+        cells = []
+        for v, vr in variants.items():
+            x = vr["groups"][g]
+            cells.append(f"{x['accepted']}/{x['labels']} ({x['llm_seconds']:.0f} s)")
+            key = 0 if x["kind"] == "dev" else 1
+            total[v][key] += x["accepted"]
+        lines.append(f"| {g} ({row['kind']}) | {row['labels']} | " + " | ".join(cells) + " |")
+    n_dev = sum(x["labels"] for x in first.values() if x["kind"] == "dev")
+    n_check = sum(x["labels"] for x in first.values() if x["kind"] == "check")
+    lines.append(
+        f"| all dev / all check | {n_dev} / {n_check} | "
+        + " | ".join(
+            f"{d}/{n_dev} ({d / n_dev:.0%}) · {c}/{n_check} ({c / n_check:.0%})"
+            for d, c in total.values()
+        )
+        + " |"
+    )
+    lines += ["", "Names not accepted:", ""]
+    for v, vr in variants.items():
+        wrong = [
+            f"{lab} → {name}" for x in vr["groups"].values() for lab, name in x["wrong"].items()
+        ]
+        lines.append(f"- {v}: {', '.join(wrong) or 'none'}")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
     "label_bridge": label_bridge,
+    "fashion_names": fashion_names,
     "dialogue_end": dialogue_end,
     "dialogue_end_300": lambda: dialogue_end("dialogue_end_300"),
     "clip_speed": clip_speed,

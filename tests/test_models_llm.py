@@ -128,3 +128,27 @@ def test_local_choice_probabilities_for_fusion(default_llm):
     assert max(p, key=p.get) == "cat"
     # the same turn still answers normally afterwards (the KV cache was left consistent)
     assert default_llm.complete(msgs, choices=["car", "ship", "cat"]).value == "cat"
+
+
+def test_the_seed_users_garments_are_named_by_the_dictionary(run_cli_real, data_dir, monkeypatch):
+    """Issue 38's check: everyday Japanese fashion labels read by their English names (JMdict,
+    the llm extra), announced with the dictionary's version."""
+    from offline_vision.labels.dictionaries import installed
+
+    monkeypatch.delenv("OVISION_DICTIONARIES", raising=False)
+    installed.cache_clear()
+    labels = "ワンピース,ブラウス,スカート,ジーンズ,コート"
+    photo = data_dir / "photos" / "coffee.png"
+    r = run_cli_real("classify", photo, "--labels", labels, "--json")
+    assert r.exit_code == 0, r.output
+    names = {x["label"]: x["names"] for x in json.loads(r.stdout)["labels"]}
+    assert names == {
+        "ワンピース": ["dress"],
+        "ブラウス": ["blouse"],
+        "スカート": ["skirt"],
+        "ジーンズ": ["jeans"],
+        "コート": ["coat"],
+    }
+    said = [line for line in r.stderr.splitlines() if "bridged" in line]
+    assert len(said) == 1 and "JMdict (jamdict-data" in said[0] and "ワンピース→dress" in said[0]
+    installed.cache_clear()
