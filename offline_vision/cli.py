@@ -4,6 +4,7 @@ the library's errors into one line and exit status 1."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -18,7 +19,7 @@ from offline_vision.commands.labels import labels_group
 from offline_vision.commands.models import models
 from offline_vision.commands.pixels import pixels
 from offline_vision.commands.report import report
-from offline_vision.config import Settings
+from offline_vision.config import MAX_THREADS, Settings
 from offline_vision.errors import OVisionError
 from offline_vision.progress import announce_on_stderr
 
@@ -33,6 +34,10 @@ class Group(click.Group):
             return super().invoke(ctx)
         except OVisionError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError:
+            # `ovision models list | head -1`: the reader left; nothing more to say to it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except OSError as e:
             # The file system said no (a path the user gave that cannot be written or read, a
             # full disk): that is the answer, in one line, not a traceback.
@@ -47,7 +52,9 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="ovision")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.option(
-    "--threads", type=click.IntRange(1, 256), help="CPU threads (default: physical cores)."
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="CPU threads (default: physical cores).",
 )
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool, threads: int | None) -> None:

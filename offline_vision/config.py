@@ -38,6 +38,7 @@ def physical_cores() -> int:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_THREADS = 256  # OVISION_THREADS and --threads alike
 PRECISIONS = ("auto", "fp32", "int8")  # of a CLIP ONNX bundle
 
 
@@ -48,8 +49,10 @@ def _threads(value: str | None) -> int:
         n = int(value)
     except ValueError:
         n = 0
-    if not 1 <= n <= 1024:
-        raise BadInput(f"OVISION_THREADS={value!r}: give a whole number of threads (1–1024)")
+    if not 1 <= n <= MAX_THREADS:
+        raise BadInput(
+            f"OVISION_THREADS={value!r}: give a whole number of threads (1–{MAX_THREADS})"
+        )
     return n
 
 

@@ -13,6 +13,7 @@ with no NUL or other control character except tabs and line breaks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -71,6 +72,25 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         os.fsync(f.fileno())
 
 
+def open_output(path: Path, mode: str = "ab", **kwargs):
+    """A file written in place (records appended, a download resumed, a file assembled): never
+    through a symbolic link (O_NOFOLLOW), never over a FIFO, device or directory. `mode` is
+    "a"/"ab" (append), "w"/"wb" (new or emptied) or "x"/"xb" (new only)."""
+    path = check_output(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    flags |= {"a": os.O_APPEND, "w": os.O_TRUNC, "x": os.O_EXCL}[mode[0]]
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        why = "is a symbolic link; not written through" if e.errno == errno.ELOOP else e.strerror
+        raise OSError(e.errno, why, str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BadInput(f"{path}: exists and is not a regular file; refusing to write it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode, **kwargs)
+
+
 def _system_path(path: Path) -> bool:
     real = os.path.realpath(path)
     return any(real == p or real.startswith(p + "/") for p in _SYSTEM)
@@ -85,10 +105,12 @@ def read_bytes(path: Path, *, what: str, max_bytes: int = MAX_INPUT_BYTES) -> by
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     except OSError as e:
         raise BadInput(f"cannot read {what} {path}: {e.strerror}") from None
+    st = os.fstat(fd)  # the file opened, not the one a stat before it saw
+    if not stat.S_ISREG(st.st_mode):  # checked before reading: a directory's error named the fd
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise BadInput(f"{what} {path}: {kind}")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())  # the file opened, not the one a stat before it saw
-        if not stat.S_ISREG(st.st_mode):
-            raise BadInput(f"{what} {path}: not a regular file")
         if st.st_size > max_bytes:
             raise BadInput(f"{what} {path}: {st.st_size} bytes, over the {max_bytes}-byte limit")
         data = f.read(max_bytes + 1)

@@ -609,6 +609,51 @@ HOSTILE = {
         {},
         "/proc/",
     ),
+    # --- round three (issue 40): each of these failed on 965a073 -------------------------------
+    "report --out over a FIFO at runs.md": (
+        lambda t, c: ["report", _run_dir(t, b""), "--out", _fifo_at(t / "rep", "runs.md")],
+        {},
+        "not a regular file",
+    ),
+    "sample listing an id twice": (
+        lambda t, c: [
+            "eval",
+            "clip",
+            "--sample",
+            _write(t / "s.txt", b"0\n5\n5\n7\n"),
+            "--out",
+            t / "r",
+        ],
+        {},
+        "index 5 is listed twice",
+    ),
+    "OVISION_THREADS over --threads' cap": (
+        lambda t, c: ["models", "list"],
+        {"OVISION_THREADS": "1024"},
+        "(1–256)",
+    ),
+    "a label with a bidi override": (
+        lambda t, c: ["classify", PHOTO, "--labels", "cat,d\u202egod"],
+        {},
+        "invisible characters (U+202E)",
+    ),
+    "labels @ a directory": (
+        lambda t, c: ["classify", PHOTO, "--labels", f"@{t}"],
+        {},
+        "a directory",
+    ),
+    "a schema key with a quote, to a local GGUF": (
+        lambda t, c: [
+            "ask",
+            "hi",
+            "--schema",
+            _quoted_schema(t),
+            "--reasoner",
+            f"local:{_tiny_gguf(t)}",
+        ],
+        {},
+        "holds a quote, backslash or control character",
+    ),
     "record without correct": (
         lambda t, c: ["report", _run_dir(t, b'{"id": 7, "truth": "1"}\n')],
         {},
@@ -738,6 +783,23 @@ def _fifo_records(t: Path) -> Path:
 def _knowledge(t: Path) -> Path:
     k = {"format": "ovision-knowledge/1", "strategy": "descriptions", "labels": 5, "texts": {}}
     return _write(t / "k.json", json.dumps(k).encode())
+
+
+def _fifo_at(d: Path, name: str) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(d / name)
+    return d
+
+
+def _quoted_schema(t: Path) -> Path:
+    schema = {"type": "object", "properties": {'a"b': {"type": "string"}}, "required": ['a"b']}
+    return _write(t / "schema.json", json.dumps(schema).encode())
+
+
+def _tiny_gguf(t: Path) -> Path:
+    from tiny_gguf import CHATML, write_gguf
+
+    return write_gguf(t / "tiny.gguf", CHATML)
 
 
 def _write(p: Path, data: bytes) -> Path:

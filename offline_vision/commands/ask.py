@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from offline_vision.commands.common import click_options, json_option, seed_option, settings_of
+from offline_vision.files import shown
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
 
@@ -61,4 +62,6 @@ def ask(ctx, prompt, system, choices, schema, max_tokens, temperature, seed, as_
     if as_json:
         click.echo(json.dumps({"reasoner": r.describe(), **c.to_dict()}, ensure_ascii=False))
     else:
-        click.echo(c.value if isinstance(c.value, str) else json.dumps(c.value, ensure_ascii=False))
+        text = c.value if isinstance(c.value, str) else json.dumps(c.value, ensure_ascii=False)
+        # An LLM's ESC or OSC sequence must not drive the terminal; its lines stay lines.
+        click.echo("\n".join(shown(line) for line in text.split("\n")))

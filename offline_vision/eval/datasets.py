@@ -171,6 +171,8 @@ def read_sample(data_dir: Path, dataset, spec: str) -> list[int]:
         valid = range(len(dataset)) if isinstance(dataset, Mnist) else dataset.indices
         if idx not in valid:
             raise DataError(f"{path}:{n}: index {idx} is out of range for {dataset.name}")
+        if idx in out:  # counted twice, a summary would be wrong
+            raise DataError(f"{path}:{n}: index {idx} is listed twice")
         out.append(idx)
     if not out:
         raise DataError(f"{path}: sample file lists no items")
@@ -214,7 +216,7 @@ class Renamed:
 def class_names(spec: str, classes: tuple[str, ...]) -> tuple[str, ...]:
     """`--labels` for a dataset: one name per class, in the dataset's class order (a comma list
     or @file with one a line); a wrong count, a duplicate or an empty name is refused."""
-    from offline_vision.labels.sets import read_label_file
+    from offline_vision.labels.sets import check_label, read_label_file
 
     if spec.startswith("@"):
         raw = read_label_file(spec[1:]).split("\n")
@@ -222,7 +224,7 @@ def class_names(spec: str, classes: tuple[str, ...]) -> tuple[str, ...]:
             raw.pop()  # a final newline is not an empty name
     else:
         raw = spec.split(",")
-    names = [r.strip() for r in raw]
+    names = [check_label(r) for r in raw]  # normalised as every label set is
     where = spec if len(spec) < 60 else spec[:57] + "…"
     if "" in names:
         raise DataError(f"--labels {where}: name {names.index('') + 1} is empty")

@@ -17,6 +17,7 @@ from offline_vision.errors import RunError
 from offline_vision.eval.records import RECORDS, Record, read_records
 from offline_vision.eval.runner import SUMMARY
 from offline_vision.eval.stats import mcnemar_exact
+from offline_vision.files import write_atomic
 
 log = logging.getLogger("ovision")
 COLUMNS = (
@@ -231,9 +232,18 @@ def plot_confusion(run: Run, out: Path) -> Path | None:
     ax.set_title(f"{run.name}: {run.summary['accuracy']:.1%} (n={run.summary['n']})", fontsize=9)
     fig.tight_layout()
     path = out / f"{run.name}.confusion.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG through the one way out (files.write_atomic), then closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
 
 
 def plot_over_time(run: Run, out: Path, window: int = 20) -> Path | None:
@@ -256,8 +266,7 @@ def plot_over_time(run: Run, out: Path, window: int = 20) -> Path | None:
     ax.set_title(run.name, fontsize=9)
     fig.tight_layout()
     path = out / f"{run.name}.over_time.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -275,8 +284,7 @@ def plot_by_round(run: Run, out: Path) -> Path | None:
     ax.set_title(run.name, fontsize=9)
     fig.tight_layout()
     path = out / f"{run.name}.by_round.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -290,8 +298,8 @@ def report(
     runs = [load_run(p) for p in paths]
     out.mkdir(parents=True, exist_ok=True)
     rows = [row(r) for r in runs]
-    (out / "runs.md").write_text(markdown(rows))
-    (out / "runs.csv").write_text(to_csv(rows))
+    write_atomic(out / "runs.md", markdown(rows))
+    write_atomic(out / "runs.csv", to_csv(rows))
     by_path = {r.path.resolve(): r for r in runs}
     comparisons = [
         paired(by_path.get(a.resolve()) or load_run(a), by_path.get(b.resolve()) or load_run(b))
@@ -301,8 +309,8 @@ def report(
         base = by_path.get(baseline.resolve()) or load_run(baseline)
         comparisons += [paired(r, base) for r in runs if r.path.resolve() != base.path.resolve()]
     if comparisons:
-        (out / "paired.md").write_text(paired_markdown(comparisons))
-        (out / "paired.json").write_text(json.dumps(comparisons, indent=2) + "\n")
+        write_atomic(out / "paired.md", paired_markdown(comparisons))
+        write_atomic(out / "paired.json", json.dumps(comparisons, indent=2) + "\n")
     plots = []
     for r in runs:
         plots.append(plot_confusion(r, out))

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from offline_vision.errors import RunError
 from offline_vision.eval.records import RECORDS, Record, comparable, line, recover_records, timed
 from offline_vision.eval.summary import summarize
-from offline_vision.files import write_atomic
+from offline_vision.files import open_output, write_atomic
 from offline_vision.progress import bar as progress_bar
 
 SUMMARY = "summary.json"
@@ -189,7 +189,7 @@ def _run_locked(
     correct = sum(r.correct for r in done)
     t0, stats = time.perf_counter(), dict[str, Any]()
     with (
-        open(rec_path, "a", encoding="utf-8") as out,
+        open_output(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
         for n, rec in enumerate(source.results(task, todo, built, stats), len(done) + 1):

@@ -20,6 +20,7 @@ from offline_vision.export.onnx import (
     require_export_extra,
     versions,
 )
+from offline_vision.files import write_atomic
 from offline_vision.models.conse import (
     IMAGE_PREPROCESS,
     LOGIT_SCALE,
@@ -141,7 +142,7 @@ def export_conse(
     export_torch(
         bert, TEXT_SPEC, tuple(torch.from_numpy(a) for a in dummy), out / "text_model.onnx"
     )
-    (out / "tokenizer.json").write_text(tok_json)
+    write_atomic(out / "tokenizer.json", tok_json)
 
     # Validation against PyTorch, then the class-text embeddings from the ONNX text tower itself,
     # so that runtime labels and class texts are embedded by the very same graph.

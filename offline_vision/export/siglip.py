@@ -39,6 +39,7 @@ from offline_vision.export.onnx import (
     require_export_extra,
     versions,
 )
+from offline_vision.files import write_atomic
 from offline_vision.models.clip import ClipTokenizer
 from offline_vision.models.preprocess import Preprocess
 from offline_vision.models.scorer import l2_normalize, sigmoid
@@ -176,7 +177,7 @@ def export_siglip(
     out.mkdir(parents=True, exist_ok=True)
     model = _load(ckpt)
     reference = _reference_tokenizer(ckpt, model.config.text_config.pad_token_id)
-    (out / "tokenizer.json").write_text(tokenizer_json(reference), encoding="utf-8")
+    write_atomic(out / "tokenizer.json", tokenizer_json(reference))
     for f in ("config.json", "preprocessor_config.json"):
         shutil.copyfile(ckpt / f, out / f)
     context, pad_id = model.config.text_config.max_position_embeddings, reference.pad_token_id

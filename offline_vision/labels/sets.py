@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import string
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -84,10 +85,27 @@ def read_label_file(name: str) -> str:
     return read_text(Path(name), what="label file")
 
 
+# Invisible characters that make two labels look alike or reorder a printed line: bidi
+# embeddings, overrides, isolates and marks, zero-width spaces and joiners, word joiners.
+_INVISIBLE = frozenset(
+    [*"\u061c\u200b\u200c\u200d\u200e\u200f\u2060\ufeff", *map(chr, range(0x202A, 0x202F)),
+     *map(chr, range(0x2066, 0x206A))]
+)  # fmt: skip
+
+
 def check_label(label: str) -> str:
-    """A label holds no control character (a newline would forge an output line)."""
+    """A label as every entry point takes it: NFC (a composed é and e + ◌́ are one label), a
+    byte-order mark or carriage return dropped; a control character (a newline would forge an
+    output line) or an invisible bidi or zero-width character refused in one line."""
+    label = unicodedata.normalize("NFC", label.replace("\ufeff", "", 1).replace("\r", "")).strip()
     if any(is_control(ch) for ch in label):
         raise BadInput(f"label {shown(label)!r} holds a control character")
+    hidden = sorted({f"U+{ord(ch):04X}" for ch in label if ch in _INVISIBLE})
+    if hidden:
+        raise BadInput(
+            f"label {label.encode('ascii', 'backslashreplace').decode()!r} holds invisible "
+            f"characters ({', '.join(hidden)}) that make labels look alike; remove them"
+        )
     return label
 
 
@@ -101,7 +119,7 @@ def parse_labels(spec: str) -> LabelSet:
         raw = [line.strip() for line in read_label_file(spec[1:]).splitlines()]
     else:
         raw = [part.strip() for part in spec.split(",")]
-    labels = [check_label(label) for label in raw if label]
+    labels = [x for x in (check_label(label) for label in raw if label) if x]
     if not labels:
         raise BadInput(
             f"empty label list {spec!r}: give a built-in set ({', '.join(sets)}), "
@@ -112,7 +130,7 @@ def parse_labels(spec: str) -> LabelSet:
 
 def parse_list(labels: Sequence[str]) -> LabelSet:
     """A list of labels (the Python API) → a custom LabelSet, checked as `parse_labels` does."""
-    checked = [check_label(str(label).strip()) for label in labels if str(label).strip()]
+    checked = [x for x in (check_label(str(label)) for label in labels) if x]
     if not checked:
         raise BadInput("empty label list")
     return LabelSet("custom", _dedupe(checked))

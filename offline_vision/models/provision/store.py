@@ -20,6 +20,7 @@ from offline_vision.errors import (
     ModelFileMissing,
     ModelNotFound,
 )
+from offline_vision.files import open_output, write_atomic
 from offline_vision.models.provision import registry
 from offline_vision.models.provision.integrity import CHUNK, read_verified, sha256_file
 
@@ -199,7 +200,7 @@ def _copy_verified(src: Path, dest: Path, expected: str | None, *, move: bool) -
         shutil.move(src, dest)
         return sha256_file(dest)
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dest, "xb") as fout:
+    with open(src, "rb") as fin, open_output(dest, "xb") as fout:
         while block := fin.read(CHUNK * 8):
             h.update(block)
             fout.write(block)
@@ -238,7 +239,7 @@ def write_bundle(
     problem = manifest_problem(manifest)
     if problem:
         raise BadInput(f"{name}: not a usable bundle ({problem})")
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
+from offline_vision.files import write_atomic
 from offline_vision.models.provision.integrity import sha256_file
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
+from offline_vision.models.reasoners.grammar import choices_grammar, grammar_safe
 
 log = logging.getLogger("ovision")
 
@@ -40,15 +42,6 @@ def _one_at_a_time(method):
             return method(*args, **kwargs)
 
     return locked
-
-
-def choices_grammar(choices) -> str:
-    """GBNF that accepts exactly one of the strings."""
-
-    def lit(s: str) -> str:
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-    return "root ::= " + " | ".join(lit(c) for c in choices)
 
 
 def fold_roles(messages) -> list[dict]:
@@ -147,8 +140,7 @@ def check_amx(path: Path, cache: Path | None) -> None:
         except subprocess.TimeoutExpired:
             verdicts[key] = "ok"  # slow is not a fault; the real load will tell
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(verdicts))
+            write_atomic(cache, json.dumps(verdicts))
     if verdicts[key] == "sigill":
         raise ReasonerError(
             "this llama-cpp-python build uses AMX kernels that fault on this CPU (SIGILL); "
@@ -342,6 +334,8 @@ class LlamaCppReasoner(BaseReasoner):
         import llama_cpp
         from llama_cpp import LlamaGrammar
 
+        if schema is not None:
+            grammar_safe(self.name, schema)  # before the model loads: a bad key is one line
         llm = self.llm
         grammar = None
         if choices is not None:

@@ -1,0 +1,143 @@
+"""Reliability, round three (issue 40): every file written through `files`, labels that cannot
+crash a local model's grammar, labels normalised once, escaped terminal output, and the cases
+that are not one-line errors. Each failed on 965a073 (the one-line cases are HOSTILE rows in
+test_security.py)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_security import _run_dir
+
+import offline_vision
+from offline_vision.commands.labels import _conflict
+from offline_vision.errors import BadInput
+from offline_vision.labels.sets import parse_labels, parse_list
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ovision(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "offline_vision", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
+
+
+def test_every_file_the_package_writes_goes_through_files():
+    """No write_text, write_bytes, savefig to a path, or open(…, "w"/"a"/"x") outside
+    offline_vision/files.py: one place refuses links and non-regular files."""
+    found = []
+    for path in Path(offline_vision.__file__).parent.rglob("*.py"):
+        if path.name == "files.py" and path.parent.name == "offline_vision":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            modes = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+            modes += [k.value.value for k in node.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]  # fmt: skip
+            to_buffer = name == "savefig" and node.args and isinstance(node.args[0], ast.Name)
+            writes = name in ("write_text", "write_bytes") or (
+                name == "open"
+                and not (isinstance(f, ast.Attribute) and getattr(f.value, "id", "") == "tarfile")
+                and any(isinstance(m, str) and m[:1] in "wax" for m in modes)
+            )
+            if writes or (name == "savefig" and not (to_buffer and node.args[0].id == "buf")):
+                found.append(f"{path.name}:{node.lineno} {name}")
+    assert found == []
+
+
+def test_report_out_never_writes_through_a_link(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me\n")
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "runs.md").symlink_to(outside)
+    r = _ovision("report", _run_dir(tmp_path, b""), "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert outside.read_text() == "keep me\n"  # untouched
+    assert not (out / "runs.md").is_symlink() and "accuracy" in (out / "runs.md").read_text()
+
+
+def test_a_closed_pipe_is_not_an_error():
+    r = subprocess.run(
+        f"{sys.executable} -m offline_vision models list | head -c 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert "Error" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
+
+
+def test_an_answers_terminal_escapes_are_shown_not_sent(run_cli, home):
+    from fakes import ChatServer
+
+    server = ChatServer(lambda body, headers: "\x1b]0;owned\x07hi\x1b[2J\nthere")
+    try:
+        r = run_cli("ask", "hi", "--reasoner", "openai:m", "--base-url", server.url)
+    finally:
+        server.stop()
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert r.stdout.splitlines() == ["\\x1b]0;owned\\x07hi\\x1b[2J", "there"]
+
+
+def test_labels_expand_prints_every_kind_of_settled_problem():
+    """`labels expand` died with KeyError 'renamed' on a clash kept by one label or on a
+    re-asked unreadable name."""
+    lines = [
+        _conflict({"name": "dog", "labels": ["pooch", "hound"], "kept_by": "pooch"}),
+        _conflict({"name": "cat", "labels": ["a", "b"], "renamed": {"a": "cat", "b": "kitten"}}),
+        _conflict({"unreadable": "moggy", "label": "猫", "now": "cat"}),
+    ]
+    assert lines == [
+        "clash: pooch, hound were all 'dog' (kept by pooch)",
+        "clash: a, b were all 'cat' (asked again: a→cat, b→kitten)",
+        "unreadable: 猫 was 'moggy', now 'cat'",
+    ]
+
+
+def test_labels_are_normalised_once_wherever_they_come_from(tmp_path, caplog):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    assert parse_labels(f"{composed},{decomposed}").labels == (composed,)  # one label, NFC
+    assert "duplicate label" in caplog.text
+    f = tmp_path / "labels.txt"
+    f.write_bytes("\ufeffcat\r\ndog\r\n".encode())
+    assert parse_labels(f"@{f}").labels == ("cat", "dog")  # no BOM, no CR
+    assert parse_list(["\ufeffcat", decomposed]).labels == ("cat", composed)
+    for hidden in ("d\u202eog", "c\u200bat", "ca\u2066t"):
+        with pytest.raises(BadInput, match="invisible characters"):
+            parse_labels(f"cat,{hidden}")
+
+
+def test_a_label_with_a_quote_never_crashes_the_local_bridge(tmp_path, home, tiny_clip):
+    """`犬"` became a grammar key and llama.cpp died with SIGSEGV: now the bridge cannot run,
+    says so in one line, and the labels are read as written (tiny CLIP, tiny GGUF)."""
+    from tiny_gguf import CHATML, write_gguf
+
+    gguf = write_gguf(tmp_path / "tiny.gguf", CHATML)
+    r = _ovision(
+        "classify", "examples/chelsea.png", "--labels", '猫,犬",車', "--reasoner", f"local:{gguf}",
+        "--json", env={"OVISION_HOME": str(home)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr  # no signal death (it was -11)
+    assert {x["label"] for x in json.loads(r.stdout)["labels"]} == {"猫", '犬"', "車"}
+    said = [x for x in r.stderr.splitlines() if "unfamiliar" in x]
+    assert len(said) == 1 and "no reasoner could bridge them" in said[0] and "quote" in said[0]
+    assert "Traceback" not in r.stderr
