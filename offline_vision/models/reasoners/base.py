@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -98,6 +98,17 @@ def match_choice(text: str, choices: Sequence[str]) -> str | None:
     return lowered.get(t.lower())
 
 
+def schema_nodes(node) -> Iterator[dict]:
+    """Every object in a JSON Schema, nested ones included."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from schema_nodes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from schema_nodes(v)
+
+
 def check_schema(schema) -> None:
     """A JSON Schema fit to constrain an answer: valid under its metaschema, and every `$ref`
     a local one ("#/…") that resolves. Raises ReasonerError naming the problem."""
@@ -108,17 +119,8 @@ def check_schema(schema) -> None:
     except jsonschema.SchemaError as e:
         raise ReasonerError(f"invalid JSON Schema: {e.message}") from None
 
-    def refs(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("$ref"), str):
-                yield node["$ref"]
-            for v in node.values():
-                yield from refs(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from refs(v)
-
-    for ref in refs(schema):
+    refs = [n["$ref"] for n in schema_nodes(schema) if isinstance(n.get("$ref"), str)]
+    for ref in refs:
         target: Any = schema
         if not ref.startswith("#"):
             raise ReasonerError(f"schema $ref {ref!r}: only local references (#/…) are resolved")

@@ -7,6 +7,7 @@ import unicodedata
 
 from offline_vision.errors import ReasonerError
 from offline_vision.files import shown
+from offline_vision.models.reasoners.base import schema_nodes
 
 
 def choices_grammar(choices) -> str:
@@ -23,23 +24,16 @@ def grammar_safe(name: str, schema) -> None:
     broken grammar that kills the process (SIGSEGV, seen with 0.3.36), and one with a backslash
     or a control character into one no valid JSON matches: such names are refused in one line."""
 
-    def names(node):
-        if isinstance(node, dict):
-            props = node.get("properties")
-            if isinstance(props, dict):
-                yield from props
-            for key in ("required", "enum"):
-                if isinstance(node.get(key), list):
-                    yield from (v for v in node[key] if isinstance(v, str))
-            if isinstance(node.get("const"), str):
-                yield node["const"]
-            for v in node.values():
-                yield from names(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from names(v)
+    def names(node: dict):
+        if isinstance(node.get("properties"), dict):
+            yield from node["properties"]
+        for key in ("required", "enum"):
+            if isinstance(node.get(key), list):
+                yield from (v for v in node[key] if isinstance(v, str))
+        if isinstance(node.get("const"), str):
+            yield node["const"]
 
-    for key in names(schema):
+    for key in (k for node in schema_nodes(schema) for k in names(node)):
         if any(ch in '"\\' or unicodedata.category(ch) == "Cc" for ch in key):
             raise ReasonerError(
                 f"{name}: {shown(key)!r} (a key or value of the answer's JSON schema) holds a "
