@@ -160,8 +160,9 @@ def resolve(
 ) -> LabelPlan:
     """The plan for `label_set` under `--knowledge`: bridged where asked (or, for `auto`, where
     the eyes cannot read a custom set the LLM is told), with texts written where asked, each
-    from the cache or by `reasoner()` (called at most once, only where something is written).
-    `templates`: the label set's own by default; `dictionaries`: the installed ones by default."""
+    from the cache or by `reasoner()` (asked for where a cache is consulted: its identity is
+    part of the key; a local model loads only where something is written). `templates`: the
+    label set's own by default; `dictionaries`: the installed ones by default."""
     books = installed() if dictionaries is None else dictionaries
     mode, strategy, path = parse_spec(knowledge)
     labels = list(label_set.labels)
