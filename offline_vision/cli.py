@@ -11,6 +11,7 @@ import click
 
 from offline_vision import __version__
 from offline_vision.commands.ask import ask
+from offline_vision.commands.catalog import index_cmd, search_cmd, tag_cmd
 from offline_vision.commands.classify import classify
 from offline_vision.commands.dialogue import dialogue
 from offline_vision.commands.eval import eval_group
@@ -87,5 +88,8 @@ for command in (
     pixels,
     dialogue,
     labels_group,
+    index_cmd,
+    tag_cmd,
+    search_cmd,
 ):
     cli.add_command(command)

@@ -103,6 +103,7 @@ LAYERS = [
         "features",
         [
             *("classification", "labels.*", "dialogue", "dialogue.*", "pixels"),
+            *("catalog", "catalog.*"),
         ],
     ),
     ("evaluation", ["eval", "eval.*"]),

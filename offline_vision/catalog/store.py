@@ -1,0 +1,144 @@
+"""A catalog: each image embedded once by one pair of eyes, stored in Parquet parts.
+
+Layout of CATALOG/: `catalog.json` (the format and the eyes that embedded it) and
+`parts/part-NNNNNN.parquet`, one per batch written, each replacing nothing: a killed run loses
+at most the batch in flight. A row is one image's state at that time — its path, size, mtime,
+content sha256, and embedding, or `removed` — and the last row of a path wins. pandas, DuckDB,
+Ray Data and pyarrow read the parts as they are (`pyarrow.dataset.dataset(CATALOG/parts)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from offline_vision.errors import BadInput
+from offline_vision.files import read_text, write_atomic
+from offline_vision.models.scorer import Scorer
+
+FORMAT = "ovision-catalog/1"
+META = "catalog.json"
+PARTS = "parts"
+
+
+def eyes_identity(eyes: Scorer) -> dict:
+    """What makes two embeddings of one image comparable: the eyes' description (model, files'
+    sha256, precision) and their text tower's key."""
+    return {"describe": eyes.describe(), "text_model_key": eyes.text_model_key}
+
+
+def _digest(identity: dict) -> str:
+    body = json.dumps(identity, sort_keys=True, default=str).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class Rows:
+    """The catalog's images now: one row each (removed ones left out)."""
+
+    paths: list[str]
+    size: np.ndarray  # int64
+    mtime_ns: np.ndarray  # int64
+    sha256: list[str]
+    embeddings: np.ndarray  # (n, dim) float32, unit rows
+
+
+class Catalog:
+    def __init__(self, root: Path, meta: dict):
+        self.root, self.meta = Path(root), meta
+
+    @classmethod
+    def open(cls, root: Path, eyes: Scorer | None = None, *, create: bool = False) -> Catalog:
+        """The catalog at `root` (made with `eyes` where `create` and it is not there yet); with
+        `eyes`, refused in one line unless they are the eyes that embedded it."""
+        root = Path(root)
+        meta_path = root / META
+        if not meta_path.exists():
+            if not create or eyes is None:
+                raise BadInput(f"{root}: not a catalog (no {META}); make one with `ovision index`")
+            ident = eyes_identity(eyes)
+            meta = {"format": FORMAT, "eyes": ident, "eyes_sha256": _digest(ident)}
+            write_atomic(meta_path, json.dumps(meta, indent=1, default=str) + "\n")
+            return cls(root, meta)
+        try:
+            meta = json.loads(read_text(meta_path, what="catalog file"))
+        except ValueError as e:
+            raise BadInput(f"{meta_path}: not readable ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise BadInput(f"{meta_path}: not an ovision catalog ({FORMAT})")
+        catalog = cls(root, meta)
+        if eyes is not None:
+            catalog.check_eyes(eyes)
+        return catalog
+
+    def check_eyes(self, eyes: Scorer) -> None:
+        if _digest(eyes_identity(eyes)) != self.meta.get("eyes_sha256"):
+            made = self.meta.get("eyes", {}).get("describe", {})
+            now = eyes.describe()
+            raise BadInput(
+                f"{self.root}: embedded by {made.get('scorer')} {made.get('model')!r}, not by "
+                f"these eyes ({now.get('scorer')} {now.get('model')!r}); a catalog is read only "
+                "by the eyes that embedded it: give those with --scorer, or index again"
+            )
+
+    def parts(self) -> list[Path]:
+        return sorted((self.root / PARTS).glob("part-*.parquet"))
+
+    def append(self, rows: dict) -> Path | None:
+        """One part: `rows` as columns (path, size, mtime_ns, sha256, removed, embedding)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        emb = rows["embedding"]
+        if "dim" not in self.meta:  # one width for every part: readers see one schema
+            first = next((e for e in emb if e is not None), None)
+            if first is None:
+                return None
+            self.meta["dim"] = len(first)
+            write_atomic(self.root / META, json.dumps(self.meta, indent=1, default=str) + "\n")
+        dim = int(self.meta["dim"])
+        flat = [None if e is None else np.asarray(e, np.float32).tolist() for e in emb]
+        table = pa.table(
+            {
+                "path": pa.array(rows["path"], pa.string()),
+                "size": pa.array(rows["size"], pa.int64()),
+                "mtime_ns": pa.array(rows["mtime_ns"], pa.int64()),
+                "sha256": pa.array(rows["sha256"], pa.string()),
+                "removed": pa.array(rows["removed"], pa.bool_()),
+                "embedding": pa.array(flat, pa.list_(pa.float32(), dim)),
+            }
+        )
+        parts = self.parts()
+        n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 1
+        path = self.root / PARTS / f"part-{n:06d}.parquet"
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        write_atomic(path, buf.getvalue())
+        return path
+
+    def rows(self) -> Rows:
+        """The latest row of every path that is not removed, in path order."""
+        import pyarrow.parquet as pq
+
+        latest: dict[str, tuple] = {}
+        for part in self.parts():
+            t = pq.read_table(part).to_pydict()
+            for i, p in enumerate(t["path"]):
+                latest[p] = tuple(
+                    t[k][i] for k in ("size", "mtime_ns", "sha256", "removed", "embedding")
+                )
+        keep = sorted(p for p, r in latest.items() if not r[3])
+        dim = int(self.meta.get("dim", 0))
+        emb = np.array([latest[p][4] for p in keep], np.float32).reshape(len(keep), dim)
+        return Rows(
+            keep,
+            np.array([latest[p][0] for p in keep], np.int64),
+            np.array([latest[p][1] for p in keep], np.int64),
+            [latest[p][2] for p in keep],
+            emb,
+        )

@@ -1,0 +1,51 @@
+"""`ovision tag` and `ovision search`: a catalog's stored embeddings scored against label sets
+(each resolved into a plan, as `classify` resolves it) or against a text or an image. Tagging
+never decodes an image; it scores the stored embeddings a chunk at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from offline_vision.catalog.store import Catalog
+from offline_vision.labels.plan import LabelPlan
+from offline_vision.labels.scoring import LabelScorer
+from offline_vision.models.scorer import Scorer
+
+CHUNK = 8192  # stored embeddings scored at once
+
+
+def tag(
+    catalog: Catalog, groups: dict[str, LabelPlan], eyes: Scorer, *, top_k: int = 1
+) -> Iterator[dict]:
+    """Per image: for each group, its top label(s) with the eyes' score — the same numbers
+    `classify` gives for that image and label set."""
+    rows = catalog.rows()
+    scorers = {g: LabelScorer(eyes, plan) for g, plan in groups.items()}
+    for start in range(0, len(rows.paths), CHUNK):
+        emb = rows.embeddings[start : start + CHUNK]
+        per_group = {g: s.scores(emb) for g, s in scorers.items()}
+        for n, path in enumerate(rows.paths[start : start + CHUNK]):
+            out: dict = {"image": path}
+            for g, scores in per_group.items():
+                labels = groups[g].labels
+                order = np.argsort(-scores[n])[:top_k]
+                out[g] = [
+                    {"label": labels[i], "score": round(float(scores[n][i]), 6)} for i in order
+                ]
+            yield out
+
+
+def search(
+    catalog: Catalog, eyes: Scorer, *, text: str | None = None, like=None, top: int = 10
+) -> list[dict]:
+    """The `top` images nearest a text (in the eyes' caption template) or an image, by cosine."""
+    rows = catalog.rows()
+    if text is not None:
+        query = eyes.encode_labels([text], ("{}",))[0]
+    else:
+        query = eyes.encode_images([like])[0]
+    sims = rows.embeddings @ query
+    best = np.argsort(-sims)[:top]
+    return [{"image": rows.paths[i], "score": round(float(sims[i]), 6)} for i in best]

@@ -1,0 +1,244 @@
+"""`ovision index`, `ovision tag`, `ovision search`: embed a catalog once, tag it many times
+(several attribute groups, each label set resolved as `classify` resolves it), search it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tomllib
+from pathlib import Path
+
+import click
+
+from offline_vision.commands.common import (
+    batch_size_option,
+    click_options,
+    json_option,
+    settings_of,
+    top_k_option,
+)
+from offline_vision.errors import BadInput
+from offline_vision.files import open_output, read_text, replacing, shown, write_atomic
+from offline_vision.labels.plan import KnowledgeOptions
+from offline_vision.models.loader import EyesOptions
+from offline_vision.models.reasoners import ReasonerOptions
+from offline_vision.options import take
+
+GROUP_KEYS = {"labels", "template"}  # what an attribute file's table may hold
+
+
+@click.command("index")
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--out", "catalog", type=click.Path(path_type=Path), required=True, help="Catalog directory."
+)
+@click_options(EyesOptions)
+@batch_size_option
+@json_option
+@click.pass_context
+def index_cmd(ctx, images, catalog, batch_size, as_json, **opts):
+    """Embed IMAGES (files, directories or globs) into the catalog --out, once: new and changed
+    files only; files gone from disk are marked removed. Resumable: a killed run loses at most
+    one batch."""
+    from offline_vision.catalog.index import index
+    from offline_vision.images import expand_paths
+
+    settings = settings_of(ctx)
+    paths = expand_paths(images)
+    eyes = take(EyesOptions, opts).load(settings)
+    result = index(paths, catalog, eyes, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        counts = ", ".join(
+            f"{result[k]} {k}" for k in ("added", "changed", "unchanged", "removed", "failed")
+        )
+        click.echo(f"{catalog}: {counts} ({result['seconds']:.1f} s)")
+    for err in result["errors"]:
+        click.echo(f"error: {shown(err)}", err=True)
+
+
+@click.command("tag")
+@click.argument("catalog", type=click.Path(path_type=Path))
+@click.option(
+    "--labels",
+    "label_specs",
+    multiple=True,
+    metavar="[GROUP=]SPEC",
+    help="A label set to tag with (built-in, comma list or @file), as GROUP=SPEC for several "
+    "attribute groups; repeatable.",
+)
+@click.option(
+    "--attributes",
+    type=click.Path(path_type=Path),
+    help='A TOML file, one table per group: labels = [...] or "@file" or "cifar10"; '
+    'template = "a photo of {} clothing" (optional).',
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write .csv (one row per image, one column per group), .jsonl or .parquet; "
+    "default: JSON lines on stdout.",
+)
+@top_k_option
+@click_options(
+    EyesOptions,
+    KnowledgeOptions,
+    ReasonerOptions,
+    only=("scorer", "precision", "device", "knowledge", "reasoner", "base_url"),
+)
+@click.pass_context
+def tag_cmd(ctx, catalog, label_specs, attributes, out, top_k, **opts):
+    """Tag every image of CATALOG with each label set, from its stored embeddings (no image is
+    decoded): labels the eyes cannot read are bridged as `classify` bridges them."""
+    from offline_vision.catalog.store import Catalog
+    from offline_vision.catalog.tag import tag
+    from offline_vision.labels.plan import lazy, resolve
+
+    settings = settings_of(ctx)
+    groups = _groups(label_specs, attributes)
+    eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
+    reasoner = take(ReasonerOptions, opts)
+    eyes = eyes_opts.load(settings)
+    cat = Catalog.open(catalog, eyes)
+    llm = lazy(lambda: reasoner.load(settings))
+    plans = {
+        g: resolve(
+            label_set,
+            eyes,
+            knowledge=know.knowledge,
+            templates=template,
+            cache_dir=settings.cache_dir,
+            reasoner=llm,
+        )
+        for g, (label_set, template) in groups.items()
+    }
+    rows = tag(cat, plans, eyes, top_k=top_k)
+    if out is None:
+        for r in rows:
+            click.echo(json.dumps(r, ensure_ascii=False))
+        return
+    n = _write(out, rows, list(plans), {g: p.digest for g, p in plans.items()})
+    click.echo(f"{out}: {n} images tagged with {', '.join(plans)}")
+
+
+@click.command("search")
+@click.argument("catalog", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option(
+    "--like", type=click.Path(path_type=Path), help="Images like this one, instead of TEXT."
+)
+@click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click_options(EyesOptions, only=("scorer", "precision", "device"))
+@json_option
+@click.pass_context
+def search_cmd(ctx, catalog, text, like, top, as_json, **opts):
+    """The images of CATALOG nearest TEXT ("a red floral dress") or --like IMAGE, exactly."""
+    from offline_vision.catalog.store import Catalog
+    from offline_vision.catalog.tag import search
+    from offline_vision.images import load_image
+
+    if (text is None) == (like is None):
+        raise BadInput("give TEXT or --like IMAGE (one of them)")
+    image = load_image(like) if like is not None else None
+    eyes = take(EyesOptions, opts).load(settings_of(ctx))
+    hits = search(Catalog.open(catalog, eyes), eyes, text=text, like=image, top=top)
+    for h in hits:
+        click.echo(
+            json.dumps(h, ensure_ascii=False)
+            if as_json
+            else f"{h['score']:8.4f}  {shown(h['image'])}"
+        )
+
+
+def _groups(specs, attributes) -> dict:
+    """GROUP → (LabelSet, template or None), from --labels and an attribute file; one line for
+    a group given twice, an unknown key, an empty group or a bad template."""
+    from offline_vision.labels.sets import check_label, check_template, parse_labels, parse_list
+
+    groups: dict = {}
+
+    def add(name: str, label_set, template) -> None:
+        if name in groups:
+            raise BadInput(f"attribute group {name!r} is given twice")
+        groups[name] = (label_set, (check_template(template),) if template else None)
+
+    for spec in specs:
+        name, eq, rest = spec.partition("=")
+        if eq and name and not name.startswith("@") and "," not in name:
+            add(name.strip(), parse_labels(rest), None)
+        else:
+            add("labels", parse_labels(spec), None)
+    if attributes is not None:
+        try:
+            tables = tomllib.loads(read_text(attributes, what="attribute file"))
+        except tomllib.TOMLDecodeError as e:
+            raise BadInput(f"{attributes}: not valid TOML ({e})") from None
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise BadInput(f"{attributes}: {name!r} is not a table ([{name}] with labels = …)")
+            unknown = set(table) - GROUP_KEYS
+            if unknown:
+                raise BadInput(
+                    f"{attributes}: [{name}] has unknown key {sorted(unknown)[0]!r}; use labels, template"
+                )
+            labels = table.get("labels")
+            if isinstance(labels, str):
+                label_set = parse_labels(labels)
+            elif isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+                normalised = [check_label(x) for x in labels]
+                if len(set(normalised)) != len(normalised):
+                    raise BadInput(f"{attributes}: [{name}] names a label twice")
+                label_set = parse_list(normalised)
+            else:
+                raise BadInput(f'{attributes}: [{name}] names no labels (labels = ["…", …])')
+            add(name, label_set, table.get("template"))
+    if not groups:
+        raise BadInput("give --labels or --attributes: what to tag with")
+    return groups
+
+
+def _write(out: Path, rows, groups: list[str], digests: dict) -> int:
+    """Rows to `out` by its extension, streamed where the format allows; the plans' digests in
+    a sidecar `OUT.plans.json`. Returns how many rows."""
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".parquet"):
+        raise BadInput(f"--out {out}: give a .csv, .jsonl or .parquet file")
+    n = 0
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols: dict[str, list] = {
+            "image": [],
+            **{g: [] for g in groups},
+            **{f"{g}_score": [] for g in groups},
+        }
+        for r in rows:
+            n += 1
+            cols["image"].append(r["image"])
+            for g in groups:
+                cols[g].append(r[g][0]["label"])
+                cols[f"{g}_score"].append(r[g][0]["score"])
+        buf = io.BytesIO()
+        pq.write_table(pa.table(cols), buf)
+        write_atomic(out, buf.getvalue())
+    else:
+        with replacing(out) as tmp, open_output(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f) if suffix == ".csv" else None
+            if writer:
+                writer.writerow(["image", *(c for g in groups for c in (g, f"{g}_score"))])
+            for r in rows:
+                n += 1
+                if writer:
+                    writer.writerow(
+                        [
+                            r["image"],
+                            *(v for g in groups for v in (r[g][0]["label"], r[g][0]["score"])),
+                        ]
+                    )
+                else:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_atomic(out.with_name(out.name + ".plans.json"), json.dumps(digests, indent=1) + "\n")
+    return n

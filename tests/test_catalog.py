@@ -1,0 +1,168 @@
+"""The catalog: embed once (incrementally), tag many times from stored embeddings with several
+attribute groups, search — tiny CLIP, photos and CIFAR-10 PNGs from the shared data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from offline_vision.catalog.store import Catalog
+
+
+@pytest.fixture
+def folder(tmp_path, data_dir):
+    """A folder of 6 images: 4 photos and 2 CIFAR-10 PNGs."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
+        shutil.copy(data_dir / "photos" / name, d / name)
+    for i, src in enumerate(sorted((data_dir / "cifar10" / "test" / "cat").glob("*.png"))[:2]):
+        shutil.copy(src, d / f"cifar{i}.png")
+    return d
+
+
+def _index(run_cli, folder, cat):
+    r = run_cli("index", folder, "--out", cat, "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_index_once_then_only_what_changed(run_cli, tiny_clip, folder, tmp_path):
+    cat = tmp_path / "cat"
+    first = _index(run_cli, folder, cat)
+    assert (first["added"], first["unchanged"], first["failed"]) == (6, 0, 0)
+    again = _index(run_cli, folder, cat)
+    assert (again["added"], again["changed"], again["unchanged"]) == (0, 0, 6)  # nothing read
+    (folder / "new.png").write_bytes((folder / "chelsea.png").read_bytes())
+    os.utime(folder / "coffee.png", ns=(1, 1))  # touched, same content: not embedded again
+    shutil.copy(folder / "astronaut.png", folder / "cifar0.png")  # changed content
+    (folder / "rocket.jpg").unlink()
+    third = _index(run_cli, folder, cat)
+    assert {k: third[k] for k in ("added", "changed", "unchanged", "removed")} == {
+        "added": 1, "changed": 1, "unchanged": 4, "removed": 1,
+    }  # fmt: skip
+    rows = Catalog.open(cat).rows()
+    assert len(rows.paths) == 6 and not any(p.endswith("rocket.jpg") for p in rows.paths)
+
+
+def test_the_catalog_is_parquet_others_read(run_cli, tiny_clip, folder, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.dataset as ds
+
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    table = ds.dataset(cat / "parts", format="parquet").to_table()
+    assert table.num_rows == 6 and table.schema.field("embedding").type.list_size > 0
+    assert set(table.column_names) >= {"path", "size", "mtime_ns", "sha256", "removed"}
+    assert pq.read_table(next((cat / "parts").glob("*.parquet"))).num_rows == 6
+
+
+def test_tag_gives_classifys_top_labels_without_decoding(run_cli, tiny_clip, folder, tmp_path):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    r = run_cli("classify", folder, "--labels", "cat,dog,car,coffee", "--top-k", "1", "--json")
+    by_classify = {
+        str((folder / os.path.basename(x["image"])).resolve()): x["labels"][0]
+        for x in map(json.loads, r.stdout.splitlines())
+    }
+    r = run_cli("tag", cat, "--labels", "cat,dog,car,coffee")
+    assert r.exit_code == 0, r.output
+    tagged = {x["image"]: x["labels"][0] for x in map(json.loads, r.stdout.splitlines())}
+    assert tagged.keys() == by_classify.keys()
+    for path, top in tagged.items():
+        assert top["label"] == by_classify[path]["label"]
+        assert top["score"] == pytest.approx(by_classify[path]["probability"], abs=1e-5)
+
+
+def test_several_groups_to_csv_and_parquet(run_cli, tiny_clip, folder, tmp_path):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    attrs = tmp_path / "attrs.toml"
+    attrs.write_text(
+        '[kind]\nlabels = ["cat", "cup", "rocket"]\n[colour]\nlabels = "red,blue,white"\ntemplate = "a {} photo"\n'
+    )
+    out = tmp_path / "tags.csv"
+    r = run_cli("tag", cat, "--attributes", attrs, "--labels", "scene=indoor,outdoor", "--out", out)
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "image,scene,scene_score,kind,kind_score,colour,colour_score"
+    assert len(lines) == 7 and json.loads(out.with_name("tags.csv.plans.json").read_text()).keys() == {"scene", "kind", "colour"}  # fmt: skip
+    pq = pytest.importorskip("pyarrow.parquet")
+    r = run_cli("tag", cat, "--attributes", attrs, "--out", tmp_path / "tags.parquet")
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(tmp_path / "tags.parquet").column_names == ["image", "kind", "colour", "kind_score", "colour_score"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[a]\nlabels = ["x"]\nshade = 1\n', "unknown key 'shade'"),
+        ("[a]\nlabels = []\n", "names no labels"),
+        ('[a]\nlabels = ["x", "x"]\n', "names a label twice"),
+        ("[a]\ntemplate = 'a {}'\n", "names no labels"),
+        ("a = 1\n", "is not a table"),
+        ("[a\n", "not valid TOML"),
+    ],
+)
+def test_attribute_file_errors_are_one_line(run_cli, tiny_clip, folder, tmp_path, toml, needle):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    attrs = tmp_path / "attrs.toml"
+    attrs.write_text(toml)
+    r = run_cli("tag", cat, "--attributes", attrs)
+    assert r.exit_code == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_other_eyes_are_refused(run_cli, tiny_clip, folder, tmp_path, settings):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    meta = json.loads((cat / "catalog.json").read_text())
+    meta["eyes_sha256"] = "0" * 64  # as if another model had embedded it
+    (cat / "catalog.json").write_text(json.dumps(meta))
+    r = run_cli("tag", cat, "--labels", "cat,dog")
+    assert r.exit_code == 1 and "a catalog is read only by the eyes that embedded it" in r.stderr
+
+
+def test_search_by_text_and_by_image(run_cli, tiny_clip, folder, tmp_path):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    r = run_cli("search", cat, "--like", folder / "coffee.png", "--top", "2", "--json")
+    assert r.exit_code == 0, r.output
+    hits = [json.loads(x) for x in r.stdout.splitlines()]
+    assert hits[0]["image"].endswith("coffee.png") and hits[0]["score"] == pytest.approx(
+        1.0, abs=1e-4
+    )
+    r = run_cli("search", cat, "a cat", "--top", "3")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 3
+    assert run_cli("search", cat).exit_code == 1  # neither TEXT nor --like
+
+
+def test_a_killed_index_keeps_every_finished_batch(tiny_clip, folder, tmp_path, home):
+    """SIGKILL mid-run (subprocess): the parts already written stay, the next run adds the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cat = tmp_path / "cat"
+    env = {**os.environ, "OVISION_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "offline_vision", "index", str(folder), "--out", str(cat), "--batch-size", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((cat / "parts").glob("*.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(Catalog.open(cat).rows().paths)
+    assert 2 <= kept <= 6
+    r = subprocess.run(
+        [sys.executable, "-m", "offline_vision", "index", str(folder), "--out", str(cat), "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    done = json.loads(r.stdout)
+    assert done["added"] == 6 - kept and done["unchanged"] == kept
