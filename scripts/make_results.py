@@ -516,7 +516,42 @@ def fashion_names() -> str:
     return "\n".join(lines) + "\n"
 
 
+def catalog() -> str:
+    """Index once, tag many times: against classify and the eyes, and tag at scale."""
+    r = _load("catalog")
+    x = r["real"]
+    lines = [
+        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
+        f"Eyes: {r['note']}. {x['images']} CIFAR-10 PNGs.",
+        "",
+        "| | images/s or seconds |",
+        "|---|---|",
+        f"| the eyes alone, decoded images in batches of 32 | {x['eyes_raw_images_per_s']:.1f} img/s |",
+        f"| `classify` (decode, embed, score) | {x['classify_images_per_s']:.1f} img/s |",
+        f"| `index`, first run | {x['index_first']['images_per_s']:.1f} img/s "
+        f"({x['index_vs_eyes']:.2f} × the eyes) |",
+        f"| `index` again, nothing changed | {x['index_again_unchanged_s']:.3f} s "
+        f"({x['reindex_share_of_first']:.1%} of the first) |",
+        f"| `tag` with cifar10, stored embeddings | {x['tag_s']:.3f} s; T1 {x['tag_accuracy']:.1%} "
+        f"(classify: {x['classify_accuracy']:.1%}) |",
+        f'| `search` "a photo of a CLASS", exact | precision@10 {x["search_precision_at_10_mean"]:.2f} |',
+        f"| stored bytes per image (fp32) | {x['bytes_per_image_fp32']:.0f} |",
+        "",
+        "Tag at scale (random unit vectors in the same Parquet format; all rows consumed):",
+        "",
+        "| stored | labels | tag s | matrix product s | GFLOP/s | peak RSS so far, MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["scale"]:
+        lines.append(
+            f"| {row['stored']:,} | {row['labels']} | {row['tag_s']:.2f} | {row['matmul_s']:.3f} | "
+            f"{row['matmul_gflops']:.0f} | {row['peak_rss_mb_so_far']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "catalog": catalog,
     "label_bridge": label_bridge,
     "fashion_names": fashion_names,
     "dialogue_end": dialogue_end,

@@ -102,7 +102,14 @@ class Catalog:
             self.meta["dim"] = len(first)
             write_atomic(self.root / META, json.dumps(self.meta, indent=1, default=str) + "\n")
         dim = int(self.meta["dim"])
-        flat = [None if e is None else np.asarray(e, np.float32).tolist() for e in emb]
+        missing = np.array([e is None for e in emb])
+        values = np.zeros((len(emb), dim), np.float32)
+        for i, e in enumerate(emb):
+            if e is not None:
+                values[i] = e
+        embedding = pa.FixedSizeListArray.from_arrays(
+            pa.array(values.ravel()), dim, mask=pa.array(missing)
+        )
         table = pa.table(
             {
                 "path": pa.array(rows["path"], pa.string()),
@@ -110,7 +117,7 @@ class Catalog:
                 "mtime_ns": pa.array(rows["mtime_ns"], pa.int64()),
                 "sha256": pa.array(rows["sha256"], pa.string()),
                 "removed": pa.array(rows["removed"], pa.bool_()),
-                "embedding": pa.array(flat, pa.list_(pa.float32(), dim)),
+                "embedding": embedding,
             }
         )
         parts = self.parts()
@@ -123,22 +130,27 @@ class Catalog:
 
     def rows(self) -> Rows:
         """The latest row of every path that is not removed, in path order."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        latest: dict[str, tuple] = {}
-        for part in self.parts():
-            t = pq.read_table(part).to_pydict()
-            for i, p in enumerate(t["path"]):
-                latest[p] = tuple(
-                    t[k][i] for k in ("size", "mtime_ns", "sha256", "removed", "embedding")
-                )
-        keep = sorted(p for p, r in latest.items() if not r[3])
         dim = int(self.meta.get("dim", 0))
-        emb = np.array([latest[p][4] for p in keep], np.float32).reshape(len(keep), dim)
+        parts = self.parts()
+        if not parts:
+            return Rows(
+                [], np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
+            )
+        t = pa.concat_tables([pq.read_table(p) for p in parts])
+        paths = t.column("path").to_pylist()
+        last = {p: i for i, p in enumerate(paths)}  # the last row of a path wins
+        removed = t.column("removed").to_numpy(zero_copy_only=False)
+        keep = sorted((p, i) for p, i in last.items() if not removed[i])
+        at = np.array([i for _p, i in keep], np.int64)
+        emb = t.column("embedding").combine_chunks()
+        values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
         return Rows(
-            keep,
-            np.array([latest[p][0] for p in keep], np.int64),
-            np.array([latest[p][1] for p in keep], np.int64),
-            [latest[p][2] for p in keep],
-            emb,
+            [p for p, _i in keep],
+            t.column("size").to_numpy()[at],
+            t.column("mtime_ns").to_numpy()[at],
+            t.column("sha256").take(pa.array(at)).to_pylist(),
+            values[at].astype(np.float32, copy=False),
         )

@@ -1,0 +1,141 @@
+"""The catalog against classify, on the 932 shared CIFAR-10 PNGs with the ConSE stand-in, and
+tag at scale on synthetic stored embeddings → benchmarks/results/catalog.json.
+
+Real images: the eyes' raw batch throughput on decoded images; `classify` (decode + embed +
+score); `index` the first time and again unchanged; `tag` (stored embeddings only) with the
+cifar10 label set — its T1 accuracy must be `eval clip`'s; search precision@10 for
+"a photo of a {class}". Scale: random unit vectors in the real Parquet format, N stored × L
+labels, tag's wall time (all rows consumed), the matrix product's own time and GFLOP/s, and
+the process's peak RSS so far.
+
+    OVISION_DATA=../shared/data python -m benchmarks.speed.catalog
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import cifar_split, write
+from offline_vision.catalog.index import index
+from offline_vision.catalog.store import Catalog
+from offline_vision.catalog.tag import search, tag
+from offline_vision.classification import classify_images
+from offline_vision.config import Settings
+from offline_vision.labels.plan import plan_of
+from offline_vision.labels.sets import CIFAR10, LabelSet, default_templates
+from offline_vision.models.loader import load_scorer
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def real(settings, eyes, work: Path) -> dict:
+    ds, indices, truth, _s300, _masks = cifar_split(settings)
+    paths = [ds.root / ds.item(i).source for i in indices]
+    plan = plan_of(LabelSet("cifar10", CIFAR10), default_templates("cifar10", eyes.templates))
+    images = [ds.image(i) for i in indices]
+    t = time.perf_counter()
+    for s in range(0, len(images), 32):
+        eyes.encode_images(images[s : s + 32])
+    eyes_s = time.perf_counter() - t
+    t = time.perf_counter()
+    results = list(classify_images(eyes, paths, plan, top_k=1))
+    classify_s = time.perf_counter() - t
+    cat = work / "cifar"
+    first = index(paths, cat, eyes)
+    again = index(paths, cat, eyes)
+    c = Catalog.open(cat, eyes)
+    t = time.perf_counter()
+    tagged = {r["image"]: r["cifar10"][0]["label"] for r in tag(c, {"cifar10": plan}, eyes)}
+    tag_s = time.perf_counter() - t
+    want = {str(p.resolve()): CIFAR10[y] for p, y in zip(paths, truth, strict=True)}
+    acc = float(np.mean([tagged[p] == want[p] for p in want]))
+    classify_acc = float(
+        np.mean(
+            [r["labels"][0]["label"] == CIFAR10[y] for r, y in zip(results, truth, strict=True)]
+        )
+    )
+    p10 = {}
+    for cls in CIFAR10:
+        hits = search(c, eyes, text=f"a photo of a {cls}", top=10)
+        p10[cls] = sum(want[h["image"]] == cls for h in hits) / 10
+    n = len(paths)
+    return {
+        "images": n,
+        "eyes_raw_images_per_s": n / eyes_s,
+        "classify_images_per_s": n / classify_s,
+        "index_first": {
+            **{k: first[k] for k in ("added", "failed")},
+            "seconds": first["seconds"],
+            "images_per_s": n / first["seconds"],
+        },
+        "index_again_unchanged_s": again["seconds"],
+        "index_vs_eyes": (n / first["seconds"]) / (n / eyes_s),
+        "reindex_share_of_first": again["seconds"] / first["seconds"],
+        "tag_s": tag_s,
+        "tag_accuracy": acc,
+        "classify_accuracy": classify_acc,
+        "search_precision_at_10": p10,
+        "search_precision_at_10_mean": float(np.mean(list(p10.values()))),
+        "bytes_per_image_fp32": sum(p.stat().st_size for p in c.parts()) / n,
+    }
+
+
+def scale(
+    eyes, work: Path, sizes=(10_000, 100_000), label_counts=(10, 50, 100, 1000)
+) -> list[dict]:
+    rng = np.random.default_rng(0)
+    dim = eyes.encode_labels(["x"])[0].shape[0]
+    out = []
+    for n in sizes:
+        cat = Catalog.open(work / f"syn{n}", eyes, create=True)
+        for s in range(0, n, 50_000):
+            m = min(50_000, n - s)
+            v = rng.standard_normal((m, dim)).astype(np.float32)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            cat.append({"path": [f"/syn/{i:08d}.jpg" for i in range(s, s + m)], "size": [1] * m, "mtime_ns": [1] * m, "sha256": [""] * m, "removed": [False] * m, "embedding": list(v)})  # fmt: skip
+        for n_labels in label_counts:
+            names = tuple(f"item {i}" for i in range(n_labels))
+            plan = plan_of(LabelSet("custom", names), ("a photo of a {}",))
+            eyes.encode_labels(list(names), ("a photo of a {}",))  # text embeddings cached first
+            t = time.perf_counter()
+            rows = sum(1 for _ in tag(cat, {"g": plan}, eyes))
+            wall = time.perf_counter() - t
+            emb = cat.rows().embeddings
+            lab = eyes.encode_labels(list(names), ("a photo of a {}",))
+            t = time.perf_counter()
+            _ = emb @ lab.T
+            mm = time.perf_counter() - t
+            out.append({
+                "stored": n, "labels": n_labels, "rows": rows, "tag_s": wall, "matmul_s": mm,
+                "matmul_gflops": 2 * n * dim * n_labels / mm / 1e9, "peak_rss_mb_so_far": _rss_mb(),
+            })  # fmt: skip
+            print(out[-1], flush=True)
+    return out
+
+
+def main() -> None:
+    settings = Settings.from_env(threads=2)
+    eyes = load_scorer(settings, "conse")
+    work = Path(tempfile.mkdtemp(prefix="catalog-bench-"))
+    try:
+        r = real(settings, eyes, work)
+        print(r, flush=True)
+        s = scale(eyes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write(
+        "catalog",
+        {"scorer": eyes.describe(), "note": "ConSE stand-in eyes, not CLIP", "real": r, "scale": s},
+    )
+
+
+if __name__ == "__main__":
+    main()
