@@ -15,6 +15,13 @@ from offline_vision.errors import BadImage, BadInput
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 # Pillow's own default; anything larger is refused rather than decoded (decompression bombs).
 MAX_PIXELS = 89_478_485
+# The formats read, and no others: Pillow would otherwise hand a PostScript file named .jpg to
+# Ghostscript wherever `gs` is installed.
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
+# No eyes here read more than 512 pixels a side; a decoded image is kept at most this large, so
+# a batch of 32 holds at most 32 × 1024² pixels whatever the files' sizes (JPEGs are decoded at
+# a reduced scale to begin with).
+MAX_SIDE = 1024
 
 
 def expand_paths(args: Iterable[str]) -> list[Path]:
@@ -85,19 +92,22 @@ def load_image(path: str | Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(p)
+            img: Image.Image = Image.open(p, formats=FORMATS)
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise BadImage(
                     f"{p}: {w}×{h} = {w * h:,} pixels is over the {MAX_PIXELS:,} limit "
                     "(refused as a possible decompression bomb)"
                 )
+            img.draft(img.mode, (MAX_SIDE, MAX_SIDE))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale
             img.load()
             img = ImageOps.exif_transpose(img) or img
+            if max(img.size) > MAX_SIDE:
+                img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     except BadImage:
         raise
     except UnidentifiedImageError as e:
-        raise BadImage(f"{p}: not an image Pillow can read") from e
+        raise BadImage(f"{p}: not an image in a format read here ({', '.join(FORMATS)})") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImage(f"{p}: refused as a possible decompression bomb ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:

@@ -141,3 +141,24 @@ def test_a_label_with_a_quote_never_crashes_the_local_bridge(tmp_path, home, tin
     said = [x for x in r.stderr.splitlines() if "unfamiliar" in x]
     assert len(said) == 1 and "no reasoner could bridge them" in said[0] and "quote" in said[0]
     assert "Traceback" not in r.stderr
+
+
+def test_only_the_formats_meant_are_read_and_a_big_image_is_kept_small(tmp_path):
+    """A PostScript file named .jpg went to Ghostscript where `gs` is installed; a 9000 × 9000
+    PNG was kept whole in the batch (16 of them: 5.4 GB)."""
+    from PIL import Image
+
+    from offline_vision.errors import BadImage
+    from offline_vision.images import MAX_SIDE, load_image
+
+    ps = tmp_path / "photo.jpg"
+    ps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(BadImage, match="not an image in a format read here"):
+        load_image(ps)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (4000, 2000), (200, 30, 30)).save(big)
+    jpg = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 2000), (30, 200, 30)).save(jpg, quality=90)
+    for p in (big, jpg):
+        img = load_image(p)
+        assert max(img.size) <= MAX_SIDE and img.size[0] == 2 * img.size[1]  # aspect kept
