@@ -162,3 +162,33 @@ def test_only_the_formats_meant_are_read_and_a_big_image_is_kept_small(tmp_path)
     for p in (big, jpg):
         img = load_image(p)
         assert max(img.size) <= MAX_SIDE and img.size[0] == 2 * img.size[1]  # aspect kept
+
+
+@pytest.mark.parametrize("damage", ["garbage", "locked"])
+def test_a_broken_embedding_cache_is_bypassed_and_the_run_goes_on(tmp_path, damage, caplog):
+    """A corrupt or locked text_embeddings.sqlite broke every run: now one warning, and the
+    embeddings are kept in memory as if there were no cache file."""
+    import sqlite3
+
+    import numpy as np
+
+    from offline_vision.models.scorer import TextCache
+
+    path = tmp_path / "text_embeddings.sqlite"
+    holder = None
+    if damage == "garbage":
+        path.write_bytes(b"not a database" * 100)
+    else:
+        TextCache(path)
+        holder = sqlite3.connect(path)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds it
+    try:
+        cache = TextCache(path)
+        cache.put_many("m", {("{}", "cat"): np.ones(3, np.float32)})
+        got = cache.get_many("m", [("{}", "cat")])
+    finally:
+        if holder is not None:
+            holder.close()
+    warned = [r for r in caplog.records if "embedding cache" in r.getMessage()]
+    assert len(warned) == 1 and "caching in memory only" in warned[0].getMessage()
+    assert list(got) == [("{}", "cat")]  # kept in memory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sys
@@ -147,7 +148,9 @@ def export_conse(
     # Validation against PyTorch, then the class-text embeddings from the ONNX text tower itself,
     # so that runtime labels and class texts are embedded by the very same graph.
     described, image_check, text_check = _validate(net, bert, tokenizer, out, photo_dir)
-    np.save(out / "class_text_embeddings.npy", _class_text_embeddings(tokenizer, out))
+    buf = io.BytesIO()
+    np.save(buf, _class_text_embeddings(tokenizer, out))
+    write_atomic(out / "class_text_embeddings.npy", buf.getvalue())
     shutil.copyfile(
         Path(str(resources.files("offline_vision").joinpath("data", "conse_imagenet_texts.tsv"))),
         out / "class_texts.tsv",

@@ -95,38 +95,38 @@ def text_model_key(**parts: object) -> str:
 class TextCache:
     """Text embeddings on disk, keyed by (text_model_key, template, label). SQLite, no pickle.
 
-    A cache written in another format is dropped, not read."""
+    A cache written in another format is dropped, not read. A cache file that is damaged,
+    locked or cannot be written is said once and replaced by one in memory: the run goes on."""
 
     def __init__(self, path: Path | None):
         self.path = path
-        target = ":memory:"
+        # One connection shared by the threads of a concurrent evaluation, used under a lock.
+        self.lock = threading.Lock()
+        self.db = self._open(path)
+
+    def _open(self, path: Path | None) -> sqlite3.Connection:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                target = str(path)
-            except OSError as e:
+                return _connect(str(path))
+            except (OSError, sqlite3.Error) as e:
                 log.warning("embedding cache %s unusable (%s); caching in memory only", path, e)
-        # One connection shared by the threads of a concurrent evaluation, used under a lock.
-        self.db = sqlite3.connect(target, timeout=30, check_same_thread=False)
-        self.lock = threading.Lock()
-        with self.db:
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = self.db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            if row is None or row[0] != str(CACHE_FORMAT):
-                self.db.execute("DROP TABLE IF EXISTS emb")
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),)
-                )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS emb (model TEXT, template TEXT, label TEXT, vec BLOB,"
-                " PRIMARY KEY (model, template, label))"
-            )
+        return _connect(":memory:")
+
+    def _bypass(self, e: sqlite3.Error) -> None:
+        """The file failed mid-run (locked, damaged, read-only): memory from here on."""
+        log.warning("embedding cache %s unusable (%s); caching in memory only", self.path, e)
+        self.path, self.db = None, _connect(":memory:")
 
     def get_many(
         self, model: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], np.ndarray]:
         with self.lock:
-            return self._get_many(model, keys)
+            try:
+                return self._get_many(model, keys)
+            except sqlite3.Error as e:
+                self._bypass(e)
+                return {}
 
     def _get_many(
         self, model: str, keys: Sequence[tuple[str, str]]
@@ -148,11 +148,29 @@ class TextCache:
         return found
 
     def put_many(self, model: str, items: dict[tuple[str, str], np.ndarray]) -> None:
-        with self.lock, self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)",
-                [(model, t, lab, v.astype(np.float32).tobytes()) for (t, lab), v in items.items()],
-            )
+        rows = [(model, t, lab, v.astype(np.float32).tobytes()) for (t, lab), v in items.items()]
+        with self.lock:
+            try:
+                with self.db:
+                    self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)", rows)
+            except sqlite3.Error as e:
+                self._bypass(e)
+
+
+def _connect(target: str) -> sqlite3.Connection:
+    """A cache connection, its tables made (dropped first where another format wrote them)."""
+    db = sqlite3.connect(target, timeout=5, check_same_thread=False)
+    with db:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None or row[0] != str(CACHE_FORMAT):
+            db.execute("DROP TABLE IF EXISTS emb")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (model TEXT, template TEXT, label TEXT, vec BLOB,"
+            " PRIMARY KEY (model, template, label))"
+        )
+    return db
 
 
 class EmbeddingScorer(ABC):
