@@ -192,3 +192,58 @@ def test_a_broken_embedding_cache_is_bypassed_and_the_run_goes_on(tmp_path, dama
     warned = [r for r in caplog.records if "embedding cache" in r.getMessage()]
     assert len(warned) == 1 and "caching in memory only" in warned[0].getMessage()
     assert list(got) == [("{}", "cat")]  # kept in memory
+
+
+@pytest.fixture
+def endless():
+    """A server on 127.0.0.1 whose body never ends (at most 64 MB, then it stops) or trickles
+    a byte every 0.2 s (at most 10 s), as the path asks."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                if self.path == "/flood":
+                    for _ in range(1024):
+                        self.wfile.write(b"x" * 65536)
+                else:
+                    for _ in range(50):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up: that is the point
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_download_is_bounded_in_bytes_and_in_time(endless, tmp_path, monkeypatch):
+    """An endless body filled the disk, a trickle was never given up (timeouts were per read)."""
+    import time
+
+    import httpx
+
+    from offline_vision.errors import DownloadError
+    from offline_vision.models.provision.download import download
+
+    monkeypatch.setenv("OVISION_MAX_DOWNLOAD_BYTES", "1000000")
+    monkeypatch.setenv("OVISION_DOWNLOAD_DEADLINE_S", "1")
+    with httpx.Client() as client:
+        with pytest.raises(DownloadError, match="sent more than 1,000,000 bytes"):
+            download(client, f"{endless}/flood", tmp_path / "config.json")
+        assert not (tmp_path / "config.json.part").exists()  # nothing of it kept
+        t = time.monotonic()
+        with pytest.raises(DownloadError, match="gave up after 1 s"):
+            download(client, f"{endless}/trickle", tmp_path / "tokenizer.json")
+        assert time.monotonic() - t < 5
+        assert (tmp_path / "tokenizer.json.part").stat().st_size > 0  # kept: a pull resumes it

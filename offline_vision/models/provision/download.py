@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import httpx
 
+from offline_vision.config import env_number
 from offline_vision.errors import ChecksumMismatch, DownloadError
 from offline_vision.files import open_output
 from offline_vision.progress import bar as progress_bar
 from offline_vision.retry import Transient, retrying
 
 RETRIES = 4
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # per read: a trickle passes it, the deadline not
+# A file listed without a size (a config, a tokenizer) is refused past this many bytes; one
+# with a size, past its size. OVISION_MAX_DOWNLOAD_BYTES overrides the first.
+MAX_UNSIZED_BYTES = 256 * 2**20
+# Each download gives up after this many seconds plus one per 100 kB it should hold (a 1 GB
+# GGUF: 10,600 s at the least, 100 kB/s); OVISION_DOWNLOAD_DEADLINE_S overrides the first.
+# What came stays in the .part file: pulling again resumes it.
+DEADLINE_S = 600.0
+MIN_RATE = 100_000  # bytes per second
 
 
 class HostToken(httpx.Auth):
@@ -123,14 +133,36 @@ def _stream_into(
                 raise Transient(f"HTTP {r.status_code}")
             raise DownloadError(f"{label}: HTTP {r.status_code} from {_safe(url)}")
         total = size or (have + int(r.headers.get("Content-Length", 0)) or None)
+        cap = (
+            size
+            if size is not None
+            else int(env_number("OVISION_MAX_DOWNLOAD_BYTES", MAX_UNSIZED_BYTES))
+        )
+        limit = (
+            env_number("OVISION_DOWNLOAD_DEADLINE_S", DEADLINE_S, float) + (size or 0) / MIN_RATE
+        )
+        deadline, got = time.monotonic() + limit, have
         with (
             open_output(part, "ab") as f,
             progress_bar(total, label, unit="B", initial=have, unit_scale=True) as bar,
         ):
             for block in r.iter_bytes():
+                got += len(block)
+                if got > cap:
+                    f.close()
+                    part.unlink()
+                    raise DownloadError(
+                        f"{label}: {_safe(url)} sent more than {cap:,} bytes"
+                        + (" (its listed size)" if size is not None else " (no size listed)")
+                    )
                 f.write(block)
                 h.update(block)
                 bar.update(len(block))
+                if time.monotonic() > deadline:
+                    raise DownloadError(
+                        f"{label}: gave up after {limit:.0f} s with {got:,} bytes from "
+                        f"{_safe(url)}; pulling again resumes it"
+                    )
     return h, False
 
 
