@@ -133,6 +133,7 @@ class Settings:
         env_number("OVISION_MAX_UNPACK_BYTES", 0)
         env_number("OVISION_MAX_DOWNLOAD_BYTES", 0)
         env_number("OVISION_DOWNLOAD_DEADLINE_S", 0.0, float)
+        env_number("OVISION_ANSWER_DEADLINE_S", 0.0, float)
         env_number("OVISION_RAY_START_TIMEOUT", 0.0, float)
         if env.get("OVISION_DICTIONARIES", "auto") not in ("auto", "none"):
             raise BadInput("OVISION_DICTIONARIES: auto (the installed ones) or none")

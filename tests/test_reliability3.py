@@ -206,11 +206,15 @@ def endless():
         def log_message(self, *args):
             pass
 
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.do_GET()
+
         def do_GET(self):
             self.send_response(200)
             self.end_headers()
             try:
-                if self.path == "/flood":
+                if self.path.startswith("/flood"):
                     for _ in range(1024):
                         self.wfile.write(b"x" * 65536)
                 else:
@@ -247,3 +251,16 @@ def test_a_download_is_bounded_in_bytes_and_in_time(endless, tmp_path, monkeypat
             download(client, f"{endless}/trickle", tmp_path / "tokenizer.json")
         assert time.monotonic() - t < 5
         assert (tmp_path / "tokenizer.json.part").stat().st_size > 0  # kept: a pull resumes it
+
+
+def test_a_hosted_answer_is_bounded_in_bytes_and_in_time(endless, monkeypatch):
+    from offline_vision.errors import ReasonerError
+    from offline_vision.models.reasoners.openai_compat import OpenAICompatReasoner
+
+    monkeypatch.setattr("offline_vision.models.reasoners.openai_compat.MAX_ANSWER_BYTES", 10**6)
+    monkeypatch.setenv("OVISION_ANSWER_DEADLINE_S", "1")
+    ask = [{"role": "user", "content": "hi"}]
+    with pytest.raises(ReasonerError, match="over 1,000,000 bytes"):
+        OpenAICompatReasoner("m", base_url=f"{endless}/flood").complete(ask)
+    with pytest.raises(ReasonerError, match=r"no whole answer .* in 1 s"):
+        OpenAICompatReasoner("m", base_url=f"{endless}/trickle").complete(ask)

@@ -12,10 +12,12 @@ import base64
 import json
 import math
 import os
+import time
 from urllib.parse import urlparse
 
 import httpx
 
+from offline_vision.config import env_number
 from offline_vision.errors import ReasonerError
 from offline_vision.models.provision.download import safe_url
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
@@ -24,6 +26,8 @@ from offline_vision.retry import Transient, retrying
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIES = 4
+MAX_ANSWER_BYTES = 16 * 2**20  # a chat answer of a few thousand tokens is some kilobytes
+ANSWER_DEADLINE_S = 600.0  # per request, the whole answer; OVISION_ANSWER_DEADLINE_S overrides
 MODES = ("json_schema", "json_object", "prompt")
 MIN_SECRET = 6  # characters; see _redact
 
@@ -118,8 +122,7 @@ class OpenAICompatReasoner(BaseReasoner):
         url = f"{self.base_url}/chat/completions"
 
         def attempt() -> httpx.Response:
-            auth = self._auth or httpx.USE_CLIENT_DEFAULT  # URL credentials, where given
-            r = self._client.post(url, json=body, headers=self._headers, auth=auth)
+            r = self._bounded_post(url, body)
             if r.status_code == 429 or (r.status_code >= 500 and not rejects_format(r)):
                 raise Transient(f"HTTP {r.status_code}", _seconds(r.headers.get("Retry-After")))
             return r
@@ -130,6 +133,32 @@ class OpenAICompatReasoner(BaseReasoner):
             raise ReasonerError(
                 f"{self.name}: server at {self.base_url} {e.problem} after {RETRIES} tries"
             ) from None
+
+    def _bounded_post(self, url: str, body: dict) -> httpx.Response:
+        """The server's whole answer, refused past MAX_ANSWER_BYTES or ANSWER_DEADLINE_S (an
+        endless body grew until memory ran out; a trickle passed the per-read timeout)."""
+        auth = self._auth or httpx.USE_CLIENT_DEFAULT  # URL credentials, where given
+        limit = env_number("OVISION_ANSWER_DEADLINE_S", ANSWER_DEADLINE_S, float)
+        deadline, got, chunks = time.monotonic() + limit, 0, []
+        with self._client.stream("POST", url, json=body, headers=self._headers, auth=auth) as r:
+            for block in r.iter_bytes():
+                got += len(block)
+                if got > MAX_ANSWER_BYTES:
+                    raise ReasonerError(
+                        f"{self.name}: the answer from {self.base_url} is over "
+                        f"{MAX_ANSWER_BYTES:,} bytes; refused"
+                    )
+                if time.monotonic() > deadline:
+                    raise ReasonerError(
+                        f"{self.name}: no whole answer from {self.base_url} in {limit:.0f} s "
+                        "(OVISION_ANSWER_DEADLINE_S)"
+                    )
+                chunks.append(block)
+            drop = (b"content-encoding", b"content-length", b"transfer-encoding")
+            kept = [(k, v) for k, v in r.headers.raw if k.lower() not in drop]  # body decoded
+            return httpx.Response(
+                r.status_code, headers=kept, content=b"".join(chunks), request=r.request
+            )
 
     def _request(self, messages, *, choices, schema, max_tokens, temperature, seed, mode) -> dict:
         body = {
