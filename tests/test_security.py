@@ -654,6 +654,11 @@ HOSTILE = {
         {},
         "holds a quote, backslash or control character",
     ),
+    "a checkpoint whose weights are none of CLIP's": (
+        lambda t, c: ["models", "import", _foreign_weights(t, c)],
+        {},
+        "model.safetensors is not this model's weights",
+    ),
     "record without correct": (
         lambda t, c: ["report", _run_dir(t, b'{"id": 7, "truth": "1"}\n')],
         {},
@@ -800,6 +805,16 @@ def _tiny_gguf(t: Path) -> Path:
     from tiny_gguf import CHATML, write_gguf
 
     return write_gguf(t / "tiny.gguf", CHATML)
+
+
+def _foreign_weights(t: Path, ckpt: Path) -> Path:
+    """The tiny CLIP checkpoint with a model.safetensors holding one tensor CLIP has not."""
+    from safetensors.numpy import save_file
+
+    d = t / "foreign"
+    shutil.copytree(ckpt, d)
+    save_file({"foo.weight": np.zeros((2, 2), np.float32)}, str(d / "model.safetensors"))
+    return d
 
 
 def _write(p: Path, data: bytes) -> Path:

@@ -29,6 +29,29 @@ VALIDATION_TEXTS = (
 )
 
 
+def load_complete(model_class, ckpt: Path):
+    """`model_class.from_pretrained(ckpt)` in eval mode, refused in one line unless the
+    checkpoint held every weight the model has and none it has not (a safetensors holding none
+    of CLIP's tensors loaded as a random model, which its validation then compared with itself)."""
+    try:
+        model, info = model_class.from_pretrained(
+            ckpt, use_safetensors=True, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        raise ExportError(
+            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
+        ) from None
+    problems = {
+        k: info.get(k) or [] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    if any(problems.values()):
+        said = "; ".join(
+            f"{len(v)} {k.replace('_', ' ')} (e.g. {v[0]})" for k, v in problems.items() if v
+        )
+        raise ExportError(f"{ckpt}: model.safetensors is not this model's weights: {said}")
+    return model.eval()
+
+
 def validation_images(photo_dir: Path | None, n: int = 4) -> tuple[list[Image.Image], str]:
     """Real photos when a directory of them is at hand, else fixed synthetic images (said so)."""
     if photo_dir and photo_dir.is_dir():

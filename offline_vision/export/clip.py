@@ -7,12 +7,12 @@ import logging
 import shutil
 from pathlib import Path
 
-from offline_vision.errors import ExportError
 from offline_vision.export.checks import (
     THRESHOLDS,
     VALIDATION_TEXTS,
     check_checkpoint,
     check_fp32,
+    load_complete,
     run_towers,
     validation_images,
 )
@@ -111,12 +111,7 @@ def _load(ckpt: Path):
 
     from offline_vision.export.clip_layers import text_tower, vision_tower
 
-    try:
-        model = CLIPModel.from_pretrained(ckpt, use_safetensors=True).eval()
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-        raise ExportError(
-            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
-        ) from None
+    model = load_complete(CLIPModel, ckpt)
     return model, text_tower(model), vision_tower(model)
 
 

@@ -26,6 +26,7 @@ from offline_vision.export.checks import (
     VALIDATION_TEXTS,
     check_checkpoint,
     check_fp32,
+    load_complete,
     run_towers,
     validation_images,
 )
@@ -115,12 +116,7 @@ def tokenizer_json(reference) -> str:
 def _load(ckpt: Path):
     from transformers import SiglipModel
 
-    try:
-        return SiglipModel.from_pretrained(ckpt, use_safetensors=True).eval()
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-        raise ExportError(
-            f"{ckpt}: transformers could not load it ({str(e).splitlines()[0]})"
-        ) from None
+    return load_complete(SiglipModel, ckpt)
 
 
 def _towers(model):

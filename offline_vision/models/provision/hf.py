@@ -127,6 +127,9 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
         raise BadInput(f"--name {name!r}: taken by the registry or not a plain name; give another")
     exporting = have_export_extra()
     dl = ensure_dir(settings.home / "downloads" / name)
+    for left in dl.rglob("*"):  # a failed pull's files: only its .part downloads resume
+        if left.is_file() and not left.name.endswith(".part"):
+            left.unlink()
     with make_client(token_host=settings.hub_url) as client:
         commit = hub.resolve(client, settings.hub_url, repo, asked or "main")
         listing = hub.list_files(client, settings.hub_url, repo, commit)
