@@ -88,3 +88,9 @@ def test_hub_specs_are_checked_before_any_request():
     assert gguf_file(HubSpec("o/m", quant="q4_k_m"), files) == "m-Q4_K_M.gguf"
     with pytest.raises(BadInput, match=r"no \.gguf for Q8_0"):  # split GGUFs are not taken
         gguf_file(HubSpec("o/m", quant="Q8_0"), files)
+
+
+def test_a_name_that_cannot_be_installed_is_refused_before_any_request(run_cli, hub):
+    hub.requests.clear()
+    r = run_cli("models", "pull", f"hf:{REPO}:Q4_K_M", "--name", "tiny_ü")
+    assert r.exit_code == 1 and "not a plain name" in r.stderr and hub.requests == []

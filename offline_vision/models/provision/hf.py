@@ -123,7 +123,7 @@ def pull_hf(settings: Settings, spec: str, name: str | None = None) -> store.Bun
     parsed = parse_hf(spec)
     repo, asked = parsed.repo, parsed.revision
     name = name or hf_name(spec)
-    if name in registry.MODELS or not re.fullmatch(r"[a-z0-9][\w.-]*", name):
+    if name in registry.MODELS or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name, re.ASCII):
         raise BadInput(f"--name {name!r}: taken by the registry or not a plain name; give another")
     exporting = have_export_extra()
     dl = ensure_dir(settings.home / "downloads" / name)
