@@ -264,3 +264,32 @@ def test_a_hosted_answer_is_bounded_in_bytes_and_in_time(endless, monkeypatch):
         OpenAICompatReasoner("m", base_url=f"{endless}/flood").complete(ask)
     with pytest.raises(ReasonerError, match=r"no whole answer .* in 1 s"):
         OpenAICompatReasoner("m", base_url=f"{endless}/trickle").complete(ask)
+
+
+@pytest.mark.parametrize(
+    ("template", "needle"),
+    [
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "ran past",
+        ),
+        ("{% for a in range(2000) %}{{ 'x' * 2000 }}{% endfor %}", "wrote over"),
+        ("{{ messages | tojson(indent=100000000) }}", None),  # capped: renders, small
+    ],
+)
+def test_a_chat_templates_rendering_is_bounded(tmp_path, monkeypatch, template, needle):
+    """Nested loops rendered for ever; tojson(indent=100000000) allocated 5.4 GB."""
+    from tiny_gguf import write_gguf
+
+    from offline_vision.errors import ReasonerError
+    from offline_vision.models.reasoners import grammar
+    from offline_vision.models.reasoners.llama_cpp import LlamaCppReasoner
+
+    monkeypatch.setattr(grammar, "RENDER_SECONDS", 1.0)
+    r = LlamaCppReasoner(write_gguf(tmp_path / "t.gguf", template), name="t", n_ctx=512)
+    ask = [{"role": "user", "content": "hi"}]
+    if needle is None:
+        assert len(r.prompt(ask)) < 1000
+        return
+    with pytest.raises(ReasonerError, match=needle):
+        r.prompt(ask)

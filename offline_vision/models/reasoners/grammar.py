@@ -1,8 +1,12 @@
-"""What a local model's grammar is built from: exactly one of some strings, or a JSON schema
-that llama-cpp-python's converter can take without breaking."""
+"""What a local model is given besides its weights, bounded: the grammar of an answer (exactly
+one of some strings, or a JSON schema llama-cpp-python's converter can take without breaking)
+and the rendering of its own chat template (in time and size)."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 import unicodedata
 
 from offline_vision.errors import ReasonerError
@@ -40,3 +44,52 @@ def grammar_safe(name: str, schema) -> None:
                 "quote, backslash or control character, which a local model's grammar cannot "
                 "hold; rename it"
             )
+
+
+# A GGUF's chat template is code from the file: Jinja's sandbox stops its escapes, not its
+# loops. Rendering is given this long and this much output; a prompt is a few kilobytes.
+RENDER_SECONDS = 5.0
+RENDER_CHARS = 2_000_000
+MAX_INDENT = 8  # tojson(indent=100000000) asked for gigabytes
+
+
+class _Slow(Exception):
+    pass
+
+
+def render_bounded(name: str, formatter, messages):
+    """`formatter(messages=…)` stopped past RENDER_SECONDS (a trace on the rendering thread's
+    Python lines) or past RENDER_CHARS of prompt, in one line."""
+    deadline = time.monotonic() + RENDER_SECONDS
+
+    def trace(frame, event, arg):
+        if time.monotonic() > deadline:
+            raise _Slow
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        out = formatter(messages=messages)
+    except _Slow:
+        raise ReasonerError(
+            f"{name}: the GGUF's chat template ran past {RENDER_SECONDS:.0f} s; refused"
+        ) from None
+    finally:
+        sys.settrace(previous)
+    if len(getattr(out, "prompt", "")) > RENDER_CHARS:
+        raise ReasonerError(
+            f"{name}: the GGUF's chat template wrote over {RENDER_CHARS:,} characters; refused"
+        )
+    return out
+
+
+def bounded_tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+    """The chat template's `tojson` (as transformers renders it), its indent capped."""
+    if isinstance(indent, int):
+        indent = min(indent, MAX_INDENT)
+    elif indent is not None:
+        indent = None
+    return json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )

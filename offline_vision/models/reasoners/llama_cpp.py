@@ -24,7 +24,12 @@ from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
 from offline_vision.files import write_atomic
 from offline_vision.models.provision.integrity import sha256_file
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
-from offline_vision.models.reasoners.grammar import choices_grammar, grammar_safe
+from offline_vision.models.reasoners.grammar import (
+    bounded_tojson,
+    choices_grammar,
+    grammar_safe,
+    render_bounded,
+)
 
 log = logging.getLogger("ovision")
 
@@ -253,6 +258,7 @@ class LlamaCppReasoner(BaseReasoner):
             formatter = Jinja2ChatFormatter(
                 template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
             )
+            formatter._environment.environment.filters["tojson"] = bounded_tojson
         self._template = (llm, formatter)
         return formatter
 
@@ -266,11 +272,11 @@ class LlamaCppReasoner(BaseReasoner):
         if formatter is None:
             return messages, None
         try:
-            return messages, formatter(messages=messages)
+            return messages, render_bounded(self.name, formatter, messages)
         except (ValueError, jinja2.TemplateError) as refused:
             folded = fold_roles(messages)
             try:
-                rendered = formatter(messages=folded)
+                rendered = render_bounded(self.name, formatter, folded)
             except (ValueError, jinja2.TemplateError) as e:
                 raise ReasonerError(
                     f"{self.name}: the GGUF's chat template refuses the conversation ({e})"
