@@ -293,3 +293,26 @@ def test_a_chat_templates_rendering_is_bounded(tmp_path, monkeypatch, template, 
         return
     with pytest.raises(ReasonerError, match=needle):
         r.prompt(ask)
+
+
+def test_a_hubs_file_list_is_bounded_and_checked(monkeypatch):
+    """A 2,000,000-entry listing took 1.5 GB; a size that is a string or negative was taken."""
+    import httpx
+
+    from offline_vision.errors import DownloadError
+    from offline_vision.models.provision import hub
+
+    def listing(sizes):
+        siblings = [{"rfilename": f"f{i}", "size": s} for i, s in enumerate(sizes)]
+        body = json.dumps({"sha": "a" * 40, "siblings": siblings}).encode()
+        return httpx.Client(
+            transport=httpx.MockTransport(lambda req: httpx.Response(200, content=body))
+        )
+
+    for bad in ("12", -5):
+        with pytest.raises(DownloadError, match="no file list"):
+            hub.list_files(listing([10, bad]), "http://127.0.0.1:9", "o/m", "main")
+    monkeypatch.setattr(hub, "MAX_LISTING_BYTES", 1000)
+    with pytest.raises(DownloadError, match="file list of o/m is over 1,000 bytes"):
+        hub.list_files(listing(range(200)), "http://127.0.0.1:9", "o/m", "main")
+    assert hub.list_files(listing([10]), "http://127.0.0.1:9", "o/m", "main")["f0"].size == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +22,35 @@ class HubFile:
     blob_id: str | None  # other files: their git blob sha1
 
 
+MAX_LISTING_BYTES = 32 * 2**20  # a repository's file list; 2,000,000 entries took 1.5 GB
+
+
 def _revision(client: httpx.Client, endpoint: str, repo: str, revision: str) -> dict:
     url = f"{endpoint.rstrip('/')}/api/models/{repo}/revision/{revision}"
     where = safe_url(endpoint)
     try:
-        r = client.get(url, params={"blobs": "true"})
+        with client.stream("GET", url, params={"blobs": "true"}) as r:
+            if r.status_code != 200:
+                raise DownloadError(
+                    f"the hub answered HTTP {r.status_code} for {repo}@{revision[:12]}"
+                )
+            body = bytearray()
+            for block in r.iter_bytes():
+                body += block
+                if len(body) > MAX_LISTING_BYTES:
+                    raise DownloadError(
+                        f"{where}: the file list of {repo} is over {MAX_LISTING_BYTES:,} bytes; "
+                        "refused"
+                    )
+            content_type = r.headers.get("content-type", "?")
     except httpx.HTTPError as e:
         raise DownloadError(f"cannot reach the model hub at {where} ({type(e).__name__})") from None
-    if r.status_code != 200:
-        raise DownloadError(f"the hub answered HTTP {r.status_code} for {repo}@{revision[:12]}")
     # A captive portal or proxy answers 200 with a web page: that is "no hub", not a crash.
     try:
-        return r.json()
-    except ValueError:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         raise DownloadError(
-            f"{where} did not answer like a model hub (got {r.headers.get('content-type', '?')})"
+            f"{where} did not answer like a model hub (got {content_type})"
         ) from None
 
 
@@ -56,9 +71,12 @@ def list_files(client: httpx.Client, endpoint: str, repo: str, revision: str) ->
         files = {}
         for s in siblings:
             lfs = s.get("lfs") or {}
+            size = lfs.get("size", s.get("size"))
+            if size is not None and (not isinstance(size, int) or size < 0):
+                raise ValueError("a size that is no count of bytes")
             files[s["rfilename"]] = HubFile(
                 path=s["rfilename"],
-                size=lfs.get("size", s.get("size")),
+                size=size,
                 sha256=lfs.get("sha256"),
                 blob_id=None if lfs else s.get("blobId"),
             )
