@@ -25,16 +25,18 @@ def tag(
     scorers = {g: LabelScorer(eyes, plan) for g, plan in groups.items()}
     for start in range(0, len(rows.paths), CHUNK):
         emb = rows.embeddings[start : start + CHUNK]
-        per_group = {g: s.scores(emb) for g, s in scorers.items()}
+        tops = {}
+        for g, s in scorers.items():  # each chunk's top k at once, not image by image
+            scores = s.scores(emb)
+            order = np.argsort(-scores, axis=1)[:, : min(top_k, scores.shape[1])]
+            best = np.round(np.take_along_axis(scores, order, axis=1), 6).tolist()
+            labels = groups[g].labels
+            tops[g] = [
+                [{"label": labels[i], "score": v} for i, v in zip(row_i, row_v, strict=True)]
+                for row_i, row_v in zip(order.tolist(), best, strict=True)
+            ]
         for n, path in enumerate(rows.paths[start : start + CHUNK]):
-            out: dict = {"image": path}
-            for g, scores in per_group.items():
-                labels = groups[g].labels
-                order = np.argsort(-scores[n])[:top_k]
-                out[g] = [
-                    {"label": labels[i], "score": round(float(scores[n][i]), 6)} for i in order
-                ]
-            yield out
+            yield {"image": path, **{g: top[n] for g, top in tops.items()}}
 
 
 def search(
