@@ -25,6 +25,13 @@ def _load(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
+def _machine(r: dict) -> str:
+    """The opening of a table's caption: where and when the benchmark ran."""
+    return (
+        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
+    )
+
+
 def _wl(x: dict) -> str:
     return f"{x['wins']}/{x['losses']}, p = {x['p']:.2g}"
 
@@ -32,8 +39,8 @@ def _wl(x: dict) -> str:
 def knowledge_cifar() -> str:
     r = _load("knowledge_cifar")
     lines = [
-        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
-        f"Eyes: {r['scorer']['note']}; {r['eyes']['png']['images_per_s']:.0f} images/s "
+        _machine(r)
+        + f"Eyes: {r['scorer']['note']}; {r['eyes']['png']['images_per_s']:.0f} images/s "
         f"(PNG), {r['eyes']['jpeg75']['images_per_s']:.0f} images/s (JPEG-75).",
         "",
         "| reasoner | method | cifar10-300 | vs T1 (won/lost, McNemar p) | vs waffle | 632 dev "
@@ -415,8 +422,8 @@ def label_bridge() -> str:
     r = _load("label_bridge")
     p = r["plain_eyes"]
     lines = [
-        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
-        f"Eyes: {r['scorer']['note']}. Plain names, eyes alone: {p['300']:.1%} on the 300, "
+        _machine(r)
+        + f"Eyes: {r['scorer']['note']}. Plain names, eyes alone: {p['300']:.1%} on the 300, "
         f"{p['632']:.1%} on the 632. Cells: accuracy (recovery = ÷ the plain names' eyes alone "
         "on the same images).",
     ]
@@ -480,8 +487,8 @@ def fashion_names() -> str:
     r = _load("fashion_names")
     variants = r["variants"]
     lines = [
-        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
-        "Cells: labels whose name holds an accepted name (the shared data's rule), and LLM "
+        _machine(r)
+        + "Cells: labels whose name holds an accepted name (the shared data's rule), and LLM "
         "seconds. `before`: the bridge with the reasoner alone; `after`: with the dictionaries.",
         "",
         "| group | labels | " + " | ".join(variants) + " |",
@@ -521,8 +528,7 @@ def catalog() -> str:
     r = _load("catalog")
     x = r["real"]
     lines = [
-        f"Machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} cores; run {r['when']}. "
-        f"Eyes: {r['note']}. {x['images']} CIFAR-10 PNGs.",
+        _machine(r) + f"Eyes: {r['note']}. {x['images']} CIFAR-10 PNGs.",
         "",
         "| | images/s or seconds |",
         "|---|---|",
