@@ -209,7 +209,21 @@ def test_unfamiliar_rule_on_the_tiny_clip_tokenizer(settings, tiny_clip):
     assert looks_unfamiliar(["cat", "dog", "car"], eyes) == (False, [])
     assert looks_unfamiliar(["猫", "犬", "moggy", "car"], eyes) == (True, ["猫", "犬", "moggy"])
     assert unreadable(["moggy", "cat", "moggy cat"], eyes) == ["moggy"]  # only pieces
-    assert not looks_unfamiliar(["猫", "犬", "car"], eyes)[0]  # 2 of 3: under 70 %
+    assert looks_unfamiliar(["猫", "犬", "car"], eyes)[0]  # 2 of 3: half is enough
+    assert not looks_unfamiliar(["猫", "car", "dog"], eyes)[0]  # 1 of 3 is not
+
+
+def test_foreign_words_the_tokenizer_holds_whole_are_unfamiliar(settings, tiny_clip):
+    """Italian cane and gatto are tokens of an English tokenizer; read as English, a dog is a
+    walking stick. Plain names stay English, chat included (French too, but English first)."""
+    from offline_vision.labels.readable import foreign
+    from offline_vision.models.loader import load_scorer
+
+    eyes = load_scorer(settings, "clip")
+    italian = ["aereo", "gatto", "cane", "rana", "cavallo", "nave"]
+    assert [w for w in italian if foreign(w)] == italian
+    assert not any(foreign(w) for w in ["cat", "dog", "automobile", "chat", "frog", "ship"])
+    assert looks_unfamiliar(["cane", "gatto", "car", "dog"], eyes) == (True, ["cane", "gatto"])
 
 
 # --- the CLI: classify and eval, with a hosted reasoner on 127.0.0.1 ---------------------------

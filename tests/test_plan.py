@@ -119,3 +119,29 @@ def test_no_label_module_is_left_at_the_package_root():
     root = Path(offline_vision.__file__).parent
     left = {"labelmap", "label_knowledge", "knowledge", "bridge", "label_scoring", "labels"}
     assert not {p.stem for p in root.glob("*.py")} & left
+
+
+def test_a_bridged_label_the_eyes_read_keeps_its_own_text(settings, tiny_clip, tmp_path):
+    """In a bridged set, a label the eyes read as English is read by itself and its bridged name
+    (bridging plain names by their names alone cost 4 % on the dev images); one they cannot read
+    (猫) or a foreign word spelt like English (cane: a walking stick) by its names alone."""
+    from offline_vision import load_scorer
+    from offline_vision.labels.store import Knowledge
+
+    eyes = load_scorer(settings=settings)
+    labels = ("猫", "cane", "car")
+    names = {"猫": ["cat"], "cane": ["dog"], "car": ["automobile"]}
+    path = tmp_path / "names.json"
+    Knowledge("names", list(labels), texts=names).save(path)
+
+    def no_reasoner():
+        raise AssertionError("a names file needs no reasoner")
+
+    plan = resolve(
+        LabelSet("custom", labels),
+        eyes,
+        knowledge=str(path),
+        cache_dir=settings.cache_dir,
+        reasoner=no_reasoner,
+    )
+    assert plan.reads == (("cat",), ("dog",), ("car", "automobile"))

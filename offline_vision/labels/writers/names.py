@@ -267,6 +267,32 @@ def _ask_again(k: Knowledge, reasoner: Reasoner, labels, involved, groups, unrea
         k.texts[lab] = [names[lab]]
 
 
+class _Ticking:
+    """The reasoner, ticking a progress bar once per request (each takes seconds on a CPU)."""
+
+    def __init__(self, reasoner: Reasoner, tick) -> None:
+        self._reasoner, self._tick = reasoner, tick
+        self.name = reasoner.name
+
+    def complete(self, messages, **kwargs):
+        try:
+            return self._reasoner.complete(messages, **kwargs)
+        finally:
+            self._tick()
+
+    def choice_probabilities(self, messages, choices):
+        try:
+            return self._reasoner.choice_probabilities(messages, choices)
+        finally:
+            self._tick()
+
+    def describe(self) -> dict:
+        return self._reasoner.describe()
+
+    def count_tokens(self, text: str) -> int:
+        return self._reasoner.count_tokens(text)
+
+
 def write_names(
     labels: Sequence[str],
     reasoner: Reasoner,
@@ -300,20 +326,20 @@ def write_names(
     if used:
         todo = _from_dictionaries(k, labels, todo, dictionaries, scorer)
         k.save(path)
-    with progress_bar(
-        len(labels), "bridging label names", unit="label", initial=len(labels) - len(todo)
-    ) as bar:
+    with progress_bar(None, "bridging label names", unit="request") as bar:
+        llm = _Ticking(reasoner, bar.update)
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
             asked = {}
             for kind in BRIDGE_PROMPTS:
-                asked[kind], c = _ask(reasoner, kind, _messages(kind, labels, chunk), chunk, seed)
+                bar.set_postfix_str(f"{kind}: {', '.join(chunk)}"[:60])
+                asked[kind], c = _ask(llm, kind, _messages(kind, labels, chunk), chunk, seed)
                 k.transcripts[f"{kind} {start // CHUNK + 1}"] = c.text
                 k.llm_seconds += c.latency_s
-            _settle(k, reasoner, labels, chunk, asked, seed, scorer)
+            _settle(k, llm, labels, chunk, asked, seed, scorer)
             k.save(path)
-            bar.update(len(chunk))
-    _repair(k, reasoner, labels, seed, scorer)
+        bar.set_postfix_str("clashes and unreadable names")
+        _repair(k, llm, labels, seed, scorer)
     k.complete = True
     k.save(path)
     return k, path, False

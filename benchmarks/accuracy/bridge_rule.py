@@ -1,0 +1,115 @@
+"""When to bridge, and what a bridged label keeps → benchmarks/results/bridge_rule.json.
+
+The ConSE stand-in eyes (not CLIP) on the shared CIFAR-10 images (cifar10-300 and the 632 dev
+images), with the default 1.5B writing each set's names once (cached in --work). For the plain
+names, the four dev sets and every check set (benchmarks/accuracy/label_sets; the Italian,
+Portuguese, Dutch, Swedish, Polish, Turkish, Indonesian and British sets were written for this
+benchmark and chosen on nothing): the eyes alone; the bridge's names alone; the bridge with each
+label the eyes read kept among its read-as names (`own`); and what `--knowledge auto` does under
+the rule before (tokenizer only, 70 %) and now (`labels.readable`). Recovery = accuracy ÷ the
+plain names' eyes-alone accuracy on the same images. Also how often each rule fires on random
+10-name subsets of ImageNet's and CIFAR-100's class names (plain English).
+
+    OVISION_DATA=../shared/data python -m benchmarks.accuracy.bridge_rule [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.accuracy.label_bridge import CHECK, DEV, HERE, REASONERS, read_by, read_set
+from benchmarks.common import cifar_split, write
+from offline_vision.config import Settings
+from offline_vision.labels.readable import looks_unfamiliar, unfamiliar, unreadable
+from offline_vision.labels.sets import CIFAR10, builtin_sets
+from offline_vision.labels.writers.names import write_names
+from offline_vision.models.loader import load_scorer
+from offline_vision.models.reasoners import load_reasoner
+
+NEW_CHECK = tuple(f"cifar10-{x}" for x in ("it", "pt", "nl", "sv", "pl", "tr", "id", "gb"))
+OLD_SHARE = 0.7
+
+
+def old_rule(labels, eyes) -> bool:
+    return len(unreadable(labels, eyes)) >= OLD_SHARE * len(labels)
+
+
+def fire_rates(eyes) -> dict:
+    words = {
+        "imagenet": list(builtin_sets()["imagenet"]),
+        "cifar100": (HERE / "label_sets" / "cifar100-names.txt").read_text().split("\n")[:100],
+    }
+    out = {}
+    for name, pool in words.items():
+        rng = np.random.default_rng(0)
+        subsets = [list(rng.choice(pool, 10, replace=False)) for _ in range(500)]
+        out[name] = {
+            "n": len(subsets),
+            "before": int(sum(old_rule(s, eyes) for s in subsets)),
+            "now": int(sum(looks_unfamiliar(s, eyes)[0] for s in subsets)),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bridge-rule"))
+    args = ap.parse_args()
+    settings = Settings.from_env(threads=2)
+    eyes = load_scorer(settings, "conse")
+    ds, indices, truth, _s300, masks = cifar_split(settings)
+    emb = np.concatenate(
+        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
+    )
+
+    def accuracy(labels, names=None) -> dict:
+        pred = read_by(eyes, labels, names).probabilities(emb).argmax(1)
+        return {s: float((pred == truth)[m].mean()) for s, m in masks.items()}
+
+    plain = accuracy(list(CIFAR10))
+    llm = load_reasoner(settings, REASONERS["default"])
+    sets = {"plain": list(CIFAR10)} | {n: read_set(settings, n) for n in DEV + CHECK + NEW_CHECK}
+    rows = {}
+    for name, labels in sets.items():
+        t = time.perf_counter()
+        k, _p, cached = write_names(labels, llm, cache_dir=args.work, scorer=eyes)
+        names = {lab: list(k.texts.get(lab) or [lab]) for lab in labels}
+        bad = unfamiliar(labels, eyes)
+        own = {lab: ([lab] if lab not in bad else []) + names[lab] for lab in labels}
+        own = {lab: list(dict.fromkeys(v)) for lab, v in own.items()}
+        methods = {"eyes": accuracy(labels), "bridge": accuracy(labels, names)}
+        methods["own"] = accuracy(labels, own)
+        methods["auto_before"] = methods["bridge" if old_rule(labels, eyes) else "eyes"]
+        fires = looks_unfamiliar(labels, eyes)[0]
+        methods["auto_now"] = methods["own" if fires else "eyes"]
+        rows[name] = {
+            "kind": "plain" if name == "plain" else "dev" if name in DEV else "check",
+            "labels": labels,
+            "names": names,
+            "unfamiliar": bad,
+            "fires_before": old_rule(labels, eyes),
+            "fires_now": fires,
+            "methods": methods,
+            "recovery": {m: {s: round(v[s] / plain[s], 3) for s in v} for m, v in methods.items()},
+            "llm_s": None if cached else round(time.perf_counter() - t, 1),
+        }
+        print(name, {m: v["632"] for m, v in rows[name]["recovery"].items()}, flush=True)
+    out = write(
+        "bridge_rule",
+        {
+            "eyes": "conse-effnetlite2-minilm (the ConSE stand-in, not CLIP)",
+            "reasoner": llm.describe(),
+            "plain_eyes": plain,
+            "sets": rows,
+            "fire_rates": fire_rates(eyes),
+        },
+    )
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
