@@ -66,22 +66,28 @@ def plan_labels(
     reasoner=None,
     knowledge: str = "auto",
     templates: Sequence[str] | None = None,
+    examples: str | Path | None = None,
     settings: Settings | None = None,
 ):
     """The `LabelPlan` for a label set: what the eyes read for each label — bridged where they
     cannot read it (`knowledge="auto"`, as `ovision classify` does), `"none"` to read the labels
-    as they are, or any `--knowledge` value. `reasoner`: a spec (default `local`) or a Reasoner."""
+    as they are, or any `--knowledge` value. `reasoner`: a spec (default `local`) or a Reasoner.
+    `examples`: a folder of label folders or a CSV path,label, as `--examples`."""
+    from offline_vision.labels import examples as shots
     from offline_vision.labels.plan import resolve
 
     s = _settings(settings)
     eyes = scorer or load_scorer(settings=s)
+    label_set = _labels(labels)
+    taught = shots.load(examples, label_set.labels, eyes, s.cache_dir) if examples else None
     return resolve(
-        _labels(labels),
+        label_set,
         eyes,
         knowledge=knowledge,
         templates=templates,
         cache_dir=s.cache_dir,
         reasoner=_reasoner(reasoner, s),
+        examples=taught,
     )
 
 
@@ -92,13 +98,15 @@ def classify(
     scorer=None,
     reasoner=None,
     knowledge: str = "auto",
+    examples: str | Path | None = None,
     top_k: int = 5,
     settings: Settings | None = None,
 ) -> list[dict]:
     """Top-k labels per image (a dict with `labels`, or `error` for one that fails). `images`:
     file paths, PIL images or uint8 arrays. `labels`: a built-in set name, a comma list,
     `@file`, a list of strings, or a `LabelPlan` (`plan_labels`). Labels the eyes cannot read
-    are bridged as on the command line (`knowledge="none"` turns it off)."""
+    are bridged as on the command line (`knowledge="none"` turns it off); `examples` teach
+    them as `--examples` does."""
     from offline_vision.classification import classify_images
     from offline_vision.labels.plan import LabelPlan
 
@@ -106,7 +114,12 @@ def classify(
     plan = labels
     if not isinstance(plan, LabelPlan):
         plan = plan_labels(
-            labels, scorer=eyes, reasoner=reasoner, knowledge=knowledge, settings=settings
+            labels,
+            scorer=eyes,
+            reasoner=reasoner,
+            knowledge=knowledge,
+            examples=examples,
+            settings=settings,
         )
     return list(classify_images(eyes, list(images), plan, top_k=top_k))
 

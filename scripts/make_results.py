@@ -523,6 +523,69 @@ def fashion_names() -> str:
     return "\n".join(lines) + "\n"
 
 
+def bridge_rule() -> str:
+    """When to bridge: each rule's verdict, and recovery by the eyes alone, the bridge's names
+    alone and with a readable label's own text kept."""
+    r = _load("bridge_rule")
+    rec = lambda x, m: f"{x['recovery'][m]['300']:.2f} / {x['recovery'][m]['632']:.2f}"  # noqa: E731
+    lines = [
+        _machine(r)
+        + f"Eyes: {r['eyes']}; names by {r['reasoner']['name']}. Cells: recovery on the 300 / "
+        "the 632 (accuracy ÷ the plain names' eyes alone: "
+        f"{r['plain_eyes']['300']:.1%} / {r['plain_eyes']['632']:.1%}).",
+        "",
+        "| label set | kind | bridged before / now | eyes alone | names alone | names + own "
+        "text | default before | default now |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    yes = {True: "yes", False: "**no**"}
+    for name, x in r["sets"].items():
+        lines.append(
+            f"| {name} | {x['kind']} | {yes[x['fires_before']]} / {yes[x['fires_now']]} | "
+            + " | ".join(rec(x, m) for m in ("eyes", "bridge", "own", "auto_before", "auto_now"))
+            + " |"
+        )
+    lines += ["", "How often each rule bridges plain English (random 10-name subsets):", ""]
+    for name, f in r["fire_rates"].items():
+        lines.append(f"- {name}: {f['before']} of {f['n']} before, {f['now']} of {f['n']} now")
+    return "\n".join(lines) + "\n"
+
+
+def examples_cifar() -> str:
+    """Teach by example: accuracy on the 300 by examples per class, per adapter."""
+    r = _load("examples_cifar")
+    plain = r["plain"]
+    names = list(next(iter(plain["k"].values())))
+    lines = [
+        _machine(r)
+        + f"Eyes: {r['eyes']}. Examples drawn from the 632 dev images, accuracy on cifar10-300, "
+        "mean ± spread of 5 draws. Zero-shot "
+        f"{plain['zero_shot']:.1%}; the all-632 ceiling (GDA, shrinkage "
+        f"{r['ceiling']['shrinkage']:g} by 5-fold cross-validation on the 632) "
+        f"{r['ceiling']['accuracy']:.1%}.",
+        "",
+        "| examples per class | " + " | ".join(names) + " | label codes, examples alone |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for k, row in plain["k"].items():
+        code = r["codes"]["k"][k]["default (gda)"]
+        lines.append(
+            f"| {k} | "
+            + " | ".join(f"{row[n]['mean']:.1%} ± {row[n]['std']:.1%}" for n in names)
+            + f" | {code['mean']:.1%} |"
+        )
+    lines += ["", "The bridge's names (bridge_rule.json) with examples, recovery on the 300:", ""]
+    for name, row in r["bridged"].items():
+        cells = ", ".join(f"{m} {v['recovery']:.3f}" for m, v in row.items())
+        lines.append(f"- {name}: {cells}")
+    t = r["timing"]
+    lines.append(
+        f"- choosing and fitting the adapter for 10 × 16 examples: {t['choose_and_fit_10x16_s']:.2f} s;"
+        f" applying it to 1,000 images: {t['apply_per_1000_s'] * 1000:.1f} ms"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def catalog() -> str:
     """Index once, tag many times: against classify and the eyes, and tag at scale."""
     r = _load("catalog")
@@ -557,6 +620,8 @@ def catalog() -> str:
 
 
 RENDERERS = {
+    "examples_cifar": examples_cifar,
+    "bridge_rule": bridge_rule,
     "catalog": catalog,
     "label_bridge": label_bridge,
     "fashion_names": fashion_names,

@@ -16,6 +16,7 @@ from offline_vision.commands.common import (
     top_k_option,
 )
 from offline_vision.files import shown
+from offline_vision.labels.examples import ExampleOptions
 from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
@@ -34,6 +35,7 @@ from offline_vision.options import take
 @json_option
 @batch_size_option
 @click_options(KnowledgeOptions, ReasonerOptions)
+@click_options(ExampleOptions, only=("examples",))
 @click.pass_context
 def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
     """Top-k labels for IMAGES (files, directories or globs), as a table or JSON lines.
@@ -42,16 +44,19 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
     With label knowledge (written once per label set by a reasoner, then cached):
       ovision classify photo.jpg --labels cifar10 --knowledge descriptions
       ovision classify photo.jpg --labels cifar10 --follow-up 3
+    Taught by a few example images per label (shots/LABEL/*.jpg):
+      ovision classify photo.jpg --labels @mine.txt --examples shots/
     """
     from offline_vision.classification import classify_images
     from offline_vision.images import expand_paths, load_image
+    from offline_vision.labels.examples import load as load_examples
     from offline_vision.labels.plan import lazy, resolve
     from offline_vision.labels.scoring import follow_up
     from offline_vision.labels.sets import parse_labels, parse_template
 
     settings = settings_of(ctx)
     eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
-    reasoner = take(ReasonerOptions, opts)
+    reasoner, shots = take(ReasonerOptions, opts), take(ExampleOptions, opts).examples
     llm = lazy(lambda: reasoner.load(settings))
     paths = expand_paths(images)
     if len(paths) == 1:
@@ -60,8 +65,15 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
     chosen = parse_template(template, label_set) if template else None  # before any model work
     eyes = eyes_opts.load(settings, spin=not know.follow_up)
     cache = settings.cache_dir
+    examples = load_examples(shots, label_set.labels, eyes, cache) if shots else None
     plan = resolve(
-        label_set, eyes, knowledge=know.knowledge, templates=chosen, cache_dir=cache, reasoner=llm
+        label_set,
+        eyes,
+        knowledge=know.knowledge,
+        templates=chosen,
+        cache_dir=cache,
+        reasoner=llm,
+        examples=examples,
     )
     results = classify_images(
         eyes,

@@ -19,6 +19,7 @@ from offline_vision.commands.common import (
 from offline_vision.dialogue import DialogueConfig
 from offline_vision.errors import BadInput
 from offline_vision.eval import recipes
+from offline_vision.labels.examples import ExampleOptions
 from offline_vision.labels.plan import KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
@@ -167,20 +168,28 @@ eval_labels_option = labels_option(
 @click_options(EyesOptions)
 @template_option("per dataset")
 @click_options(KnowledgeOptions, ReasonerOptions)
+@click_options(ExampleOptions)
 @ray_options
 @click.pass_context
 def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, template, **opts):
     """Trial 1: the scorer alone over the dataset's class names (with --knowledge or
-    --follow-up, label knowledge a reasoner wrote)."""
+    --follow-up, label knowledge a reasoner wrote; with --shots K, K examples per class drawn
+    from the items not evaluated).
+
+    \b
+      ovision eval clip --sample cifar10-300 --shots 16
+    """
     settings = settings_of(ctx)
     eyes, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
-    reasoner = take(ReasonerOptions, opts)
+    reasoner, taught = take(ReasonerOptions, opts), take(ExampleOptions, opts)
     check_concurrency(concurrency, reasoner if know.follow_up else None)
     ds, indices = eval_common(settings, dataset, sample, limit, seed)
     parts = dict(labels=labels, template=template, eyes=eyes, knowledge=know, reasoner=reasoner)
+    parts |= _shots(settings, ds, indices, taught, seed)
     task, ray_run = ray_plan(ray, recipes.clip_task, settings, dataset=dataset, **parts)
     extra = [_labels_tag(labels), "bridged" if task.plan.bridge else None]
     extra += [know.knowledge if task.plan.knowledge else None]
+    extra += [f"k{taught.shots}" if taught.shots else "examples" if taught.examples else None]
     extra += [f"fu{know.follow_up}" if task.follow_up else None]
     out = run_dir(
         settings,
@@ -192,6 +201,37 @@ def eval_clip(ctx, dataset, sample, limit, seed, out, concurrency, ray, labels, 
         *[Path(e).stem if e and "/" in e else e for e in extra],
     )
     _run(settings, task, ray_run, indices, ds, out, concurrency)
+
+
+def _shots(settings, ds, indices, taught: ExampleOptions, seed: int) -> dict:
+    """The clip task's examples: a folder or CSV, or --shots K drawn from a pool disjoint from
+    the evaluated items (overlap refused)."""
+    from offline_vision.eval.datasets import read_sample
+    from offline_vision.labels.examples import draw
+
+    if taught.shots_from and not taught.shots:
+        raise BadInput("--shots-from needs --shots K")
+    if taught.shots and taught.examples:
+        raise BadInput("--shots draws examples from the dataset; --examples brings your own: one")
+    if not taught.shots:
+        return {"examples": taught.examples}
+    evaluated = set(indices)
+    if taught.shots_from:
+        pool = read_sample(settings.data_dir, ds, taught.shots_from)
+        overlap = evaluated.intersection(pool)
+        if overlap:
+            raise BadInput(
+                f"--shots-from {taught.shots_from}: {len(overlap)} of its items are evaluated "
+                "too; the examples must be other images"
+            )
+        where = taught.shots_from
+    else:
+        every = ds.indices if hasattr(ds, "indices") else range(len(ds))
+        pool = [i for i in every if i not in evaluated]
+        where = f"the {len(pool)} items not evaluated"
+    items = draw(ds, pool, taught.shots, seed)
+    source = f"{ds.name}: {taught.shots} per class from {where} (seed {seed})"
+    return {"shot_items": tuple(items), "shot_source": source}
 
 
 def _eval_dialogue(ctx, known, dataset, sample, limit, seed, out, concurrency, ray, labels, **opts):

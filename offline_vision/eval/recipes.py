@@ -78,9 +78,14 @@ def clip_task(
     eyes: EyesOptions,
     knowledge: KnowledgeOptions,
     reasoner: ReasonerOptions,
+    examples: str | None = None,
+    shot_items: tuple[int, ...] = (),
+    shot_source: str = "",
 ):
-    """The `eval clip` task."""
+    """The `eval clip` task; taught by `examples` (a folder or CSV) or by the dataset's
+    `shot_items` (`--shots`, drawn by the command: `shot_source` says how)."""
     from offline_vision.eval.tasks import ScorerTask
+    from offline_vision.labels import examples as shots
     from offline_vision.labels.plan import lazy, resolve
     from offline_vision.labels.scoring import follow_up
     from offline_vision.labels.sets import parse_template
@@ -91,6 +96,11 @@ def clip_task(
     # The dataset's own templates, renamed or not (CLIP's ensemble for CIFAR-10's classes).
     templates = templates or default_templates(ds.name, scorer.templates)
     llm, cache = lazy(lambda: reasoner.load(settings)), settings.cache_dir
+    taught = None
+    if examples:
+        taught = shots.load(examples, ds.classes, scorer, cache)
+    elif shot_items:
+        taught = shots.from_dataset(ds, shot_items, scorer, cache, shot_source)
     plan = resolve(
         eval_labels(ds, labels),
         scorer,
@@ -98,6 +108,7 @@ def clip_task(
         templates=templates,
         cache_dir=cache,
         reasoner=llm,
+        examples=taught,
     )
     return ScorerTask(ds, scorer, plan, follow_up=follow_up(plan, scorer, knowledge, llm, cache))
 

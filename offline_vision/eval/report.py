@@ -58,6 +58,13 @@ class Run:
             parts.append(f"K={c['shots']}")
         if c.get("encoding") and c.get("strategy") not in ("knn", "majority"):
             parts.append(c["encoding"])
+        ex = c.get("examples")
+        if isinstance(ex, dict) and isinstance(ex.get("per_label"), dict):
+            counts = sorted(set(ex["per_label"].values()))
+            k = "/".join(str(n) for n in counts) if len(counts) < 4 else f"{counts[0]}–{counts[-1]}"
+            method = (ex.get("adapter") or {}).get("method", "examples")
+            parts.append(f"{method} α={ex['adapter']['alpha']:g}" if method != "examples" else "")
+            parts.append(f"K={k}")
         return " ".join(p for p in parts if p)
 
     @property

@@ -49,17 +49,25 @@ class ScorerTask:
             cfg["follow_up"] = self.follow_up.config()
         if self.plan.bridge is not None:
             cfg["bridge"] = bridge_config(self.plan.bridge)
+        if self.plan.examples is not None:
+            adapter = self.label_scorer.adapter
+            cfg["examples"] = self.plan.examples.cited()
+            cfg["examples"]["adapter"] = adapter.describe() if adapter else None
         return cfg
 
     def resume(self, records: list[Record]) -> None:
         pass
 
-    def __call__(self, index: int) -> dict:
+    @property
+    def label_scorer(self) -> LabelScorer:
         if self._label_scorer is None:
             self._label_scorer = LabelScorer(self.scorer, self.plan)
+        return self._label_scorer
+
+    def __call__(self, index: int) -> dict:
         item = self.dataset.item(index)
         emb = self.scorer.encode_images([self.dataset.image(index)])
-        probs = self._label_scorer.probabilities(emb)[0]
+        probs = self.label_scorer.probabilities(emb)[0]
         order = np.argsort(-probs)
         rec = {
             "truth": item.label,

@@ -17,11 +17,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.labels.dictionaries import Dictionary, installed
+from offline_vision.labels.examples import Examples
 from offline_vision.labels.readable import looks_unfamiliar, unfamiliar
 from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.labels.store import PER_LABEL, Knowledge
@@ -100,6 +101,7 @@ class LabelPlan:
     reads: tuple[tuple[str, ...], ...]  # per label: its read-as names
     bridge: Written | None = None
     knowledge: Written | None = None  # descriptions, subclasses or waffle, about `read_as`
+    examples: Examples | None = None  # labelled example images (`--examples`), embedded
 
     @property
     def names(self) -> dict[str, list[str]] | None:
@@ -118,7 +120,10 @@ class LabelPlan:
         return LabelSet(self.name, self.labels, known, self.names)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The plan as JSON: the examples by their labels and files' sha256, not embeddings."""
+        body = asdict(replace(self, examples=None))
+        body["examples"] = self.examples.cited() if self.examples else None
+        return body
 
     @property
     def digest(self) -> str:
@@ -157,12 +162,14 @@ def resolve(
     cache_dir: Path,
     reasoner: ReasonerFactory,
     dictionaries: Sequence[Dictionary] | None = None,
+    examples: Examples | None = None,
 ) -> LabelPlan:
     """The plan for `label_set` under `--knowledge`: bridged where asked (or, for `auto`, where
     the eyes cannot read a custom set the LLM is told), with texts written where asked, each
     from the cache or by `reasoner()` (asked for where a cache is consulted: its identity is
-    part of the key; a local model loads only where something is written). `templates`: the
-    label set's own by default; `dictionaries`: the installed ones by default."""
+    part of the key; a local model loads only where something is written), taught by
+    `examples` where given (`labels.examples.load`). `templates`: the label set's own by
+    default; `dictionaries`: the installed ones by default."""
     books = installed() if dictionaries is None else dictionaries
     mode, strategy, path = parse_spec(knowledge)
     labels = list(label_set.labels)
@@ -194,7 +201,8 @@ def resolve(
         other, _p, _ = expand(read_as, strategy, llm, cache_dir=cache_dir)
     elif other is not None:
         _check(other, read_as, path)
-    return plan_of(label_set, chosen, bridge=bridge, knowledge=other, keep=keep)
+    plan = plan_of(label_set, chosen, bridge=bridge, knowledge=other, keep=keep)
+    return replace(plan, examples=examples) if examples is not None else plan
 
 
 def plan_of(

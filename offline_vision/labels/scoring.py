@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from offline_vision.files import write_atomic
+from offline_vision.labels.adapters import Adapter, choose
 from offline_vision.labels.plan import KnowledgeOptions, LabelPlan, ReasonerFactory
 from offline_vision.labels.store import PROMPT_VERSION, reasoner_identity, seal, unsealed
 from offline_vision.labels.writers.texts import ask_lines, filter_items, parse_items
@@ -79,14 +80,25 @@ def description_embeddings(
 
 class LabelScorer:
     """The eyes' probabilities over a plan's labels: each read by its names in the plan's
-    templates, with the texts a reasoner wrote mixed in where the plan has them."""
+    templates, with the texts a reasoner wrote mixed in where the plan has them, and the
+    plan's example images blended in (`labels.adapters`) where it has some."""
 
     def __init__(self, scorer: Scorer, plan: LabelPlan):
         self.scorer, self.labels, self.templates = scorer, list(plan.labels), plan.templates
         self.knowledge = knowledge = plan.knowledge
         self.plain = named_embeddings(scorer, self.labels, self.templates, plan.names)
-        if knowledge is None:
-            return
+        if knowledge is not None:
+            self._knowledge(plan)
+        self.adapter: Adapter | None = None
+        if plan.examples is not None:
+            ex = plan.examples
+            zero_shot = self._zero_shot(ex.embeddings)
+            self.adapter = choose(ex.embeddings, ex.label_ids(self.labels), zero_shot)
+            _announce_adapter(self.adapter, ex.counts(), len(self.labels))
+
+    def _knowledge(self, plan: LabelPlan) -> None:
+        knowledge, scorer = plan.knowledge, self.scorer
+        assert knowledge is not None
         eye = plan.read_as
         if knowledge.strategy == "subclasses":
             self.sub_texts, owner = [], []
@@ -100,15 +112,22 @@ class LabelScorer:
         else:
             self.emb = description_embeddings(scorer, knowledge.texts, eye, self.templates)
 
-    def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
-        """Softmax probabilities over the labels."""
+    def _zero_shot(self, image_embeddings: np.ndarray) -> np.ndarray:
         score = self._combined(self.scorer.probabilities, image_embeddings)
         return score / score.sum(axis=1, keepdims=True)
 
+    def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
+        """Softmax probabilities over the labels (with the examples' where the plan has some)."""
+        zero_shot = self._zero_shot(image_embeddings)
+        if self.adapter is None:
+            return zero_shot
+        return self.adapter.probabilities(image_embeddings, zero_shot)
+
     def scores(self, image_embeddings: np.ndarray) -> np.ndarray:
         """Each label's score as the eyes give it (`scorer.score_kind`): the probabilities, or
-        SigLIP's per-label sigmoids (CHiLS: the label's own × its best kind's, not renormalised)."""
-        if self.scorer.score_kind == "softmax":
+        SigLIP's per-label sigmoids (CHiLS: the label's own × its best kind's, not renormalised).
+        Taught by examples, the probabilities."""
+        if self.scorer.score_kind == "softmax" or self.adapter is not None:
             return self.probabilities(image_embeddings)
         return self._combined(self.scorer.scores, image_embeddings)
 
@@ -121,6 +140,26 @@ class LabelScorer:
         sub = score(image_embeddings, self.sub_emb)
         best = np.stack([sub[:, self.owner == j].max(axis=1) for j in range(len(self.labels))], 1)
         return base * best  # CHiLS's reweighting: the label's own probability × its best kind
+
+
+def _announce_adapter(adapter: Adapter, counts: dict[str, int], n_labels: int) -> None:
+    cv = adapter.cv
+    shots = sum(counts.values())
+    how = (
+        f"{adapter.method} blended with zero-shot (α {adapter.alpha:g})"
+        if adapter.expert is not None
+        else "zero-shot kept: they did not show that a blend helps"
+    )
+    log.info(
+        "examples: %d images for %d of %d labels; %s — cross-validated on them, %.0f %% against "
+        "zero-shot's %.0f %%",
+        shots,
+        len(counts),
+        n_labels,
+        how,
+        100 * cv["best"],
+        100 * cv["zero_shot"],
+    )
 
 
 class FollowUp:

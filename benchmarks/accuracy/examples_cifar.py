@@ -1,0 +1,156 @@
+"""Teach by example on CIFAR-10 → benchmarks/results/examples_cifar.json (its table in
+docs/results.md).
+
+The ConSE stand-in eyes (not CLIP). K examples per class drawn from the 632 dev images, evaluated
+on cifar10-300, 5 draws (seeds 0–4) per K: zero-shot; the default adapter (GDA, its α and
+shrinkage cross-validated on the examples); each method alone (its α and parameter
+cross-validated); cross-validation choosing among all three. The all-632 ceiling: GDA on every
+dev image, its shrinkage by 5-fold cross-validation on them. Under opaque label codes (K-017 …):
+examples alone. Under cifar10-jargon and cifar10-ja: the bridge's names (as recorded in
+bridge_rule.json) with 1 and 4 examples per label. Seconds to choose and fit the adapter for
+10 × 16 examples and to apply it to 1,000 images.
+
+    OVISION_DATA=../shared/data python -m benchmarks.accuracy.examples_cifar
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from benchmarks.common import RESULTS, cifar_split, write
+from offline_vision.config import Settings
+from offline_vision.labels import adapters
+from offline_vision.labels.plan import plan_of
+from offline_vision.labels.scoring import LabelScorer
+from offline_vision.labels.sets import CIFAR10, LabelSet
+from offline_vision.labels.store import Knowledge
+from offline_vision.models.loader import load_scorer
+
+KS = (1, 2, 4, 8, 16)
+DRAWS = 5
+TEMPLATES = ("a photo of a {}",)  # ConSE's one template
+CODES = tuple(f"K-{n:03d}" for n in (17, 243, 508, 91, 376, 664, 130, 822, 455, 719))
+
+
+def draw(truth, pool, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [rng.choice(pool[truth[pool] == c], k, replace=False) for c in range(len(CIFAR10))]
+    )
+
+
+def zero_shot_of(eyes, labels, names=None) -> LabelScorer:
+    bridge = Knowledge("names", list(labels), texts=names) if names else None
+    return LabelScorer(eyes, plan_of(LabelSet("custom", tuple(labels)), TEMPLATES, bridge=bridge))
+
+
+def taught(scorer: LabelScorer, emb, truth, shots, methods) -> np.ndarray:
+    """Predictions on every image with the adapter chosen on `shots`."""
+    a = adapters.choose(emb[shots], truth[shots], scorer.probabilities(emb[shots]), methods)
+    return a.probabilities(emb, scorer.probabilities(emb)).argmax(1), a.describe()
+
+
+def curve(scorer, emb, truth, dev, test, variants: dict) -> dict:
+    """Accuracy on the test images per variant and K: mean, spread and each draw."""
+    zs = float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())
+    out: dict = {"zero_shot": zs, "k": {}}
+    for k in KS:
+        row = {}
+        for name, methods in variants.items():
+            accs, chosen = [], []
+            for seed in range(DRAWS):
+                pred, how = taught(scorer, emb, truth, draw(truth, dev, k, seed), methods)
+                accs.append(float((pred[test] == truth[test]).mean()))
+                chosen.append(how["method"] if how["method"] == "zero-shot" else how)
+            row[name] = {
+                "mean": float(np.mean(accs)),
+                "std": float(np.std(accs)),
+                "draws": accs,
+                "chosen": chosen,
+            }
+        out["k"][str(k)] = row
+        print(k, {n: round(v["mean"], 3) for n, v in row.items()}, flush=True)
+    return out
+
+
+def ceiling(emb, truth, dev, test) -> dict:
+    """GDA alone on all the dev images, shrinkage by 5-fold cross-validation on them."""
+    fold = np.arange(len(dev)) % 5
+    cv = {}
+    for lam in adapters.PARAMS["gda"]:
+        right = 0
+        for f in range(5):
+            ex = adapters.fit_expert("gda", lam, emb[dev[fold != f]], truth[dev[fold != f]])
+            right += int((ex.logits(emb[dev[fold == f]]).argmax(1) == truth[dev[fold == f]]).sum())
+        cv[lam] = right / len(dev)
+    lam = max(cv, key=lambda x: cv[x])
+    ex = adapters.fit_expert("gda", lam, emb[dev], truth[dev])
+    return {
+        "shrinkage": lam,
+        "cv": cv,
+        "accuracy": float((ex.logits(emb[test]).argmax(1) == truth[test]).mean()),
+    }
+
+
+def timing(scorer, emb, truth, dev) -> dict:
+    shots = draw(truth, dev, 16, 0)
+    t = time.perf_counter()
+    a = adapters.choose(emb[shots], truth[shots], scorer.probabilities(emb[shots]))
+    fit = time.perf_counter() - t
+    big = np.tile(emb, (2, 1))[:1000]
+    zs = scorer.probabilities(big)
+    t = time.perf_counter()
+    a.probabilities(big, zs)
+    return {"choose_and_fit_10x16_s": fit, "apply_per_1000_s": time.perf_counter() - t}
+
+
+def main() -> None:
+    settings = Settings.from_env(threads=2)
+    eyes = load_scorer(settings, "conse")
+    ds, indices, truth, _s300, masks = cifar_split(settings)
+    emb = np.concatenate(
+        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
+    )
+    dev, test = np.flatnonzero(masks["632"]), np.flatnonzero(masks["300"])
+    variants = {"default (gda)": adapters.DEFAULT, "any of three": adapters.METHODS}
+    variants |= {m: (m,) for m in adapters.METHODS}
+    result: dict = {"eyes": "conse-effnetlite2-minilm (the ConSE stand-in, not CLIP)"}
+    plain = zero_shot_of(eyes, CIFAR10)
+    result["plain"] = curve(plain, emb, truth, dev, test, variants)
+    result["ceiling"] = ceiling(emb, truth, dev, test)
+    print("ceiling", result["ceiling"], flush=True)
+    result["codes"] = curve(
+        zero_shot_of(eyes, CODES), emb, truth, dev, test, {"default (gda)": adapters.DEFAULT}
+    )
+    recorded = json.loads((RESULTS / "bridge_rule.json").read_text())["sets"]
+    result["bridged"] = {}
+    for name in ("cifar10-jargon", "cifar10-ja"):
+        row = recorded[name]
+        scorer = zero_shot_of(eyes, row["labels"], row["names"])
+        acc = {"bridge": float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())}
+        for k in (1, 4):
+            accs = [
+                float(
+                    (
+                        taught(scorer, emb, truth, draw(truth, dev, k, s), adapters.DEFAULT)[0][
+                            test
+                        ]
+                        == truth[test]
+                    ).mean()
+                )
+                for s in range(DRAWS)
+            ]
+            acc[f"bridge + {k} examples"] = float(np.mean(accs))
+        result["bridged"][name] = {
+            m: {"accuracy": v, "recovery": v / result["plain"]["zero_shot"]} for m, v in acc.items()
+        }
+        print(name, result["bridged"][name], flush=True)
+    result["timing"] = timing(plain, emb, truth, dev)
+    print(write("examples_cifar", result))
+
+
+if __name__ == "__main__":
+    main()
