@@ -166,3 +166,34 @@ def test_a_killed_index_keeps_every_finished_batch(tiny_clip, folder, tmp_path, 
     )  # fmt: skip
     done = json.loads(r.stdout)
     assert done["added"] == 6 - kept and done["unchanged"] == kept
+
+
+def test_tag_with_examples_reuses_the_catalogs_embeddings(
+    run_cli, tiny_clip, folder, tmp_path, settings
+):
+    """Examples the catalog holds are not embedded again; the tags are classify's with the same
+    examples; a group's examples are named GROUP=SOURCE where there are several groups."""
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    shots = tmp_path / "shots"
+    for label, names in (("cat", ("chelsea.png", "cifar0.png")), ("cup", ("coffee.png",))):
+        (shots / label).mkdir(parents=True)
+        for n in names:
+            shutil.copy(folder / n, shots / label / n)
+    r = run_cli("tag", cat, "--labels", "cat,cup,rocket", "--examples", shots)
+    assert r.exit_code == 0, r.output
+    assert "examples: 3 images for 2 of 3 labels" in r.stderr
+    assert not (settings.cache_dir / "examples").exists()  # all three came from the catalog
+    tagged = {
+        os.path.basename(x["image"]): x["labels"][0] for x in map(json.loads, r.stdout.splitlines())
+    }
+    c = run_cli("classify", folder, "--labels", "cat,cup,rocket", "--examples", shots, "--json")
+    for x in map(json.loads, c.stdout.splitlines()):
+        top = tagged[os.path.basename(x["image"])]
+        assert top["label"] == x["labels"][0]["label"]
+        assert top["score"] == pytest.approx(x["labels"][0]["probability"], abs=1e-4)
+    two = ["--labels", "kind=cat,cup,rocket", "--labels", "scene=indoor,outdoor"]
+    r = run_cli("tag", cat, *two, "--examples", shots)
+    assert r.exit_code != 0 and "name its group, one of kind, scene" in r.stderr
+    r = run_cli("tag", cat, *two, "--examples", f"kind={shots}")
+    assert r.exit_code == 0, r.output

@@ -39,6 +39,13 @@ def tag(
             yield {"image": path, **{g: top[n] for g, top in tops.items()}}
 
 
+def stored(catalog: Catalog) -> dict[str, np.ndarray]:
+    """The catalog's embeddings by their files' sha256: examples it holds are not embedded
+    again."""
+    rows = catalog.rows()
+    return dict(zip(rows.sha256, rows.embeddings, strict=True))
+
+
 def search(
     catalog: Catalog, eyes: Scorer, *, text: str | None = None, like=None, top: int = 10
 ) -> list[dict]:

@@ -81,6 +81,15 @@ def index_cmd(ctx, images, catalog, batch_size, as_json, **opts):
     help="Write .csv (one row per image, one column per group), .jsonl or .parquet; "
     "default: JSON lines on stdout.",
 )
+@click.option(
+    "--examples",
+    "example_specs",
+    multiple=True,
+    metavar="[GROUP=]DIR|CSV",
+    help="Example images for a group's labels (a folder of label folders, or a CSV "
+    "path,label), as GROUP=SOURCE for several groups; taken from the catalog where it holds "
+    "the same files, else embedded once. Repeatable.",
+)
 @top_k_option
 @click_options(
     EyesOptions,
@@ -89,28 +98,36 @@ def index_cmd(ctx, images, catalog, batch_size, as_json, **opts):
     only=("scorer", "precision", "device", "knowledge", "reasoner", "base_url"),
 )
 @click.pass_context
-def tag_cmd(ctx, catalog, label_specs, attributes, out, top_k, **opts):
+def tag_cmd(ctx, catalog, label_specs, attributes, out, example_specs, top_k, **opts):
     """Tag every image of CATALOG with each label set, from its stored embeddings (no image is
     decoded): labels the eyes cannot read are bridged as `classify` bridges them."""
     from offline_vision.catalog.store import Catalog
-    from offline_vision.catalog.tag import tag
+    from offline_vision.catalog.tag import stored, tag
+    from offline_vision.labels.examples import load as load_examples
     from offline_vision.labels.plan import lazy, resolve
 
     settings = settings_of(ctx)
     groups = _groups(label_specs, attributes)
+    shots = _example_sources(example_specs, groups)
     eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
     reasoner = take(ReasonerOptions, opts)
     eyes = eyes_opts.load(settings)
     cat = Catalog.open(catalog, eyes)
-    llm = lazy(lambda: reasoner.load(settings))
+    llm, cache = lazy(lambda: reasoner.load(settings)), settings.cache_dir
+    known = stored(cat) if shots else None
     plans = {
         g: resolve(
             label_set,
             eyes,
             knowledge=know.knowledge,
             templates=template,
-            cache_dir=settings.cache_dir,
+            cache_dir=cache,
             reasoner=llm,
+            examples=(
+                load_examples(shots[g], label_set.labels, eyes, cache, known)
+                if g in shots
+                else None
+            ),
         )
         for g, (label_set, template) in groups.items()
     }
@@ -150,6 +167,25 @@ def search_cmd(ctx, catalog, text, like, top, as_json, **opts):
             if as_json
             else f"{h['score']:8.4f}  {shown(h['image'])}"
         )
+
+
+def _example_sources(specs, groups: dict) -> dict[str, str]:
+    """GROUP → examples source, from --examples [GROUP=]SOURCE (a bare SOURCE: the one group)."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, eq, rest = spec.partition("=")
+        if eq and name in groups:
+            group, source = name, rest
+        elif len(groups) == 1:
+            group, source = next(iter(groups)), spec
+        else:
+            raise BadInput(
+                f"--examples {spec}: name its group, one of {', '.join(groups)} (GROUP=DIR)"
+            )
+        if group in out:
+            raise BadInput(f"--examples: group {group!r} is given examples twice")
+        out[group] = source
+    return out
 
 
 def _groups(specs, attributes) -> dict:

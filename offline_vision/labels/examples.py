@@ -15,7 +15,7 @@ import io
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -116,14 +116,24 @@ def eyes_key(eyes: Scorer) -> str:
 Item = tuple[str, str, str, Callable[[], Image.Image]]  # label, sha256, origin, loader
 
 
-def embed(items: Sequence[Item], eyes: Scorer, cache_dir: Path, source: str) -> Examples:
+def embed(
+    items: Sequence[Item],
+    eyes: Scorer,
+    cache_dir: Path,
+    source: str,
+    known: Mapping[str, np.ndarray] | None = None,
+) -> Examples:
     """Examples from (label, sha256 of the content, origin, loader) items: each embedding from
-    the cache (`cache_dir/examples/<eyes>/<sha256>.npy`, no pickle) or embedded now, cached."""
+    `known` (a catalog's, by sha256), the cache (`cache_dir/examples/<eyes>/<sha256>.npy`, no
+    pickle) or embedded now and cached."""
     folder = cache_dir / "examples" / eyes_key(eyes)
     rows: dict[str, np.ndarray] = {}
     todo = []
     for _label, sha, _origin, load in items:
         if sha in rows:
+            continue
+        if known is not None and sha in known:
+            rows[sha] = np.asarray(known[sha], dtype=np.float32)
             continue
         try:
             rows[sha] = np.load(folder / f"{sha}.npy", allow_pickle=False)
@@ -151,13 +161,20 @@ def _file_sha256(path: Path) -> str:
         raise BadInput(f"--examples {path}: cannot be read ({e.strerror or e})") from None
 
 
-def load(source: str | Path, labels: Sequence[str], eyes: Scorer, cache_dir: Path) -> Examples:
-    """The examples under `source` for `labels`, embedded by `eyes` (cached by content)."""
+def load(
+    source: str | Path,
+    labels: Sequence[str],
+    eyes: Scorer,
+    cache_dir: Path,
+    known: Mapping[str, np.ndarray] | None = None,
+) -> Examples:
+    """The examples under `source` for `labels`, embedded by `eyes` (cached by content; taken
+    from `known` embeddings by sha256 where given)."""
     items: list[Item] = [
         (label, _file_sha256(path), str(path), partial(load_image, path))  # bad: one line
         for path, label in read_source(source, labels)
     ]
-    return embed(items, eyes, cache_dir, str(source))
+    return embed(items, eyes, cache_dir, str(source), known)
 
 
 def draw(dataset, pool: Sequence[int], k: int, seed: int) -> list[int]:
