@@ -316,3 +316,42 @@ def test_a_hubs_file_list_is_bounded_and_checked(monkeypatch):
     with pytest.raises(DownloadError, match="file list of o/m is over 1,000 bytes"):
         hub.list_files(listing(range(200)), "http://127.0.0.1:9", "o/m", "main")
     assert hub.list_files(listing([10]), "http://127.0.0.1:9", "o/m", "main")["f0"].size == 10
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # nested past Python's recursion limit
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda body, headers: (200, {}, DEEP.encode()),  # the response body itself
+        lambda body, headers: DEEP,  # the assistant's content, asked for JSON
+    ],
+)
+def test_a_hosted_answer_nested_past_the_recursion_limit_is_one_line(run_cli, home, reply):
+    from fakes import ChatServer
+
+    server = ChatServer(reply)
+    try:
+        args = ["ask", "hi", "--reasoner", "openai:m", "--base-url", server.url]
+        r = run_cli(*args, "--schema", _schema_file(home))
+    finally:
+        server.stop()
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert len([x for x in r.stderr.splitlines() if x.strip()]) == 1, r.stderr
+    assert not isinstance(r.exception, RecursionError)
+
+
+def _schema_file(home) -> str:
+    path = home.parent / "schema.json"
+    path.write_text('{"type": "object"}')
+    return str(path)
+
+
+def test_a_checkpoints_json_nested_past_the_recursion_limit_is_one_line(tmp_path):
+    from offline_vision.errors import ExportError
+    from offline_vision.export.checks import json_object
+
+    (tmp_path / "config.json").write_text(DEEP)
+    with pytest.raises(ExportError, match="nested too deeply"):
+        json_object(tmp_path / "config.json")

@@ -68,6 +68,8 @@ def json_object(path: Path) -> dict:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise ExportError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ExportError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise ExportError(f"{path}: expected a JSON object")
     return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ from offline_vision.export.checks import (
     VALIDATION_TEXTS,
     check_checkpoint,
     check_fp32,
+    json_object,
     load_complete,
     run_towers,
     validation_images,
@@ -164,12 +164,12 @@ def _validate(ckpt: Path, out: Path, model, text, vision, pre, photo_dir) -> tup
 
 def pad_id(ckpt: Path) -> int:
     """The pad token's id: from tokenizer_config.json when present, else CLIP's <|endoftext|>."""
-    tok = json.loads((ckpt / "tokenizer.json").read_text())
+    tok = json_object(ckpt / "tokenizer.json")
     vocab = tok.get("model", {}).get("vocab", {})
     pad = "<|endoftext|>"
     cfg = ckpt / "tokenizer_config.json"
     if cfg.exists():
-        value = json.loads(cfg.read_text()).get("pad_token")
+        value = json_object(cfg).get("pad_token")
         pad = value.get("content", pad) if isinstance(value, dict) else (value or pad)
     for added in tok.get("added_tokens", []):
         if added["content"] == pad:

@@ -11,7 +11,6 @@ listed, fetched and recorded with every file's sha256, so the pull can be repeat
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -246,7 +245,7 @@ def pre_exported(
         files[onnx[precision]["vision"]], files[onnx[precision]["text"]] = dl / vision, dl / text
     context = 77
     if (dl / "config.json").is_file():
-        text_config = json.loads((dl / "config.json").read_text()).get("text_config") or {}
+        text_config = json_object(dl / "config.json").get("text_config") or {}
         context = int(text_config.get("max_position_embeddings", context))
     meta = {
         "source": source,

@@ -92,7 +92,7 @@ def match_choice(text: str, choices: Sequence[str]) -> str | None:
             obj = json.loads(t)
             if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
                 t = obj["answer"].strip()
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     lowered = {c.lower(): c for c in choices}
     return lowered.get(t.lower())
@@ -140,10 +140,14 @@ def parse_json(text: str, schema: dict) -> Any:
         value = json.loads(_strip_fences(text))
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON: {e.msg}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply") from None
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as e:
         raise ValueError(f"schema: {e.message}") from None
+    except RecursionError:
+        raise ValueError("schema: nested too deeply") from None
     return value
 
 

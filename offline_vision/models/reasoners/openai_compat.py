@@ -257,7 +257,7 @@ class OpenAICompatReasoner(BaseReasoner):
             text = data["choices"][0]["message"].get("content") or ""
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
             raise ReasonerError(
                 f"{self.name}: malformed response ({e}): {self._redact(r.text)[:200]!r}"
             ) from None
@@ -268,7 +268,7 @@ class OpenAICompatReasoner(BaseReasoner):
                 obj = json.loads(text)
                 if isinstance(obj, dict) and isinstance(obj.get("answer"), str):
                     text = obj["answer"]
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past Python's limit: no answer object
                 pass
         return text, _usage(data.get("usage"), self.name)
 
