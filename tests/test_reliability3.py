@@ -355,3 +355,18 @@ def test_a_checkpoints_json_nested_past_the_recursion_limit_is_one_line(tmp_path
     (tmp_path / "config.json").write_text(DEEP)
     with pytest.raises(ExportError, match="nested too deeply"):
         json_object(tmp_path / "config.json")
+
+
+def test_two_runs_named_alike_keep_their_own_plots(run_cli, home, tmp_path):
+    """a/run and b/run: their rows and plots are a-run and b-run (one overwrote the other)."""
+    for parent, strategy in (("a", "knn"), ("b", "majority")):
+        out = tmp_path / parent / "run"
+        r = run_cli("eval", "pixels", "--strategy", strategy, "--limit", "10", "--out", out)
+        assert r.exit_code == 0, r.output
+    r = run_cli("report", tmp_path / "a" / "run", tmp_path / "b" / "run", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert "| a-run |" in r.stdout and "| b-run |" in r.stdout
+    assert {p.name for p in (tmp_path / "rep").glob("*.confusion.png")} == {
+        "a-run.confusion.png",
+        "b-run.confusion.png",
+    }

@@ -47,7 +47,7 @@ def report(ctx, runs, out, pair, baseline, as_csv, as_html):
     if as_html:
         from offline_vision.eval import html
 
-        loaded = [rep.load_run(p) for p in runs]
+        loaded = rep.load_runs(runs)
         base = rep.load_run(baseline) if baseline else None
         if out.suffix == ".html":
             target = out

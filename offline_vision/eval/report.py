@@ -80,6 +80,22 @@ class Run:
         return f"{s['scorer']} (stand-in)" if s.get("standin") else s["scorer"]
 
 
+def load_runs(paths: Sequence[Path]) -> list[Run]:
+    """Runs named apart: two run folders named alike (a/run, b/run) are a-run and b-run, so
+    neither's plots or table row overwrite the other's."""
+    runs = [load_run(p) for p in paths]
+    names = [r.name for r in runs]
+    for r in runs:
+        if names.count(r.name) > 1:
+            r.name = f"{r.path.resolve().parent.name}-{r.name}"
+    seen: dict[str, int] = {}
+    for r in runs:  # still alike (x/a/run, y/a/run): numbered
+        seen[r.name] = seen.get(r.name, 0) + 1
+        if seen[r.name] > 1:
+            r.name = f"{r.name}-{seen[r.name]}"
+    return runs
+
+
 def load_run(path: Path) -> Run:
     summary_path = path / SUMMARY
     if not summary_path.exists():
@@ -302,7 +318,7 @@ def report(
     pairs: Sequence[tuple[Path, Path]] = (),
     baseline: Path | None = None,
 ) -> dict:
-    runs = [load_run(p) for p in paths]
+    runs = load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
     rows = [row(r) for r in runs]
     write_atomic(out / "runs.md", markdown(rows))
