@@ -370,3 +370,27 @@ def test_two_runs_named_alike_keep_their_own_plots(run_cli, home, tmp_path):
         "a-run.confusion.png",
         "b-run.confusion.png",
     }
+
+
+@pytest.mark.parametrize(
+    ("respond", "needle"),
+    [
+        (lambda req: ("302", {"Location": str(req.url)}, b""), "TooManyRedirects"),
+        (lambda req: ("200", {"Content-Encoding": "gzip"}, b"not gzip" * 20), "DecodingError"),
+    ],
+)
+def test_a_redirect_loop_or_a_bad_gzip_body_is_one_line(tmp_path, respond, needle):
+    """Both escaped the download as httpx exceptions: a traceback."""
+    import httpx
+
+    from offline_vision.errors import DownloadError
+    from offline_vision.models.provision.download import download
+
+    def handler(req):
+        status, headers, body = respond(req)
+        return httpx.Response(int(status), headers=headers, content=body)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=True)
+    with pytest.raises(DownloadError, match=needle):
+        download(client, "http://127.0.0.1:9/f.bin", tmp_path / "f.bin")
+    assert not (tmp_path / "f.bin").exists()

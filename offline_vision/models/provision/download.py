@@ -107,6 +107,10 @@ def download(
         return retrying(attempt, tries=RETRIES, backoff=0.5)
     except Transient as e:
         raise DownloadError(f"{label}: download from {_safe(url)} failed ({e.problem})") from None
+    except httpx.HTTPError as e:  # not worth retrying: a redirect loop, a body that is not gzip
+        raise DownloadError(
+            f"{label}: download from {_safe(url)} failed ({type(e).__name__})"
+        ) from None
 
 
 def _stream_into(
