@@ -113,14 +113,16 @@ def test_labels_expand_prints_every_kind_of_settled_problem():
     ]
 
 
-def test_labels_are_normalised_once_wherever_they_come_from(tmp_path, caplog):
+def test_labels_are_normalised_once_wherever_they_come_from(tmp_path):
     composed, decomposed = "caf\u00e9", "cafe\u0301"
-    assert parse_labels(f"{composed},{decomposed}").labels == (composed,)  # one label, NFC
-    assert "duplicate label" in caplog.text
+    with pytest.raises(BadInput, match="is given twice"):  # one label after NFC: refused
+        parse_labels(f"{composed},{decomposed}")
     f = tmp_path / "labels.txt"
     f.write_bytes("\ufeffcat\r\ndog\r\n".encode())
     assert parse_labels(f"@{f}").labels == ("cat", "dog")  # no BOM, no CR
     assert parse_list(["\ufeffcat", decomposed]).labels == ("cat", composed)
+    with pytest.raises(BadInput, match="is given twice"):
+        parse_list([composed, decomposed])
     for hidden in ("d\u202eog", "c\u200bat", "ca\u2066t"):
         with pytest.raises(BadInput, match="invisible characters"):
             parse_labels(f"cat,{hidden}")

@@ -72,11 +72,14 @@ def default_templates(label_set_name: str, own: tuple[str, ...] | None) -> tuple
 
 
 def _dedupe(labels: list[str]) -> tuple[str, ...]:
+    """The labels, each once; one given twice (as written, or once composed and once
+    decomposed: NFC makes them one) is refused in one line — which of the two did the user
+    mean to tag with?"""
     seen: dict[str, None] = {}
     for label in labels:
         if label in seen:
-            log.warning("duplicate label %r ignored", label)
-        seen.setdefault(label, None)
+            raise BadInput(f"label {shown(label)!r} is given twice; each label once")
+        seen[label] = None
     return tuple(seen)
 
 
