@@ -243,3 +243,14 @@ BRIDGE_UNREAD = "These are not plain English words a photo caption would use: {w
 BRIDGE_TAKEN = "The other classes are already called: {names}. "
 # The tie-break where asking again did not separate them: which class the name belongs to.
 BRIDGE_OWNER = "Which of these classes is best called '{name}' in everyday English?"
+
+# Names chosen by examples (labels.naming): several candidates per class, for the eyes to test on
+# the user's example images; the names the bridge gave are offered as a start, not an answer.
+BRIDGE_CANDIDATES = (
+    "The classifier's classes are: {labels}.\n"
+    "For each class below, give {n} different plain everyday English words or short phrases a "
+    "photo caption might use for it, the likeliest first: what the class is, a more general "
+    "word, a more specific one. Never a scientific, foreign, slang or trade word.\n"
+    "Classes: {chunk}\n"
+    "Answer as JSON: each class → a list of {n} English words."
+)

@@ -221,3 +221,79 @@ def test_the_api_takes_examples_as_the_cli_does(settings, tiny_clip, data_dir, t
         [photo], "cat,dog", examples=tmp_path / "shots", settings=settings
     )
     assert got == offline_vision.classify([photo], plan, settings=settings)
+
+
+# --- names chosen by examples (item 3) ---------------------------------------------------------
+
+
+def _named_world():
+    """Two labels the bridge misnamed: moggy read as 'dog', pooch as 'animal'; the texts 'cat'
+    and 'dog' point at the examples' two clusters, 'animal' between them."""
+    vec = {"cat": CENTRES[0], "dog": CENTRES[1], "animal": CENTRES[0] + CENTRES[1]}
+    eyes = FakeScorer(lambda t: vec.get(t, CENTRES[2]) + 0.01, lambda im: im)
+    rng = np.random.default_rng(0)
+    y = np.array([0, 0, 1, 1])
+    emb = CENTRES[y] + rng.normal(0, 0.3, (4, 8))
+    refs = tuple((("moggy", "pooch")[c], f"s{i}") for i, c in enumerate(y))
+    return eyes, examples.Examples("t", refs, emb, ("x",) * 4)
+
+
+def test_the_examples_choose_among_candidate_names():
+    from offline_vision.labels.naming import choose_names
+
+    eyes, ex = _named_world()
+    reads = (("dog",), ("animal",))
+    cands = {"moggy": ["dog", "cat", "animal"], "pooch": ["animal", "dog", "puppy"]}
+    got, record = choose_names(eyes, ("moggy", "pooch"), ("{}",), reads, ex, cands)
+    assert got == (("cat",), ("dog",))
+    assert record["moggy"]["chosen"] == ["cat"] and set(record["moggy"]["scores"]) == {
+        "cat",
+        "animal",
+    }
+    assert record["moggy"]["scores"]["cat"] > record["moggy"]["as_read"]
+    # without a better candidate the bridge's name stays
+    got, _ = choose_names(eyes, ("moggy", "pooch"), ("{}",), (("cat",), ("dog",)), ex, cands)
+    assert got == (("cat",), ("dog",))
+
+
+def test_resolve_asks_for_candidates_once_and_records_the_choice(tmp_path):
+    from offline_vision.labels.plan import resolve
+    from offline_vision.labels.store import Knowledge
+    from offline_vision.models.reasoners.scripted import ScriptedReasoner
+
+    eyes, ex = _named_world()
+    path = tmp_path / "names.json"
+    Knowledge("names", ["moggy", "pooch"], texts={"moggy": ["dog"], "pooch": ["animal"]}).save(path)
+    llm = ScriptedReasoner([json.dumps({"moggy": ["cat", "kitten"], "pooch": ["dog", "hound"]})])
+    label_set = LabelSet("custom", ("moggy", "pooch"))
+    kw = dict(knowledge=str(path), templates=("{}",), cache_dir=tmp_path, reasoner=lambda: llm)
+    plan = resolve(label_set, eyes, examples=ex, **kw)
+    assert plan.reads == (("cat",), ("dog",)) and plan.named["moggy"]["chosen"] == ["cat"]
+    again = resolve(label_set, eyes, examples=ex, **kw)
+    assert again == plan and len(llm.calls) == 1  # the candidates came from the cache
+    # without examples: the bridge's names (after each label's own text: these fake eyes have no
+    # tokenizer to say they cannot read it)
+    assert resolve(label_set, eyes, **kw).reads == (("moggy", "dog"), ("pooch", "animal"))
+
+
+def test_a_dictionarys_name_is_rechosen_only_from_two_examples(tmp_path):
+    """One example per label chose 'deer meat' over a dictionary's 'deer' on the dev images:
+    a name a dictionary gave stays unless its label has two examples or more."""
+    from offline_vision.labels.plan import resolve
+    from offline_vision.labels.store import Knowledge
+    from offline_vision.models.reasoners.scripted import ScriptedReasoner
+
+    eyes, two = _named_world()
+    k = Knowledge("names", ["moggy", "pooch"], texts={"moggy": ["dog"], "pooch": ["dog"]})
+    k.choices = {
+        lab: {"options": ["dog", "cat"], "odds": {}, "chosen": "dog", "source": "JMdict"}
+        for lab in ("moggy", "pooch")
+    }
+    path = tmp_path / "names.json"
+    k.save(path)
+    llm = ScriptedReasoner([])  # never asked: a dictionary named every label
+    kw = dict(knowledge=str(path), templates=("{}",), cache_dir=tmp_path, reasoner=lambda: llm)
+    label_set = LabelSet("custom", ("moggy", "pooch"))
+    one = examples.Examples("t", two.refs[1:3], two.embeddings[1:3], ("x", "x"))
+    assert resolve(label_set, eyes, examples=one, **kw).named == {}
+    assert resolve(label_set, eyes, examples=two, **kw).reads[0] == ("cat",)

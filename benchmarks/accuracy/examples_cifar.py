@@ -6,8 +6,9 @@ on cifar10-300, 5 draws (seeds 0–4) per K: zero-shot; the default adapter (GDA
 shrinkage cross-validated on the examples); each method alone (its α and parameter
 cross-validated); cross-validation choosing among all three. The all-632 ceiling: GDA on every
 dev image, its shrinkage by 5-fold cross-validation on them. Under opaque label codes (K-017 …):
-examples alone. Under cifar10-jargon and cifar10-ja: the bridge's names (as recorded in
-bridge_rule.json) with 1 and 4 examples per label. Seconds to choose and fit the adapter for
+examples alone. Under cifar10-jargon and cifar10-ja, bridged by the default 1.5B: the bridge's
+names, the names 1 and 4 examples per label choose among the reasoner's candidates, and those
+with the adapter. Seconds to choose and fit the adapter for
 10 × 16 examples and to apply it to 1,000 images.
 
     OVISION_DATA=../shared/data python -m benchmarks.accuracy.examples_cifar
@@ -15,19 +16,24 @@ bridge_rule.json) with 1 and 4 examples per label. Seconds to choose and fit the
 
 from __future__ import annotations
 
-import json
+import argparse
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, cifar_split, write
+from benchmarks.accuracy.label_bridge import REASONERS, read_set
+from benchmarks.common import cifar_split, write
 from offline_vision.config import Settings
 from offline_vision.labels import adapters
-from offline_vision.labels.plan import plan_of
+from offline_vision.labels.examples import Examples
+from offline_vision.labels.plan import lazy, plan_of, resolve
 from offline_vision.labels.scoring import LabelScorer
 from offline_vision.labels.sets import CIFAR10, LabelSet
 from offline_vision.labels.store import Knowledge
 from offline_vision.models.loader import load_scorer
+from offline_vision.models.reasoners import load_reasoner
 
 KS = (1, 2, 4, 8, 16)
 DRAWS = 5
@@ -95,6 +101,49 @@ def ceiling(emb, truth, dev, test) -> dict:
     }
 
 
+def bridged(settings, eyes, emb, truth, dev, test, work: Path, result: dict) -> dict:
+    """cifar10-jargon and cifar10-ja bridged by the default 1.5B (`--knowledge names`, into
+    `work`), then taught by 1 and 4 examples per label: the names they choose alone, and with
+    the adapter on top. Recovery against the plain names' zero-shot on the 300."""
+    llm = lazy(lambda: load_reasoner(settings, REASONERS["default"]))
+    plain = result["plain"]["zero_shot"]
+    out = {}
+    for name in ("cifar10-jargon", "cifar10-ja"):
+        labels = read_set(settings, name)
+        label_set = LabelSet("custom", tuple(labels))
+        kw = dict(knowledge="names", templates=TEMPLATES, cache_dir=work, reasoner=llm)
+        base = resolve(label_set, eyes, **kw)
+        acc = {"bridge": _accuracy(LabelScorer(eyes, base), emb, truth, test)}
+        chosen = {}
+        for k in (1, 4):
+            by_names, with_adapter = [], []
+            for seed in range(DRAWS):
+                shots = draw(truth, dev, k, seed)
+                refs = tuple((labels[truth[i]], f"image {i}") for i in shots)  # ids, not sha256
+                ex = Examples(f"{k} per class", refs, emb[shots], tuple(r[1] for r in refs))
+                plan = resolve(label_set, eyes, examples=ex, **kw)
+                named = LabelScorer(eyes, replace(plan, examples=None))
+                by_names.append(_accuracy(named, emb, truth, test))
+                with_adapter.append(_accuracy(LabelScorer(eyes, plan), emb, truth, test))
+                if seed == 0:
+                    chosen[str(k)] = {
+                        lab: list(r) for lab, r in zip(labels, plan.reads, strict=True)
+                    }
+            acc[f"names chosen by {k}"] = float(np.mean(by_names))
+            acc[f"names chosen by {k} + adapter"] = float(np.mean(with_adapter))
+        out[name] = {
+            "bridge_names": {lab: list(r) for lab, r in zip(labels, base.reads, strict=True)},
+            "chosen_names_seed0": chosen,
+            **{m: {"accuracy": v, "recovery": v / plain} for m, v in acc.items()},
+        }
+        print(name, {m: round(v / plain, 3) for m, v in acc.items()}, flush=True)
+    return out
+
+
+def _accuracy(scorer: LabelScorer, emb, truth, test) -> float:
+    return float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())
+
+
 def timing(scorer, emb, truth, dev) -> dict:
     shots = draw(truth, dev, 16, 0)
     t = time.perf_counter()
@@ -108,6 +157,9 @@ def timing(scorer, emb, truth, dev) -> dict:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=Path("/tmp/examples-cifar"))
+    args = ap.parse_args()
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
@@ -125,29 +177,7 @@ def main() -> None:
     result["codes"] = curve(
         zero_shot_of(eyes, CODES), emb, truth, dev, test, {"default (gda)": adapters.DEFAULT}
     )
-    recorded = json.loads((RESULTS / "bridge_rule.json").read_text())["sets"]
-    result["bridged"] = {}
-    for name in ("cifar10-jargon", "cifar10-ja"):
-        row = recorded[name]
-        scorer = zero_shot_of(eyes, row["labels"], row["names"])
-        acc = {"bridge": float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())}
-        for k in (1, 4):
-            accs = [
-                float(
-                    (
-                        taught(scorer, emb, truth, draw(truth, dev, k, s), adapters.DEFAULT)[0][
-                            test
-                        ]
-                        == truth[test]
-                    ).mean()
-                )
-                for s in range(DRAWS)
-            ]
-            acc[f"bridge + {k} examples"] = float(np.mean(accs))
-        result["bridged"][name] = {
-            m: {"accuracy": v, "recovery": v / result["plain"]["zero_shot"]} for m, v in acc.items()
-        }
-        print(name, result["bridged"][name], flush=True)
+    result["bridged"] = bridged(settings, eyes, emb, truth, dev, test, args.work, result)
     result["timing"] = timing(plain, emb, truth, dev)
     print(write("examples_cifar", result))
 

@@ -23,9 +23,11 @@ from pathlib import Path
 from offline_vision.errors import BadInput, OVisionError
 from offline_vision.labels.dictionaries import Dictionary, installed
 from offline_vision.labels.examples import Examples
+from offline_vision.labels.naming import choose_names
 from offline_vision.labels.readable import looks_unfamiliar, unfamiliar
 from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.labels.store import PER_LABEL, Knowledge
+from offline_vision.labels.writers.candidates import write_candidates
 from offline_vision.labels.writers.names import STRATEGY, write_names
 from offline_vision.labels.writers.texts import STRATEGIES, expand
 from offline_vision.models.reasoners.base import Reasoner
@@ -46,6 +48,12 @@ KNOWLEDGE_HELP = (
 # worse the more images it ran on.
 FOLLOW_UP_THRESHOLD = 0.3
 ReasonerFactory = Callable[[], Reasoner]
+# A name a dictionary gave is re-chosen by examples only where a label has this many. Chosen on
+# the 632 dev images (examples from one half, tested on the other, 5 draws): one example per
+# label chose 'deer meat' for 鹿 and 'seaplane' for 船 (cifar10-ja 63.6 → 59.8 %); from two on,
+# choosing helped (64.8 / 65.8 % at 2 / 4); the 1.5B's names gained from one on (cifar10-jargon
+# 42.7 → 56.8 / 61.1 / 65.6 % at 1 / 2 / 4).
+DICTIONARY_EXAMPLES = 2
 WRITERS = (STRATEGY, *STRATEGIES)  # what `labels expand --strategy` writes
 
 
@@ -102,6 +110,7 @@ class LabelPlan:
     bridge: Written | None = None
     knowledge: Written | None = None  # descriptions, subclasses or waffle, about `read_as`
     examples: Examples | None = None  # labelled example images (`--examples`), embedded
+    named: dict | None = None  # names the examples chose among candidates, with their scores
 
     @property
     def names(self) -> dict[str, list[str]] | None:
@@ -195,14 +204,17 @@ def resolve(
         )
     chosen = templates or default_templates(label_set.name, eyes.templates)
     keep = _readable(labels, eyes) if bridge is not None else ()
-    read_as = plan_of(label_set, chosen, bridge=bridge, keep=keep).read_as
+    plan = plan_of(label_set, chosen, bridge=bridge, keep=keep)
+    if examples is not None and bridge is not None:
+        cands = _candidates(bridge, labels, reasoner, cache_dir, examples.counts())
+        reads, named = choose_names(eyes, labels, chosen, plan.reads, examples, cands)
+        plan = replace(plan, reads=reads, named=named)
     if strategy is not None:
         llm = reasoner() if strategy != "waffle" else None
-        other, _p, _ = expand(read_as, strategy, llm, cache_dir=cache_dir)
+        other, _p, _ = expand(plan.read_as, strategy, llm, cache_dir=cache_dir)
     elif other is not None:
-        _check(other, read_as, path)
-    plan = plan_of(label_set, chosen, bridge=bridge, knowledge=other, keep=keep)
-    return replace(plan, examples=examples) if examples is not None else plan
+        _check(other, plan.read_as, path)
+    return replace(plan, knowledge=Written.of(other) if other else None, examples=examples)
 
 
 def plan_of(
@@ -275,6 +287,30 @@ def _readable(labels: list[str], eyes: Scorer) -> list[str]:
     on the 632 dev images, 0.96 by the bridge's names alone (benchmarks/results/bridge_rule.json)."""
     bad = set(unfamiliar(labels, eyes))
     return [lab for lab in labels if lab not in bad]
+
+
+def _candidates(
+    bridge: Knowledge, labels, reasoner: ReasonerFactory, cache_dir, counts: dict[str, int]
+) -> dict:
+    """Per bridged label, the names its examples choose among: the bridge's other answers and
+    the reasoner's candidates, or — with DICTIONARY_EXAMPLES examples or more — a dictionary's
+    other glosses for a label it named."""
+    named = {lab for lab in labels if bridge.choices.get(lab, {}).get("source")}
+    out = {
+        lab: list(bridge.choices.get(lab, {}).get("options", []))
+        for lab in labels
+        if lab not in named or counts.get(lab, 0) >= DICTIONARY_EXAMPLES
+    }
+    asked = [lab for lab in labels if lab not in named]
+    if asked:
+        try:
+            k, _p, _c = write_candidates(asked, reasoner(), cache_dir=cache_dir)
+        except OVisionError as e:
+            log.warning("no candidate names (%s); the examples choose among the bridge's", e)
+        else:
+            for lab in asked:
+                out.setdefault(lab, []).extend(k.texts.get(lab, []))
+    return {lab: list(dict.fromkeys(v)) for lab, v in out.items() if v}
 
 
 def _check(k: Knowledge, labels: list[str], path: Path | None) -> Knowledge:

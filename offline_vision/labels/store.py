@@ -27,7 +27,13 @@ log = logging.getLogger("ovision")
 FORMAT = "ovision-knowledge/1"
 PROMPT_VERSION = 1
 PER_LABEL = 8
-KINDS = ("descriptions", "subclasses", "waffle", "names")  # what a knowledge file may hold
+KINDS = (
+    "descriptions",
+    "subclasses",
+    "waffle",
+    "names",
+    "candidates",
+)  # what a knowledge file holds
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 KNOWLEDGE_SCHEMA = {
