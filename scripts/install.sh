@@ -16,11 +16,23 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 # --no-cache-dir: a llama-cpp-python wheel built natively on another CPU must not be reused.
 .venv/bin/pip install --no-cache-dir -e ".[$extras]"
-# The test extra's `browser` tests open the HTML report in Debian's headless Chromium.
+# Debian packages: the test extra's `browser` tests open the HTML report in headless Chromium;
+# the llm extra's bridge reads FreeDict's X-to-English dictionaries (labels.freedict) before it
+# asks the LLM to name a label (German Hirsch: deer, where the 1.5B said dog).
+debs=()
 if [[ ",$extras," == *",test,"* ]] && ! command -v chromium >/dev/null; then
+  debs+=(chromium)
+fi
+if [[ ",$extras," == *",llm,"* ]]; then
+  for lang in deu spa fra ita por nld swe dan fin pol ces tur lat; do
+    [ -f "/usr/share/dictd/freedict-$lang-eng.index" ] || debs+=("dict-freedict-$lang-eng")
+  done
+fi
+if [ "${#debs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${debs[@]}" >/dev/null
   else
-    echo "note: the browser tests need Chromium: sudo apt-get install chromium" >&2
+    echo "note: Chromium (browser tests) and FreeDict (the bridge) come from Debian:" \
+      "sudo apt-get install ${debs[*]}" >&2
   fi
 fi

@@ -462,8 +462,8 @@ def label_bridge() -> str:
     rule = r["rule"]
     lines += [
         "",
-        f"The unfamiliar-label rule (a custom set is bridged when ≥ {rule['share']:.0%} of its "
-        "labels are unreadable to the eyes):",
+        f"The unfamiliar-label rule when this ran (a custom set bridged when ≥ {rule['share']:.0%} "
+        "of its labels are unreadable to the eyes; the rule now: the next section):",
         "",
         "| label set | unreadable | bridged by default |",
         "|---|---|---|",
@@ -534,18 +534,23 @@ def bridge_rule() -> str:
         "the 632 (accuracy ÷ the plain names' eyes alone: "
         f"{r['plain_eyes']['300']:.1%} / {r['plain_eyes']['632']:.1%}).",
         "",
-        "| label set | kind | bridged before / now | eyes alone | names alone | names + own "
-        "text | default before | default now |",
-        "|---|---|---|---|---|---|---|---|",
+        "| label set | kind | bridged before / now | eyes alone | LLM's names | + own text | "
+        "+ dictionaries | default before | default now |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     yes = {True: "yes", False: "**no**"}
     for name, x in r["sets"].items():
         lines.append(
             f"| {name} | {x['kind']} | {yes[x['fires_before']]} / {yes[x['fires_now']]} | "
-            + " | ".join(rec(x, m) for m in ("eyes", "bridge", "own", "auto_before", "auto_now"))
+            + " | ".join(
+                rec(x, m)
+                for m in ("eyes", "bridge", "own", "dictionaries", "auto_before", "auto_now")
+            )
             + " |"
         )
-    lines += ["", "How often each rule bridges plain English (random 10-name subsets):", ""]
+    used = sorted({d for x in r["sets"].values() for d in x.get("dictionaries", {})})
+    lines += ["", f"Dictionaries used: {', '.join(used)}.", ""]
+    lines += ["How often each rule bridges plain English (random 10-name subsets):", ""]
     for name, f in r["fire_rates"].items():
         lines.append(f"- {name}: {f['before']} of {f['n']} before, {f['now']} of {f['n']} now")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from offline_vision.models.reasoners.scripted import ScriptedReasoner
 class TinyDictionary:
     """A Japanese-script dictionary of a few words, in JMdict's gloss format."""
 
-    name, version = "tiny", "1"
+    name, version, ordered = "tiny", "1", True
     WORDS: ClassVar[dict[str, list[str]]] = {
         "ワンピース": ["dress"],
         "ボーダー": ["border (pattern)/stripes", "border/boundary"],
@@ -153,3 +153,70 @@ def test_jmdict_names_the_seed_users_words():
     assert found["ワンピース"][0] == "dress" and found["サンダル"][0] == "sandal"
     assert "handbag" in found["ハンドバッグ"] and "stripes" in found["ボーダー"]
     assert json.dumps(book.version).startswith('"jamdict-data')
+
+
+# --- FreeDict (dictd files: an index and a gzip'd body), written here --------------------------
+
+
+def _dictd(folder, language, entries):
+    """freedict-LANG-eng.index/.dict.dz holding `entries` (headword, body) as dictd writes them."""
+    import gzip
+
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def enc(n):
+        out = ""
+        while True:
+            out = b64[n % 64] + out
+            n //= 64
+            if not n:
+                return out
+
+    body, index = b"", []
+    for head, text in entries:
+        data = f"{head} /x/\n{text}\n".encode()
+        index.append(f"{head}\t{enc(len(body))}\t{enc(len(data))}")
+        body += data
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"freedict-{language}-eng.index").write_text("\n".join(sorted(index)) + "\n")
+    with gzip.open(folder / f"freedict-{language}-eng.dict.dz", "wb") as f:
+        f.write(body)
+
+
+PT = [
+    ("cavalo", "1. knight\n2. horse\n"),
+    ("gato", "cat\n"),
+    ("cão", "dog, hound\n"),
+    ("veado", ' [zool.] deer <n>\n      "um veado"  - a deer\n see: {veados}\n'),
+]
+
+
+def test_freedict_names_the_sets_language_and_the_reasoner_picks_a_sense(tmp_path):
+    from offline_vision.labels.freedict import freedicts
+
+    _dictd(tmp_path / "d", "por", PT)
+    _dictd(tmp_path / "d", "ita", [("gatto", "cat\n"), ("cane", "dog\n")])
+    books = freedicts(tmp_path / "d")
+    labels = ["cavalo", "gato", "cão", "veado", "navio"]
+    assert {b.name for b in books} == {"FreeDict por-eng", "FreeDict ita-eng"}
+    found = {lab: glosses(lab, labels, books) for lab in labels}
+    assert found["veado"][0] == "FreeDict por-eng"
+    assert [g.name for g in found["veado"][1]] == ["deer"]  # tags, examples, links dropped
+    assert [g.name for g in found["cão"][1]] == ["dog", "hound"]
+    assert found["navio"] == ("", [])  # not in it: the reasoner names it
+    assert glosses("gato", ["gato", "car", "house"], books) == ("", [])  # under half: no language
+    # The senses come in no order of use: the reasoner picks among their first names.
+    picks = []
+
+    def odds(messages, choices):
+        picks.append(list(choices))
+        return {c: (0.9 if c == "horse" else 0.1) for c in choices}
+
+    from test_bridge import _translator
+
+    llm = ScriptedReasoner(_translator({"navio": "ship"}), probabilities=odds)
+    k, _p, _c = write_names(labels, llm, cache_dir=tmp_path / "c", dictionaries=books)
+    assert picks == [["knight", "horse"]]
+    assert k.texts["cavalo"] == ["horse"] and k.texts["gato"] == ["cat"]
+    assert k.choices["cavalo"]["source"] == "FreeDict por-eng"
+    assert k.prompts["dictionaries"]["FreeDict por-eng"].endswith(" bytes")  # no edition entry

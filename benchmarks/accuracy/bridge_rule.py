@@ -5,8 +5,10 @@ images), with the default 1.5B writing each set's names once (cached in --work).
 names, the four dev sets and every check set (benchmarks/accuracy/label_sets; the Italian,
 Portuguese, Dutch, Swedish, Polish, Turkish, Indonesian and British sets were written for this
 benchmark and chosen on nothing): the eyes alone; the bridge's names alone; the bridge with each
-label the eyes read kept among its read-as names (`own`); and what `--knowledge auto` does under
-the rule before (tokenizer only, 70 %) and now (`labels.readable`). Recovery = accuracy ÷ the
+label the eyes read kept among its read-as names (`own`); the same with the installed
+dictionaries first (JMdict, FreeDict: `dictionaries`); and what `--knowledge auto` does under
+the rule before (tokenizer only, 70 %, the reasoner alone) and now (`labels.readable`, the
+dictionaries, the own text). Recovery = accuracy ÷ the
 plain names' eyes-alone accuracy on the same images. Also how often each rule fires on random
 10-name subsets of ImageNet's and CIFAR-100's class names (plain English).
 
@@ -24,7 +26,13 @@ import numpy as np
 from benchmarks.accuracy.label_bridge import CHECK, DEV, HERE, REASONERS, read_by, read_set
 from benchmarks.common import cifar_split, write
 from offline_vision.config import Settings
-from offline_vision.labels.readable import looks_unfamiliar, unfamiliar, unreadable
+from offline_vision.labels.dictionaries import installed
+from offline_vision.labels.readable import (
+    common_english,
+    looks_unfamiliar,
+    unfamiliar,
+    unreadable,
+)
 from offline_vision.labels.sets import CIFAR10, builtin_sets
 from offline_vision.labels.writers.names import write_names
 from offline_vision.models.loader import load_scorer
@@ -36,6 +44,16 @@ OLD_SHARE = 0.7
 
 def old_rule(labels, eyes) -> bool:
     return len(unreadable(labels, eyes)) >= OLD_SHARE * len(labels)
+
+
+def own_text(labels, bad, named: dict) -> dict:
+    """Each label read by its names, after its own text where the eyes read it as common
+    English (as `labels.plan` does)."""
+    kept = {
+        lab: ([lab] if lab not in bad and common_english(lab) else []) + named[lab]
+        for lab in labels
+    }
+    return {lab: list(dict.fromkeys(v)) for lab, v in kept.items()}
 
 
 def fire_rates(eyes) -> dict:
@@ -72,6 +90,7 @@ def main() -> None:
 
     plain = accuracy(list(CIFAR10))
     llm = load_reasoner(settings, REASONERS["default"])
+    books = installed()
     sets = {"plain": list(CIFAR10)} | {n: read_set(settings, n) for n in DEV + CHECK + NEW_CHECK}
     rows = {}
     for name, labels in sets.items():
@@ -79,13 +98,17 @@ def main() -> None:
         k, _p, cached = write_names(labels, llm, cache_dir=args.work, scorer=eyes)
         names = {lab: list(k.texts.get(lab) or [lab]) for lab in labels}
         bad = unfamiliar(labels, eyes)
-        own = {lab: ([lab] if lab not in bad else []) + names[lab] for lab in labels}
-        own = {lab: list(dict.fromkeys(v)) for lab, v in own.items()}
+
         methods = {"eyes": accuracy(labels), "bridge": accuracy(labels, names)}
-        methods["own"] = accuracy(labels, own)
+        methods["own"] = accuracy(labels, own_text(labels, bad, names))
+        t2 = time.perf_counter()
+        kd, _p, _c = write_names(labels, llm, cache_dir=args.work, scorer=eyes, dictionaries=books)
+        dict_s = round(time.perf_counter() - t2, 1)
+        by_dict = {lab: list(kd.texts.get(lab) or [lab]) for lab in labels}
+        methods["dictionaries"] = accuracy(labels, own_text(labels, bad, by_dict))
         methods["auto_before"] = methods["bridge" if old_rule(labels, eyes) else "eyes"]
         fires = looks_unfamiliar(labels, eyes)[0]
-        methods["auto_now"] = methods["own" if fires else "eyes"]
+        methods["auto_now"] = methods["dictionaries" if fires else "eyes"]
         rows[name] = {
             "kind": "plain" if name == "plain" else "dev" if name in DEV else "check",
             "labels": labels,
@@ -95,7 +118,10 @@ def main() -> None:
             "fires_now": fires,
             "methods": methods,
             "recovery": {m: {s: round(v[s] / plain[s], 3) for s in v} for m, v in methods.items()},
-            "llm_s": None if cached else round(time.perf_counter() - t, 1),
+            "llm_s": None if cached else round(t2 - t, 1),
+            "dictionaries": kd.prompts.get("dictionaries", {}),
+            "names_with_dictionaries": by_dict,
+            "with_dictionaries_s": dict_s,
         }
         print(name, {m: v["632"] for m, v in rows[name]["recovery"].items()}, flush=True)
     out = write(

@@ -3,9 +3,10 @@
 A small LLM does not know many everyday words (ワンピース → "pants"); a published dictionary
 does, offline. Where one knows a label, its glosses, commonest sense first, are the label's
 names (the bridge takes the first: `labels.writers.names`); where none does, the reasoner names
-the label alone. Today: JMdict (Japanese, through
-`jamdict` + `jamdict-data`, installed with the `llm` extra). `OVISION_DICTIONARIES=none` turns
-them off.
+the label alone. JMdict (Japanese, through `jamdict` + `jamdict-data`, installed with the `llm`
+extra) and FreeDict's X→English dictionaries (Debian's `dict-freedict-XXX-eng`, dictd files in
+`$OVISION_DICTD_DIR`, default /usr/share/dictd; `scripts/install.sh` installs them with the
+`llm` extra). `OVISION_DICTIONARIES=none` turns them off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Protocol
+
+from offline_vision.labels.freedict import DICTD_DIR, freedicts
 
 log = logging.getLogger("ovision")
 
@@ -40,6 +44,7 @@ class Gloss:
 class Dictionary(Protocol):
     name: str
     version: str
+    ordered: bool  # whether its senses come commonest first (else the reasoner picks one)
 
     def covers(self, label: str, labels: Sequence[str]) -> bool:
         """Whether `label`, in the set `labels`, is written in this dictionary's language."""
@@ -62,6 +67,7 @@ class JMdict:
     """Jim Breen's JMdict through jamdict (EDRDG licence, CC BY-SA 4.0)."""
 
     name = "JMdict"
+    ordered = True
 
     def __init__(self) -> None:
         from jamdict import Jamdict  # the llm extra
@@ -101,7 +107,7 @@ def installed() -> tuple[Dictionary, ...]:
         out.append(JMdict())
     except Exception as e:  # not installed, or its database unreadable: the reasoner alone
         log.debug("JMdict unavailable: %s", e)
-    return tuple(out)
+    return (*out, *freedicts(Path(os.environ.get("OVISION_DICTD_DIR", DICTD_DIR))))
 
 
 def glosses(

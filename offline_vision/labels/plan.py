@@ -24,7 +24,7 @@ from offline_vision.errors import BadInput, OVisionError
 from offline_vision.labels.dictionaries import Dictionary, installed
 from offline_vision.labels.examples import Examples
 from offline_vision.labels.naming import choose_names
-from offline_vision.labels.readable import looks_unfamiliar, unfamiliar
+from offline_vision.labels.readable import common_english, looks_unfamiliar, unfamiliar
 from offline_vision.labels.sets import LabelSet, default_templates
 from offline_vision.labels.store import PER_LABEL, Knowledge
 from offline_vision.labels.writers.candidates import write_candidates
@@ -283,10 +283,11 @@ def _may_bridge(label_set: LabelSet) -> bool:
 
 def _readable(labels: list[str], eyes: Scorer) -> list[str]:
     """The labels of a bridged set that keep their own text among their read-as names: those
-    the eyes read as English. Bridged plain CIFAR-10 names kept 0.99 of their accuracy this way
-    on the 632 dev images, 0.96 by the bridge's names alone (benchmarks/results/bridge_rule.json)."""
+    the eyes read as common English. Bridged plain CIFAR-10 names kept 0.99 of their accuracy
+    this way on the 632 dev images, 0.96 by the bridge's names alone
+    (benchmarks/results/bridge_rule.json)."""
     bad = set(unfamiliar(labels, eyes))
-    return [lab for lab in labels if lab not in bad]
+    return [lab for lab in labels if lab not in bad and common_english(lab)]
 
 
 def _candidates(

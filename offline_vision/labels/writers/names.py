@@ -46,6 +46,7 @@ log = logging.getLogger("ovision")
 STRATEGY = "names"
 VERSION = 4  # of the procedure (dictionaries, asks, picks, repairs): part of the cache key
 CHUNK = 16  # labels per request: a JSON object of 16 names fits a small model's attention
+MAX_SENSES = 4  # of an unordered dictionary's senses, the reasoner picks among the first
 CONTEXT_LABELS = 64  # up to this many labels, every request lists the whole set as context
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,39}$", "maxLength": 40}
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
@@ -117,7 +118,7 @@ def _pick(reasoner: Reasoner, prompt: str, options: list[str], seed: int) -> tup
 
 
 def _from_dictionaries(
-    k: Knowledge, labels, todo, dictionaries, scorer: Scorer | None
+    k: Knowledge, labels, todo, dictionaries, scorer: Scorer | None, reasoner: Reasoner, seed: int
 ) -> list[str]:
     """Names for the labels a dictionary knows: of its commonest sense's glosses, the first
     the eyes' tokenizer holds a word of whole (airplane, not aeroplane), else its first; the
@@ -131,18 +132,32 @@ def _from_dictionaries(
     sense lifted cifar10-ja (aircraft) but lost 紺 (deep blue). The first gloss gave
     'aeroplane' (cifar10-ja 63.4 %); the first the tokenizer reads, 'airplane' (63.9 %)."""
     rest = []
+    ordered = {d.name: d.ordered for d in dictionaries}
     for lab in todo:
         source, found = glosses(lab, labels, dictionaries)
         if not found:
             rest.append(lab)
             continue
-        first = [g for g in found if g.meaning == found[0].meaning]
-        read = [g for g in first if scorer and any(scorer.knows_word(w) for w in g.name.split())]
-        chosen = (read or first)[0].name
+        senses = [
+            [g for g in found if g.meaning == m] for m in dict.fromkeys(g.meaning for g in found)
+        ]
+        heads = [_readable_first(s, scorer) for s in senses]
+        chosen, odds = heads[0], dict[str, float]()
+        if not ordered.get(source, True) and len(set(heads)) > 1:
+            # FreeDict lists senses in no order of use (Portuguese cavalo: knight, then
+            # horse): the reasoner picks one, the label set as context.
+            prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [lab]), label=lab)
+            chosen, odds = _pick(reasoner, prompt, list(dict.fromkeys(heads))[:MAX_SENSES], seed)
         options = [chosen, *(g.name for g in found if g.name != chosen)]
-        k.choices[lab] = {"options": options, "odds": {}, "chosen": chosen, "source": source}
+        k.choices[lab] = {"options": options, "odds": odds, "chosen": chosen, "source": source}
         k.texts[lab] = [chosen]
     return rest
+
+
+def _readable_first(sense: list, scorer: Scorer | None) -> str:
+    """A sense's first gloss the eyes' tokenizer holds a word of whole, else its first."""
+    read = [g for g in sense if scorer and any(scorer.knows_word(w) for w in g.name.split())]
+    return (read or sense)[0].name
 
 
 def _from_dictionary(k: Knowledge, label: str) -> bool:
@@ -324,7 +339,7 @@ def write_names(
         return k, path, True
     todo = [lab for lab in labels if lab not in k.texts]
     if used:
-        todo = _from_dictionaries(k, labels, todo, dictionaries, scorer)
+        todo = _from_dictionaries(k, labels, todo, dictionaries, scorer, reasoner, seed)
         k.save(path)
     with progress_bar(None, "bridging label names", unit="request") as bar:
         llm = _Ticking(reasoner, bar.update)
