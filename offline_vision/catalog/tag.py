@@ -27,16 +27,30 @@ def tag(
         emb = rows.embeddings[start : start + CHUNK]
         tops = {}
         for g, s in scorers.items():  # each chunk's top k at once, not image by image
-            scores = s.scores(emb)
-            order = np.argsort(-scores, axis=1)[:, : min(top_k, scores.shape[1])]
-            best = np.round(np.take_along_axis(scores, order, axis=1), 6).tolist()
+            order, best = _top(s.scores(emb), top_k)
             labels = groups[g].labels
             tops[g] = [
                 [{"label": labels[i], "score": v} for i, v in zip(row_i, row_v, strict=True)]
-                for row_i, row_v in zip(order.tolist(), best, strict=True)
+                for row_i, row_v in zip(order, best, strict=True)
             ]
-        for n, path in enumerate(rows.paths[start : start + CHUNK]):
-            yield {"image": path, **{g: top[n] for g, top in tops.items()}}
+        names = list(tops)
+        for path, *cells in zip(rows.paths[start : start + CHUNK], *tops.values(), strict=True):
+            row = {"image": path}
+            row.update(zip(names, cells, strict=True))
+            yield row
+
+
+def _top(scores: np.ndarray, k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Each row's k best columns, best first, and their scores (6 decimals): a partial sort."""
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(k), scores.shape).copy()
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.take_along_axis(part, np.argsort(-vals, axis=1, kind="stable"), axis=1)
+    best = np.round(np.take_along_axis(scores, order, axis=1), 6)
+    return order.tolist(), best.tolist()
 
 
 def stored(catalog: Catalog) -> dict[str, np.ndarray]:
