@@ -396,3 +396,76 @@ def test_a_redirect_loop_or_a_bad_gzip_body_is_one_line(tmp_path, respond, needl
     with pytest.raises(DownloadError, match=needle):
         download(client, "http://127.0.0.1:9/f.bin", tmp_path / "f.bin")
     assert not (tmp_path / "f.bin").exists()
+
+
+HOSTILE_LABELS = [
+    '猫"',
+    "犬\\",
+    "車{0}",
+    "鳥[1]",
+    "馬'",
+    "船<b>&amp;",
+    "魚|x|",
+    "蛙`$(id)`",
+    "鹿%s#",
+]
+
+
+def _names_for_every_key(body, headers):
+    """A hosted reasoner that names each asked label (the schema's keys, whatever they hold)."""
+    schema = body["response_format"]["json_schema"]["schema"]
+    keys = list(schema["properties"])
+    entry = next(iter(schema["properties"].values()))
+    if entry.get("type") == "object":
+        return json.dumps(
+            {k: {"meaning": "a thing", "word": f"thing {chr(97 + i)}"} for i, k in enumerate(keys)}
+        )
+    if entry.get("type") == "array":
+        return json.dumps({k: [f"thing {chr(97 + i)}"] for i, k in enumerate(keys)})
+    return json.dumps({k: f"thing {chr(97 + i)}" for i, k in enumerate(keys)})
+
+
+def test_hostile_characters_in_labels_and_schema_keys_never_crash(
+    run_cli, home, tiny_clip, data_dir, tmp_path
+):
+    """Quotes, backslashes, braces, brackets, markup, pipes, backticks and format specifiers in
+    labels through classify (bridged by a hosted reasoner), eval clip --labels, the report, tag
+    to CSV, and in ask --schema keys: every label comes back exactly as written."""
+    import csv
+
+    from fakes import ChatServer
+
+    server = ChatServer(_names_for_every_key)
+    llm = ["--reasoner", "openai:m", "--base-url", server.url]
+    photo = data_dir / "photos" / "chelsea.png"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(HOSTILE_LABELS) + "\n", encoding="utf-8")
+    try:
+        r = run_cli("classify", photo, "--labels", f"@{labels}", "--top-k", "9", "--json", *llm)
+        assert r.exit_code == 0, r.output
+        assert {x["label"] for x in json.loads(r.stdout)["labels"]} == set(HOSTILE_LABELS)
+        assert "bridged to English names" in r.stderr
+        ten = tmp_path / "ten.txt"
+        ten.write_text("\n".join([*HOSTILE_LABELS, "x|y"]) + "\n", encoding="utf-8")
+        run = tmp_path / "run"
+        r = run_cli("eval", "clip", "--limit", "3", "--labels", f"@{ten}", "--out", run, *llm)
+        assert r.exit_code == 0, r.output
+        records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+        assert all(x["prediction"] in [*HOSTILE_LABELS, "x|y"] for x in records)
+        r = run_cli("report", run, "--out", tmp_path / "rep")
+        assert r.exit_code == 0, r.output
+        cat = tmp_path / "cat"
+        assert run_cli("index", data_dir / "photos", "--out", cat).exit_code == 0
+        out = tmp_path / "tags.csv"
+        r = run_cli("tag", cat, "--labels", f"@{labels}", "--out", out, *llm)
+        assert r.exit_code == 0, r.output
+        rows = list(csv.reader(out.open(encoding="utf-8")))
+        assert {row[1] for row in rows[1:]} <= set(HOSTILE_LABELS)
+        schema = tmp_path / "schema.json"
+        keys = {k: {"type": "string"} for k in ['a"b', "c\\d", "{e}", "f\nnewline"]}
+        schema.write_text(json.dumps({"type": "object", "properties": keys}))
+        r = run_cli("ask", "hi", "--schema", schema, *llm)
+        assert "Traceback" not in r.output
+    finally:
+        server.stop()
+    assert r.exit_code in (0, 1) and len([x for x in r.stderr.splitlines() if x.strip()]) <= 1
