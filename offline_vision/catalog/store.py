@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,42 @@ class Catalog:
         pq.write_table(table, buf, use_dictionary=False)
         write_atomic(path, buf.getvalue())
         return path
+
+    def chunks(self, rows: int = 8192) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(paths, embeddings) of the catalog's images now, `rows` at a time, in storage order:
+        the latest row of each path that is not removed. Only the path and removed columns are
+        read whole; the embeddings are streamed (never the whole matrix in memory)."""
+        import pyarrow.parquet as pq
+
+        dim = int(self.meta.get("dim", 0))
+        parts = self.parts()
+        owner: dict[str, tuple[int, int]] = {}  # path → (part, row) of its latest row
+        removed = []
+        for n, p in enumerate(parts):
+            t = pq.read_table(p, columns=["path", "removed"], memory_map=True)
+            for i, path in enumerate(t.column("path").to_pylist()):
+                owner[path] = (n, i)
+            removed.append(t.column("removed").to_numpy(zero_copy_only=False))
+        keep = [np.zeros(len(r), bool) for r in removed]
+        for n, i in owner.values():
+            keep[n][i] = not removed[n][i]
+        for n, p in enumerate(parts):
+            if not keep[n].any():
+                continue
+            at = 0
+            f = pq.ParquetFile(p, memory_map=True)
+            for batch in f.iter_batches(batch_size=rows, columns=["path", "embedding"]):
+                mask = keep[n][at : at + batch.num_rows]
+                at += batch.num_rows
+                if not mask.any():
+                    continue
+                emb = batch.column("embedding")
+                values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
+                paths = batch.column("path").to_pylist()
+                if mask.all():
+                    yield paths, values
+                else:
+                    yield [q for q, m in zip(paths, mask, strict=True) if m], values[mask]
 
     def rows(self) -> Rows:
         """The latest row of every path that is not removed, in path order."""

@@ -20,11 +20,10 @@ def tag(
     catalog: Catalog, groups: dict[str, LabelPlan], eyes: Scorer, *, top_k: int = 1
 ) -> Iterator[dict]:
     """Per image: for each group, its top label(s) with the eyes' score — the same numbers
-    `classify` gives for that image and label set."""
-    rows = catalog.rows()
+    `classify` gives for that image and label set. Streamed: a chunk of stored embeddings at a
+    time."""
     scorers = {g: LabelScorer(eyes, plan) for g, plan in groups.items()}
-    for start in range(0, len(rows.paths), CHUNK):
-        emb = rows.embeddings[start : start + CHUNK]
+    for chunk_paths, emb in catalog.chunks(CHUNK):
         tops = {}
         for g, s in scorers.items():  # each chunk's top k at once, not image by image
             order, best = _top(s.scores(emb), top_k)
@@ -34,7 +33,7 @@ def tag(
                 for row_i, row_v in zip(order, best, strict=True)
             ]
         names = list(tops)
-        for path, *cells in zip(rows.paths[start : start + CHUNK], *tops.values(), strict=True):
+        for path, *cells in zip(chunk_paths, *tops.values(), strict=True):
             row = {"image": path}
             row.update(zip(names, cells, strict=True))
             yield row
@@ -63,12 +62,18 @@ def stored(catalog: Catalog) -> dict[str, np.ndarray]:
 def search(
     catalog: Catalog, eyes: Scorer, *, text: str | None = None, like=None, top: int = 10
 ) -> list[dict]:
-    """The `top` images nearest a text (in the eyes' caption template) or an image, by cosine."""
-    rows = catalog.rows()
+    """The `top` images nearest a text (in the eyes' caption template) or an image, by cosine:
+    exact, over the stored embeddings a chunk at a time."""
     if text is not None:
         query = eyes.encode_labels([text], ("{}",))[0]
     else:
         query = eyes.encode_images([like])[0]
-    sims = rows.embeddings @ query
-    best = np.argsort(-sims)[:top]
-    return [{"image": rows.paths[i], "score": round(float(sims[i]), 6)} for i in best]
+    paths: list[str] = []
+    sims = np.zeros(0, np.float32)
+    for chunk_paths, emb in catalog.chunks(CHUNK):
+        paths, sims = paths + chunk_paths, np.concatenate([sims, emb @ query])
+        if len(sims) > top:  # keep the best `top` so far
+            keep = np.argpartition(-sims, top - 1)[:top]
+            paths, sims = [paths[i] for i in keep], sims[keep]
+    best = np.argsort(-sims, kind="stable")
+    return [{"image": paths[i], "score": round(float(sims[i]), 6)} for i in best]
