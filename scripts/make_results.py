@@ -623,6 +623,9 @@ def catalog() -> str:
         f"(classify: {x['classify_accuracy']:.1%}) |",
         f'| `search` "a photo of a CLASS", exact | precision@10 {x["search_precision_at_10_mean"]:.2f} |',
         f"| stored bytes per image (fp32) | {x['bytes_per_image_fp32']:.0f} |",
+        f"| stored as float16 (`index --store float16`): bytes per image; `tag` T1 | "
+        f"{x['bytes_per_image_fp16']:.0f}; {x['tag_accuracy_fp16']:.1%} "
+        f"({x['fp16_changed_top1']} of {x['images']} top-1 changed) |",
         "",
         "Tag at scale (random unit vectors in the same Parquet format; all rows consumed):",
         "",

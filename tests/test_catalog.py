@@ -197,3 +197,26 @@ def test_tag_with_examples_reuses_the_catalogs_embeddings(
     assert r.exit_code != 0 and "name its group, one of kind, scene" in r.stderr
     r = run_cli("tag", cat, *two, "--examples", f"kind={shots}")
     assert r.exit_code == 0, r.output
+
+
+def test_a_float16_catalog_tags_as_the_float32_one(run_cli, tiny_clip, folder, tmp_path):
+    """Half the bytes per stored embedding; the same top labels, scores within float16's
+    precision; a catalog keeps the type it was made with (another: one line)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    full, half = tmp_path / "f32", tmp_path / "f16"
+    _index(run_cli, folder, full)
+    r = run_cli("index", folder, "--out", half, "--store", "float16", "--json")
+    assert r.exit_code == 0, r.output
+    field = ds.dataset(half / "parts", format="parquet").schema.field("embedding")
+    assert field.type.value_type == pa.float16()
+    tags = {}
+    for cat in (full, half):
+        r = run_cli("tag", cat, "--labels", "cat,dog,car,coffee")
+        tags[cat] = {x["image"]: x["labels"][0] for x in map(json.loads, r.stdout.splitlines())}
+    for path, top in tags[full].items():
+        assert tags[half][path]["label"] == top["label"]
+        assert tags[half][path]["score"] == pytest.approx(top["score"], abs=2e-3)
+    r = run_cli("index", folder, "--out", half, "--store", "float32")
+    assert r.exit_code != 0 and "stores float16 embeddings" in r.stderr

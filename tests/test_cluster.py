@@ -204,3 +204,34 @@ def test_index_and_hub_credentials_do_not_travel_to_workers(settings):
     task, plan = ray_plan((None, 2, 1), lambda s, **kw: s, mine)  # the "task" is its settings
     assert "s3cret" not in repr(plan.recipe) and "t0k" not in repr(plan.recipe)
     assert task.data_dir == mine.data_dir and plan.workers == 2
+
+
+@pytest.mark.cluster
+def test_index_on_ray_data_equals_the_sequential_index(ray_installed, home, tiny_clip, tmp_path):
+    """`index --ray`: the images embedded by Ray Data actors, the driver writing the catalog —
+    the same rows and embeddings as the run on this process; a bad image is one error line."""
+    import numpy as np
+    from PIL import Image
+
+    from offline_vision.catalog.store import Catalog
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), np.uint8)).save(imgs / f"{i:02d}.png")
+    (imgs / "broken.png").write_text("not a png")
+    cats = {}
+    for name, extra in (("seq", []), ("ray", ["--ray", "--workers", "2"])):
+        cats[name] = tmp_path / name
+        args = [sys.executable, "-m", "offline_vision", "index", str(imgs), "--out"]
+        r = _run(
+            [*args, str(cats[name]), "--scorer", "clip", "--batch-size", "8", "--json", *extra]
+        )
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert (out["added"], out["failed"]) == (40, 1), out
+        assert "broken.png" in r.stderr
+    a, b = (Catalog.open(cats[n]).rows() for n in ("seq", "ray"))
+    assert a.paths == b.paths and a.sha256 == b.sha256
+    np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-6)

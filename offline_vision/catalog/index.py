@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,7 +27,7 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _load(path: Path):
+def load(path: Path):
     """(image or None, error or None, stat, sha256) for one file: done on the decode pool."""
     try:
         st = os.stat(path)
@@ -37,12 +37,25 @@ def _load(path: Path):
         return None, str(e), None, None
 
 
+Embedded = tuple[list[tuple[Path, tuple]], list[str]]  # (path, (st, sha, emb)) ok; errors
+Embedder = Callable[[list[Path], int], Iterator[Embedded]]
+
+
 def index(
-    paths: Sequence[Path], root: Path, eyes: Scorer, *, batch_size: int = 32, workers: int = 2
+    paths: Sequence[Path],
+    root: Path,
+    eyes: Scorer,
+    *,
+    batch_size: int = 32,
+    workers: int = 2,
+    dtype: str | None = None,
+    embedder: Embedder | None = None,
 ) -> dict:
-    """Embed what is new or changed among `paths` into the catalog at `root`; returns counts."""
+    """Embed what is new or changed among `paths` into the catalog at `root` (a new one storing
+    `dtype`: float32, or float16 at half the bytes); returns counts. `embedder` embeds the
+    batches elsewhere (`catalog.distributed.on_ray`); this process alone writes the catalog."""
     t0 = time.perf_counter()
-    catalog = Catalog.open(root, eyes, create=True)
+    catalog = Catalog.open(root, eyes, create=True, dtype=dtype)
     known = catalog.rows()
     at = {p: i for i, p in enumerate(known.paths)}
     todo: list[Path] = []
@@ -69,29 +82,48 @@ def index(
     if same_content["path"]:
         catalog.append(same_content)
     errors: list[str] = []
-    with (
-        ThreadPoolExecutor(workers) as pool,
-        progress_bar(len(todo), "indexing", unit="img", min_total=batch_size + 1) as bar,
-    ):
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        pending = pool.map(_load, batches[0]) if batches else iter(())
-        for n, batch in enumerate(batches):
-            loaded = list(pending)  # decoded on the pool …
-            if n + 1 < len(batches):
-                pending = pool.map(_load, batches[n + 1])  # … the next while this one is embedded
+    embed = embedder or _local(eyes, workers)
+    with progress_bar(len(todo), "indexing", unit="img", min_total=batch_size + 1) as bar:
+        for ok, failed in embed(todo, batch_size):
             rows = _columns()
-            ok = [(p, x) for p, x in zip(batch, loaded, strict=True) if x[0] is not None]
-            errors += [f"{p}: {x[1]}" for p, x in zip(batch, loaded, strict=True) if x[0] is None]
+            for src, (st, sha, e) in ok:
+                key = str(src.resolve())
+                counts["changed" if key in at else "added"] += 1
+                _add(rows, key, st, sha, e)
             if ok:
-                emb = eyes.encode_images([x[0] for _p, x in ok])
-                for (src, (_img, _err, st, sha)), e in zip(ok, emb, strict=True):
-                    key = str(src.resolve())
-                    counts["changed" if key in at else "added"] += 1
-                    _add(rows, key, st, sha, e)
                 catalog.append(rows)  # a kill loses at most the batch in flight
-            bar.update(len(batch))
+            errors += failed
+            bar.update(len(ok) + len(failed))
     counts["failed"] = len(errors)
     return {**counts, "errors": errors, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def embed_batch(eyes: Scorer, batch: list[Path], loaded: list) -> Embedded:
+    """One batch's decoded images embedded: ((path, (stat, sha256, embedding)) for each that
+    decoded, and a line for each that did not)."""
+    ok = [(p, x) for p, x in zip(batch, loaded, strict=True) if x[0] is not None]
+    failed = [f"{p}: {x[1]}" for p, x in zip(batch, loaded, strict=True) if x[0] is None]
+    if not ok:
+        return [], failed
+    emb = eyes.encode_images([x[0] for _p, x in ok])
+    return [(p, (x[2], x[3], e)) for (p, x), e in zip(ok, emb, strict=True)], failed
+
+
+def _local(eyes: Scorer, workers: int) -> Embedder:
+    """Batches embedded here, each decoded on a small thread pool while the one before is
+    embedded."""
+
+    def run(todo: list[Path], batch_size: int) -> Iterator[Embedded]:
+        with ThreadPoolExecutor(workers) as pool:
+            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            pending = pool.map(load, batches[0]) if batches else iter(())
+            for n, batch in enumerate(batches):
+                loaded = list(pending)  # decoded on the pool …
+                if n + 1 < len(batches):
+                    pending = pool.map(load, batches[n + 1])  # … the next while this is embedded
+                yield embed_batch(eyes, batch, loaded)
+
+    return run
 
 
 def _columns() -> dict[str, list]:

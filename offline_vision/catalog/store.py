@@ -54,9 +54,17 @@ class Catalog:
         self.root, self.meta = Path(root), meta
 
     @classmethod
-    def open(cls, root: Path, eyes: Scorer | None = None, *, create: bool = False) -> Catalog:
-        """The catalog at `root` (made with `eyes` where `create` and it is not there yet); with
-        `eyes`, refused in one line unless they are the eyes that embedded it."""
+    def open(
+        cls,
+        root: Path,
+        eyes: Scorer | None = None,
+        *,
+        create: bool = False,
+        dtype: str | None = None,
+    ) -> Catalog:
+        """The catalog at `root` (made with `eyes` where `create` and it is not there yet,
+        storing embeddings as `dtype`: float32 by default, or float16); with `eyes`, refused in
+        one line unless they are the eyes that embedded it, with `dtype` unless it stores that."""
         root = Path(root)
         meta_path = root / META
         if not meta_path.exists():
@@ -64,6 +72,7 @@ class Catalog:
                 raise BadInput(f"{root}: not a catalog (no {META}); make one with `ovision index`")
             ident = eyes_identity(eyes)
             meta = {"format": FORMAT, "eyes": ident, "eyes_sha256": _digest(ident)}
+            meta["dtype"] = dtype or "float32"
             write_atomic(meta_path, json.dumps(meta, indent=1, default=str) + "\n")
             return cls(root, meta)
         try:
@@ -75,7 +84,16 @@ class Catalog:
         catalog = cls(root, meta)
         if eyes is not None:
             catalog.check_eyes(eyes)
+        if dtype is not None and dtype != catalog.dtype:
+            raise BadInput(
+                f"{root}: stores {catalog.dtype} embeddings; index it as it is, or into a new "
+                f"catalog for {dtype}"
+            )
         return catalog
+
+    @property
+    def dtype(self) -> str:
+        return str(self.meta.get("dtype", "float32"))
 
     def check_eyes(self, eyes: Scorer) -> None:
         if _digest(eyes_identity(eyes)) != self.meta.get("eyes_sha256"):
@@ -104,7 +122,7 @@ class Catalog:
             write_atomic(self.root / META, json.dumps(self.meta, indent=1, default=str) + "\n")
         dim = int(self.meta["dim"])
         missing = np.array([e is None for e in emb])
-        values = np.zeros((len(emb), dim), np.float32)
+        values = np.zeros((len(emb), dim), self.dtype)
         for i, e in enumerate(emb):
             if e is not None:
                 values[i] = e
@@ -161,6 +179,7 @@ class Catalog:
                     continue
                 emb = batch.column("embedding")
                 values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
+                values = values.astype(np.float32, copy=False)
                 paths = batch.column("path").to_pylist()
                 if mask.all():
                     yield paths, values
@@ -187,6 +206,7 @@ class Catalog:
         at = np.array([i for _p, i in keep], np.int64)
         emb = t.column("embedding").combine_chunks()
         values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
+        values = values.astype(np.float32, copy=False)  # a float16 catalog: scored in float32
         return Rows(
             [p for p, _i in keep],
             t.column("size").to_numpy()[at],

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import tomllib
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import click
@@ -15,6 +17,7 @@ from offline_vision.commands.common import (
     batch_size_option,
     click_options,
     json_option,
+    ray_options,
     settings_of,
     top_k_option,
 )
@@ -33,21 +36,43 @@ GROUP_KEYS = {"labels", "template"}  # what an attribute file's table may hold
 @click.option(
     "--out", "catalog", type=click.Path(path_type=Path), required=True, help="Catalog directory."
 )
+@click.option(
+    "--store",
+    "dtype",
+    type=click.Choice(["float32", "float16"]),
+    default=None,
+    help="How a new catalog stores embeddings (default float32; float16: half the bytes).",
+)
 @click_options(EyesOptions)
 @batch_size_option
 @json_option
+@ray_options
 @click.pass_context
-def index_cmd(ctx, images, catalog, batch_size, as_json, **opts):
+def index_cmd(ctx, images, catalog, dtype, batch_size, as_json, ray, **opts):
     """Embed IMAGES (files, directories or globs) into the catalog --out, once: new and changed
     files only; files gone from disk are marked removed. Resumable: a killed run loses at most
-    one batch."""
+    one batch. With --ray, the images are embedded on Ray Data workers."""
     from offline_vision.catalog.index import index
     from offline_vision.images import expand_paths
 
     settings = settings_of(ctx)
     paths = expand_paths(images)
-    eyes = take(EyesOptions, opts).load(settings)
-    result = index(paths, catalog, eyes, batch_size=batch_size)
+    eyes_opts = take(EyesOptions, opts)
+    eyes = eyes_opts.load(settings)
+    embedder = None
+    if ray is not None:
+        from offline_vision.catalog.distributed import on_ray
+        from offline_vision.eval.recipes import for_workers
+
+        address, workers, threads = ray
+        worker_settings = replace(for_workers(settings), threads=threads)
+        embedder = on_ray(
+            partial(eyes_opts.load, worker_settings),
+            address=address,
+            workers=workers,
+            threads=threads,
+        )
+    result = index(paths, catalog, eyes, batch_size=batch_size, dtype=dtype, embedder=embedder)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
     else:

@@ -6,11 +6,13 @@ Command modules import this, never `cli.py`, so each imports on its own.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
 from offline_vision.config import Settings
+from offline_vision.errors import BadInput
 from offline_vision.options import cli_name, option_fields
 
 
@@ -117,3 +119,49 @@ def eval_data_options(dataset: str, *, seed_help: str = "Random seed of the item
 def labels_option(default: str | None, help: str, name: str = "labels"):
     """`--labels`: a built-in set, a comma list or @file.txt (each command its own default)."""
     return click.option("--labels", name, default=default, show_default=True, help=help)
+
+
+_ray_opts = [
+    click.option(
+        "--ray",
+        "use_ray",
+        is_flag=True,
+        help="Run on Ray workers, each loading the models once; this process alone writes the "
+        "results. Starts a local Ray unless --ray-address is given (pip install "
+        "'offline_vision[cluster]'; Ray keeps its own logs under /tmp/ray).",
+    ),
+    click.option(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="With --ray: join this running cluster (`ray start --head` prints it); every node "
+        "needs offline_vision, the models and the data at the same paths.",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(1, 4096),
+        help="With --ray: how many workers.  [default: the CPUs ÷ --threads-per-worker]",
+    ),
+    click.option(
+        "--threads-per-worker",
+        type=click.IntRange(1, 256),
+        default=1,
+        show_default=True,
+        help="With --ray: CPU threads each worker's models use (the CPUs Ray reserves for it).",
+    ),
+]
+
+
+def ray_options(command):
+    """Add --ray, --ray-address, --workers and --threads-per-worker; the command receives
+    `ray` instead: (address, workers, threads) with --ray, else None (for `ray_plan`)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, use_ray, ray_address, workers, threads_per_worker, **kw):
+        if not use_ray and (ray_address or workers or threads_per_worker != 1):
+            raise BadInput("--ray-address, --workers and --threads-per-worker need --ray")
+        spec = (ray_address, workers, threads_per_worker) if use_ray else None
+        return command(*args, ray=spec, **kw)
+
+    for option in reversed(_ray_opts):
+        wrapper = option(wrapper)
+    return wrapper

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from offline_vision.commands.common import (
     click_options,
     eval_data_options,
     labels_option,
+    ray_options,
     settings_of,
     template_option,
 )
@@ -57,51 +57,6 @@ concurrency_option = click.option(
     help="Items in flight at once (with --ray: per worker): for an openai: reasoner, whose "
     "server takes parallel requests (a local GGUF answers one at a time).",
 )
-
-_ray_opts = [
-    click.option(
-        "--ray",
-        "use_ray",
-        is_flag=True,
-        help="Run items on Ray workers, each loading the scorer and reasoner once; this "
-        "process alone writes the records. Starts a local Ray unless --ray-address is given "
-        "(pip install 'offline_vision[cluster]'; Ray keeps its own logs under /tmp/ray).",
-    ),
-    click.option(
-        "--ray-address",
-        metavar="HOST:PORT",
-        help="With --ray: join this running cluster (`ray start --head` prints it); every node "
-        "needs offline_vision, the models and the data at the same paths.",
-    ),
-    click.option(
-        "--workers",
-        type=click.IntRange(1, 4096),
-        help="With --ray: how many workers.  [default: the CPUs ÷ --threads-per-worker]",
-    ),
-    click.option(
-        "--threads-per-worker",
-        type=click.IntRange(1, 256),
-        default=1,
-        show_default=True,
-        help="With --ray: CPU threads each worker's models use (the CPUs Ray reserves for it).",
-    ),
-]
-
-
-def ray_options(command):
-    """Add --ray, --ray-address, --workers and --threads-per-worker; the command receives
-    `ray` instead: (address, workers, threads) with --ray, else None (for `ray_plan`)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, use_ray, ray_address, workers, threads_per_worker, **kw):
-        if not use_ray and (ray_address or workers or threads_per_worker != 1):
-            raise BadInput("--ray-address, --workers and --threads-per-worker need --ray")
-        spec = (ray_address, workers, threads_per_worker) if use_ray else None
-        return command(*args, ray=spec, **kw)
-
-    for option in reversed(_ray_opts):
-        wrapper = option(wrapper)
-    return wrapper
 
 
 def ray_plan(spec, build, settings, **kwargs):
