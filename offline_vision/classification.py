@@ -11,6 +11,7 @@ from PIL import Image
 
 from offline_vision.errors import BadInput
 from offline_vision.images import load_image, to_rgb
+from offline_vision.labels.examples import encode
 from offline_vision.labels.plan import LabelPlan
 from offline_vision.labels.scoring import FollowUp, LabelScorer
 from offline_vision.models.scorer import Scorer
@@ -50,9 +51,13 @@ def classify_images(
                 except BadInput as e:
                     results.append({"image": shown, "error": str(e)})
             if loaded:
-                emb = eyes.encode_images(loaded)
-                probs = scorer.probabilities(emb)
-                scores = probs if eyes.score_kind == "softmax" else scorer.scores(emb)
+                emb, feats = (
+                    encode(eyes, loaded)
+                    if scorer.uses_features
+                    else (eyes.encode_images(loaded), None)
+                )
+                probs = scorer.probabilities(emb, feats)
+                scores = probs if eyes.score_kind == "softmax" else scorer.scores(emb, feats)
                 ok = (r for r in results if "error" not in r)
                 for n, (r, row, said) in enumerate(zip(ok, probs, scores, strict=True)):
                     r["labels"] = _ranked(labels, row, said, eyes.score_kind, k)

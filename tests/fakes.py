@@ -274,6 +274,9 @@ class FakeScorer:
         self.images_encoded += len(images)
         return l2_normalize(np.stack([self._image(im) for im in images]))
 
+    def encode_with_features(self, images):
+        return self.encode_images(images), None  # no richer features
+
     def encode_labels(self, labels, templates=("{}",)) -> np.ndarray:
         rows = []
         for label in labels:

@@ -296,3 +296,53 @@ def test_a_dictionarys_name_is_rechosen_only_from_two_examples(tmp_path):
     one = examples.Examples("t", two.refs[1:3], two.embeddings[1:3], ("x", "x"))
     assert resolve(label_set, eyes, examples=one, **kw).named == {}
     assert resolve(label_set, eyes, examples=two, **kw).reads[0] == ("cat",)
+
+
+class _FeatureEyes(FakeScorer):
+    """Eyes whose embeddings say nothing of the label but whose richer features do (as ConSE's
+    ImageNet log-probabilities said more than its 384-d embeddings on the dev images)."""
+
+    def encode_with_features(self, images):
+        return self.encode_images(images), np.stack([im[8:] for im in images])
+
+
+def test_examples_are_read_through_the_eyes_features_where_they_have_them(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    images = [np.concatenate([rng.normal(0, 1, 8), CENTRES[c] + rng.normal(0, 0.3, 8)]) for c in y]
+    eyes = _FeatureEyes(lambda t: CENTRES[LABELS.index(t)] / 3 + 0.2, lambda im: im[:8])
+    items = [
+        (LABELS[c], f"s{i}", "x", lambda im=im: im)
+        for i, (c, im) in enumerate(zip(y, images, strict=True))
+    ]
+    shots = examples.embed(items[::3], eyes, tmp_path, "t")
+    assert shots.features is not None and shots.features.shape == (30, 8)
+    plan = replace(plan_of(LabelSet("custom", LABELS), ("{}",)), examples=shots)
+    emb, feats = examples.encode(eyes, images[1::3])
+    truth = y[1::3]
+    richer = LabelScorer(eyes, plan)
+    assert richer.uses_features
+    assert (richer.probabilities(emb, feats).argmax(1) == truth).mean() > 0.9
+    stored = LabelScorer(eyes, plan, features=False)  # the catalog's way: embeddings only
+    assert (stored.probabilities(emb).argmax(1) == truth).mean() < 0.7
+    with pytest.raises(ValueError, match="pass them"):
+        richer.probabilities(emb)
+    again = examples.embed(items[::3], eyes, tmp_path, "t")  # features cached with embeddings
+    np.testing.assert_array_equal(again.features, shots.features)
+
+
+def test_a_label_no_name_fits_is_announced_and_left_to_its_examples(caplog):
+    """pooch's only candidate is the name moggy's images are read by: no name fits it."""
+    import logging
+
+    from offline_vision.labels.naming import choose_names
+
+    eyes, ex = _named_world()
+    cands = {"moggy": ["cat"], "pooch": ["cat"]}
+    with caplog.at_level(logging.INFO, logger="ovision"):
+        _got, record = choose_names(
+            eyes, ("moggy", "pooch"), ("{}",), (("cat",), ("cat",)), ex, cands
+        )
+    assert record["moggy"]["examples_read_as_it"] == 1.0
+    assert record["pooch"]["examples_read_as_it"] == 0.0
+    assert "no name fits pooch: their examples carry them" in caplog.text

@@ -106,11 +106,13 @@ LAYERS = [
             *("catalog", "catalog.*"),
         ],
     ),
-    ("evaluation", ["eval", "eval.*"]),
+    # Ray lives here: eval.cluster, and the catalog's index on Ray Data that joins it
+    ("evaluation and scale-out", ["eval", "eval.*", "catalog.distributed"]),
     ("python api", ["api", ""]),
     ("cli", ["commands", "commands.*", "cli", "__main__"]),
 ]
 OPERATIONS = {"models.provision.pull", "models.provision.hf", "models.provision.bundles"}
+SCALE_OUT = {"catalog.distributed"}
 
 
 def _layer(module: str) -> int:
@@ -123,7 +125,7 @@ def _layer(module: str) -> int:
             elif m.endswith(".*"):
                 if (
                     name.startswith(m[:-1])
-                    and name not in OPERATIONS
+                    and name not in OPERATIONS | SCALE_OUT
                     and not (m == "models.*" and name.startswith("models.provision"))
                 ):
                     return i

@@ -53,22 +53,24 @@ def zero_shot_of(eyes, labels, names=None) -> LabelScorer:
     return LabelScorer(eyes, plan_of(LabelSet("custom", tuple(labels)), TEMPLATES, bridge=bridge))
 
 
-def taught(scorer: LabelScorer, emb, truth, shots, methods) -> np.ndarray:
-    """Predictions on every image with the adapter chosen on `shots`."""
-    a = adapters.choose(emb[shots], truth[shots], scorer.probabilities(emb[shots]), methods)
-    return a.probabilities(emb, scorer.probabilities(emb)).argmax(1), a.describe()
+def taught(scorer: LabelScorer, emb, x, truth, shots, methods) -> np.ndarray:
+    """Predictions on every image with the adapter chosen on `shots`, read through `x` (the
+    embeddings or the eyes' richer features)."""
+    a = adapters.choose(x[shots], truth[shots], scorer.probabilities(emb[shots]), methods)
+    return a.probabilities(x, scorer.probabilities(emb)).argmax(1), a.describe()
 
 
 def curve(scorer, emb, truth, dev, test, variants: dict) -> dict:
-    """Accuracy on the test images per variant and K: mean, spread and each draw."""
+    """Accuracy on the test images per variant (methods, what the examples are read through)
+    and K: mean, spread and each draw."""
     zs = float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())
     out: dict = {"zero_shot": zs, "k": {}}
     for k in KS:
         row = {}
-        for name, methods in variants.items():
+        for name, (methods, x) in variants.items():
             accs, chosen = [], []
             for seed in range(DRAWS):
-                pred, how = taught(scorer, emb, truth, draw(truth, dev, k, seed), methods)
+                pred, how = taught(scorer, emb, x, truth, draw(truth, dev, k, seed), methods)
                 accs.append(float((pred[test] == truth[test]).mean()))
                 chosen.append(how["method"] if how["method"] == "zero-shot" else how)
             row[name] = {
@@ -101,7 +103,7 @@ def ceiling(emb, truth, dev, test) -> dict:
     }
 
 
-def bridged(settings, eyes, emb, truth, dev, test, work: Path, result: dict) -> dict:
+def bridged(settings, eyes, emb, feats, truth, dev, test, work: Path, result: dict) -> dict:
     """cifar10-jargon and cifar10-ja bridged by the default 1.5B (`--knowledge names`, into
     `work`), then taught by 1 and 4 examples per label: the names they choose alone, and with
     the adapter on top. Recovery against the plain names' zero-shot on the 300."""
@@ -113,18 +115,20 @@ def bridged(settings, eyes, emb, truth, dev, test, work: Path, result: dict) -> 
         label_set = LabelSet("custom", tuple(labels))
         kw = dict(knowledge="names", templates=TEMPLATES, cache_dir=work, reasoner=llm)
         base = resolve(label_set, eyes, **kw)
-        acc = {"bridge": _accuracy(LabelScorer(eyes, base), emb, truth, test)}
+        acc = {"bridge": _accuracy(LabelScorer(eyes, base), emb, None, truth, test)}
         chosen = {}
         for k in (1, 4):
             by_names, with_adapter = [], []
             for seed in range(DRAWS):
                 shots = draw(truth, dev, k, seed)
                 refs = tuple((labels[truth[i]], f"image {i}") for i in shots)  # ids, not sha256
-                ex = Examples(f"{k} per class", refs, emb[shots], tuple(r[1] for r in refs))
+                origins = tuple(r[1] for r in refs)
+                ex = Examples(f"{k} per class", refs, emb[shots], origins, feats[shots])
                 plan = resolve(label_set, eyes, examples=ex, **kw)
                 named = LabelScorer(eyes, replace(plan, examples=None))
-                by_names.append(_accuracy(named, emb, truth, test))
-                with_adapter.append(_accuracy(LabelScorer(eyes, plan), emb, truth, test))
+                by_names.append(_accuracy(named, emb, None, truth, test))
+                taught_ = LabelScorer(eyes, plan)
+                with_adapter.append(_accuracy(taught_, emb, feats, truth, test))
                 if seed == 0:
                     chosen[str(k)] = {
                         lab: list(r) for lab, r in zip(labels, plan.reads, strict=True)
@@ -140,19 +144,22 @@ def bridged(settings, eyes, emb, truth, dev, test, work: Path, result: dict) -> 
     return out
 
 
-def _accuracy(scorer: LabelScorer, emb, truth, test) -> float:
-    return float((scorer.probabilities(emb[test]).argmax(1) == truth[test]).mean())
+def _accuracy(scorer: LabelScorer, emb, feats, truth, test) -> float:
+    f = feats[test] if feats is not None else None
+    return float((scorer.probabilities(emb[test], f).argmax(1) == truth[test]).mean())
 
 
-def timing(scorer, emb, truth, dev) -> dict:
+def timing(scorer, emb, feats, truth, dev) -> dict:
+    """The default adapter (GDA on the 1000 features) chosen and fitted for 10 × 16 examples,
+    and applied to 1,000 images."""
     shots = draw(truth, dev, 16, 0)
     t = time.perf_counter()
-    a = adapters.choose(emb[shots], truth[shots], scorer.probabilities(emb[shots]))
+    a = adapters.choose(feats[shots], truth[shots], scorer.probabilities(emb[shots]))
     fit = time.perf_counter() - t
-    big = np.tile(emb, (2, 1))[:1000]
+    big, bigf = np.tile(emb, (2, 1))[:1000], np.tile(feats, (2, 1))[:1000]
     zs = scorer.probabilities(big)
     t = time.perf_counter()
-    a.probabilities(big, zs)
+    a.probabilities(bigf, zs)
     return {"choose_and_fit_10x16_s": fit, "apply_per_1000_s": time.perf_counter() - t}
 
 
@@ -163,22 +170,30 @@ def main() -> None:
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
-    emb = np.concatenate(
-        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
-    )
+    both = [
+        eyes.encode_with_features([ds.image(i) for i in indices[s : s + 64]])
+        for s in range(0, 932, 64)
+    ]
+    emb, feats = np.concatenate([e for e, _f in both]), np.concatenate([f for _e, f in both])
     dev, test = np.flatnonzero(masks["632"]), np.flatnonzero(masks["300"])
-    variants = {"default (gda)": adapters.DEFAULT, "any of three": adapters.METHODS}
-    variants |= {m: (m,) for m in adapters.METHODS}
-    result: dict = {"eyes": "conse-effnetlite2-minilm (the ConSE stand-in, not CLIP)"}
+    variants = {"default: gda, features": (adapters.DEFAULT, feats)}
+    variants |= {"gda, embeddings (tag)": (adapters.DEFAULT, emb)}
+    variants |= {"any of three, embeddings": (adapters.METHODS, emb)}
+    variants |= {f"{m}, embeddings": ((m,), emb) for m in ("prototypes", "tip")}
+    result: dict = {
+        "eyes": "conse-effnetlite2-minilm (the ConSE stand-in, not CLIP)",
+        "features": "ConSE's log ImageNet probabilities (1000), Scorer.encode_with_features",
+    }
     plain = zero_shot_of(eyes, CIFAR10)
     result["plain"] = curve(plain, emb, truth, dev, test, variants)
     result["ceiling"] = ceiling(emb, truth, dev, test)
-    print("ceiling", result["ceiling"], flush=True)
+    result["ceiling_features"] = ceiling(feats, truth, dev, test)
+    print("ceiling", result["ceiling"], result["ceiling_features"], flush=True)
     result["codes"] = curve(
-        zero_shot_of(eyes, CODES), emb, truth, dev, test, {"default (gda)": adapters.DEFAULT}
+        zero_shot_of(eyes, CODES), emb, truth, dev, test, {"default": (adapters.DEFAULT, feats)}
     )
-    result["bridged"] = bridged(settings, eyes, emb, truth, dev, test, args.work, result)
-    result["timing"] = timing(plain, emb, truth, dev)
+    result["bridged"] = bridged(settings, eyes, emb, feats, truth, dev, test, args.work, result)
+    result["timing"] = timing(plain, emb, feats, truth, dev)
     print(write("examples_cifar", result))
 
 

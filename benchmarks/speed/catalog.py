@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import resource
 import shutil
+import sys
 import tempfile
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import cifar_split, write
+from benchmarks.common import cifar_split, peak_rss_mb, write
+from offline_vision.catalog.distributed import on_ray
 from offline_vision.catalog.index import index
 from offline_vision.catalog.store import Catalog
 from offline_vision.catalog.tag import search, tag
@@ -62,6 +66,10 @@ def real(settings, eyes, work: Path) -> dict:
             [r["labels"][0]["label"] == CIFAR10[y] for r, y in zip(results, truth, strict=True)]
         )
     )
+    t = time.perf_counter()  # Ray Data: 2 actors of 1 thread, a local Ray started and stopped
+    on_two = on_ray(partial(load_scorer, replace(settings, threads=1), "conse"), address=None, workers=2, threads=1)  # fmt: skip
+    by_ray = index(paths, work / "cifar-ray", eyes, embedder=on_two)
+    ray_s = time.perf_counter() - t
     half = work / "cifar16"  # float16 storage: the same images, half the bytes per value
     index(paths, half, eyes, dtype="float16")
     h = Catalog.open(half, eyes)
@@ -91,8 +99,46 @@ def real(settings, eyes, work: Path) -> dict:
         "search_precision_at_10_mean": float(np.mean(list(p10.values()))),
         "bytes_per_image_fp32": sum(p.stat().st_size for p in c.parts()) / n,
         "bytes_per_image_fp16": sum(p.stat().st_size for p in h.parts()) / n,
+        "index_ray_2x1": {"seconds": ray_s, "added": by_ray["added"], "images_per_s": n / ray_s},
         "tag_accuracy_fp16": acc16,
         "fp16_changed_top1": sum(tagged16[p] != tagged[p] for p in want),
+    }
+
+
+# A fresh process that tags a catalog with N labels (all rows consumed) and prints its seconds:
+# its peak RSS is tag's own (the eyes loaded, no images decoded), not this benchmark's.
+CHILD = """
+import sys, time
+from pathlib import Path
+from offline_vision.catalog.store import Catalog
+from offline_vision.catalog.tag import tag
+from offline_vision.config import Settings
+from offline_vision.labels.plan import plan_of
+from offline_vision.labels.sets import LabelSet
+from offline_vision.models.loader import load_scorer
+eyes = load_scorer(Settings.from_env(threads=2), "conse")
+names = tuple(f"item {i}" for i in range(int(sys.argv[2])))
+plan = plan_of(LabelSet("custom", names), ("a photo of a {}",))
+cat = Catalog.open(Path(sys.argv[1]), eyes)
+t = time.perf_counter()
+n = sum(1 for _ in tag(cat, {"g": plan}, eyes)) if sys.argv[2] != "0" else 0
+print(time.perf_counter() - t, n)
+"""
+
+
+def fresh_tag(cat: Path, n_labels: int) -> dict:
+    """tag in a process of its own: its seconds and peak RSS, and the peak RSS of the same
+    process opening the catalog without tagging (its "eyes_alone_rss_mb": ConSE's sessions
+    load lazily, so little more than Python and pyarrow)."""
+    _w, base_mb, _ = peak_rss_mb([sys.executable, "-c", CHILD, str(cat), "0"])
+    _w, rss_mb, out = peak_rss_mb([sys.executable, "-c", CHILD, str(cat), str(n_labels)])
+    seconds, rows = out.split()
+    return {
+        "labels": n_labels,
+        "rows": int(rows),
+        "tag_s": float(seconds),
+        "peak_rss_mb": rss_mb,
+        "eyes_alone_rss_mb": base_mb,
     }
 
 
@@ -126,6 +172,9 @@ def scale(
                 "stored": n, "labels": n_labels, "rows": rows, "tag_s": wall, "matmul_s": mm,
                 "matmul_gflops": 2 * n * dim * n_labels / mm / 1e9, "peak_rss_mb_so_far": _rss_mb(),
             })  # fmt: skip
+            print(out[-1], flush=True)
+        if n == max(sizes):
+            out.append({"stored": n, "fresh_process": fresh_tag(work / f"syn{n}", 50)})
             print(out[-1], flush=True)
     return out
 

@@ -8,6 +8,7 @@ node needs offline_vision, the models and the images at the same paths.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from importlib import import_module
 from pathlib import Path
@@ -77,6 +78,9 @@ def on_ray(
             return
         n, started = _connect(ray, RayPlan(None, address, workers, threads))  # type: ignore[arg-type]
         try:
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False  # index draws its own bar
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
             ds = ray.data.from_items([str(p) for p in todo])
             out = ds.map_batches(
                 _Embedder,

@@ -22,7 +22,8 @@ def tag(
     """Per image: for each group, its top label(s) with the eyes' score — the same numbers
     `classify` gives for that image and label set. Streamed: a chunk of stored embeddings at a
     time."""
-    scorers = {g: LabelScorer(eyes, plan) for g, plan in groups.items()}
+    # Stored embeddings only: examples are read through them, not the eyes' richer features.
+    scorers = {g: LabelScorer(eyes, plan, features=False) for g, plan in groups.items()}
     for chunk_paths, emb in catalog.chunks(CHUNK):
         tops = {}
         for g, s in scorers.items():  # each chunk's top k at once, not image by image

@@ -13,6 +13,7 @@ import numpy as np
 
 from offline_vision.dialogue import DialogueConfig, map_calibration, run_dialogue
 from offline_vision.eval.records import Record
+from offline_vision.labels.examples import encode
 from offline_vision.labels.plan import LabelPlan, Written
 from offline_vision.labels.scoring import LabelScorer
 from offline_vision.pixels import Prompter, to_grid
@@ -66,8 +67,12 @@ class ScorerTask:
 
     def __call__(self, index: int) -> dict:
         item = self.dataset.item(index)
-        emb = self.scorer.encode_images([self.dataset.image(index)])
-        probs = self.label_scorer.probabilities(emb)[0]
+        image = [self.dataset.image(index)]
+        if self.label_scorer.uses_features:
+            emb, feats = encode(self.scorer, image)
+        else:
+            emb, feats = self.scorer.encode_images(image), None
+        probs = self.label_scorer.probabilities(emb, feats)[0]
         order = np.argsort(-probs)
         rec = {
             "truth": item.label,

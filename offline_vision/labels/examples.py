@@ -30,6 +30,7 @@ from offline_vision.models.scorer import Scorer
 from offline_vision.options import Options, option
 
 EMBED_BATCH = 32
+CACHE_VERSION = 2  # 2: each example's richer features cached beside its embedding
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Examples:
     refs: tuple[tuple[str, str], ...]
     embeddings: np.ndarray = field(compare=False, repr=False)
     origins: tuple[str, ...] = field(default=(), compare=False)  # each one's file or item
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)  # richer
 
     def label_ids(self, labels: Sequence[str]) -> np.ndarray:
         at = {lab: i for i, lab in enumerate(labels)}
@@ -116,6 +118,12 @@ def eyes_key(eyes: Scorer) -> str:
 Item = tuple[str, str, str, Callable[[], Image.Image]]  # label, sha256, origin, loader
 
 
+def encode(eyes: Scorer, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings, and the richer features where the eyes have them
+    (`Scorer.encode_with_features`: None where they have none)."""
+    return eyes.encode_with_features(images)
+
+
 def embed(
     items: Sequence[Item],
     eyes: Scorer,
@@ -124,33 +132,48 @@ def embed(
     known: Mapping[str, np.ndarray] | None = None,
 ) -> Examples:
     """Examples from (label, sha256 of the content, origin, loader) items: each embedding from
-    `known` (a catalog's, by sha256), the cache (`cache_dir/examples/<eyes>/<sha256>.npy`, no
-    pickle) or embedded now and cached."""
-    folder = cache_dir / "examples" / eyes_key(eyes)
+    `known` (a catalog's, by sha256: no features), the cache
+    (`cache_dir/examples/<eyes>-2/<sha256>.npy` and `.features.npy`, no pickle) or embedded now
+    and cached. The examples have features where every one has them."""
+    folder = cache_dir / "examples" / f"{eyes_key(eyes)}-{CACHE_VERSION}"
     rows: dict[str, np.ndarray] = {}
+    feats: dict[str, np.ndarray | None] = {}
     todo = []
     for _label, sha, _origin, load in items:
         if sha in rows:
             continue
         if known is not None and sha in known:
-            rows[sha] = np.asarray(known[sha], dtype=np.float32)
+            rows[sha], feats[sha] = np.asarray(known[sha], dtype=np.float32), None
             continue
         try:
             rows[sha] = np.load(folder / f"{sha}.npy", allow_pickle=False)
+            f = folder / f"{sha}.features.npy"
+            feats[sha] = np.load(f, allow_pickle=False) if f.exists() else None
         except (OSError, ValueError):
             todo.append((sha, load))
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start : start + EMBED_BATCH]
-        emb = eyes.encode_images([load() for _sha, load in batch])
+        emb, features = encode(eyes, [load() for _sha, load in batch])
         folder.mkdir(parents=True, exist_ok=True)
-        for (sha, _load), row in zip(batch, emb, strict=True):
-            rows[sha] = row.astype(np.float32)
-            buf = io.BytesIO()
-            np.save(buf, rows[sha], allow_pickle=False)
-            write_atomic(folder / f"{sha}.npy", buf.getvalue())
+        for n, (sha, _load) in enumerate(batch):
+            rows[sha] = emb[n].astype(np.float32)
+            _save(folder / f"{sha}.npy", rows[sha])
+            feats[sha] = None
+            if features is not None:
+                feats[sha] = features[n].astype(np.float32)
+                _save(folder / f"{sha}.features.npy", features[n].astype(np.float32))
     refs = tuple((label, sha) for label, sha, _origin, _load in items)
     matrix = np.stack([rows[sha] for _label, sha in refs]).astype(np.float32)
-    return Examples(source, refs, matrix, tuple(origin for _l, _s, origin, _load in items))
+    got = [feats[sha] for _label, sha in refs]
+    features = None if any(f is None for f in got) else np.stack(got).astype(np.float32)  # type: ignore[arg-type]
+    origins = tuple(origin for _l, _s, origin, _load in items)
+    return Examples(source, refs, matrix, origins, features)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    write_atomic(path, buf.getvalue())
 
 
 def _file_sha256(path: Path) -> str:

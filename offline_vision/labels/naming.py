@@ -4,7 +4,9 @@ text embedding best tells the examples apart is the one the eyes read it by.
 Each label with examples in turn (the others read as they are), every candidate — its bridged
 names, the reasoner's other answers and candidates — is scored by the mean log-probability the
 eyes give every example's own label with the label read by that candidate; the best is kept
-(ties: the bridge's own). The scores are recorded in the plan.
+(ties: the bridge's own). The scores are recorded in the plan, and so is the share of each
+label's examples the eyes read as it by its name; where that is none, no name fits the label and
+its examples alone carry it (`labels.adapters`), announced.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ def choose_names(
         current, as_read = weights[c].copy(), score()
         options = [n for n in dict.fromkeys(candidates[label]) if (n,) != tuple(reads[c])]
         scores = {}
-        for name, row in zip(options, eyes.encode_labels(options, tuple(templates)), strict=True):
-            weights[c] = row
-            scores[name] = score()
+        if options:
+            embedded = eyes.encode_labels(options, tuple(templates))
+            for name, row in zip(options, embedded, strict=True):
+                weights[c] = row
+                scores[name] = score()
         best = max(options, key=lambda n: scores[n], default=None)
         if best is not None and scores[best] > as_read:
             out[c] = (best,)
@@ -59,6 +63,15 @@ def choose_names(
             "scores": {n: round(v, 4) for n, v in scores.items()},
             "chosen": list(out[c]),
         }
+    top = eyes.probabilities(x, weights).argmax(1)
+    unfit = []
+    for label, r in record.items():  # read by its name, none of its examples is its own
+        c = labels.index(label)
+        r["examples_read_as_it"] = round(float((top[y == c] == c).mean()), 4)
+        if r["examples_read_as_it"] == 0.0:
+            unfit.append(label)
+    if unfit:
+        log.info("no name fits %s: their examples carry them", ", ".join(unfit))
     changed = [
         f"{lab}→{out[labels.index(lab)][0]}"
         for lab in record

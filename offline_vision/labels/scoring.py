@@ -83,18 +83,23 @@ class LabelScorer:
     templates, with the texts a reasoner wrote mixed in where the plan has them, and the
     plan's example images blended in (`labels.adapters`) where it has some."""
 
-    def __init__(self, scorer: Scorer, plan: LabelPlan):
+    def __init__(self, scorer: Scorer, plan: LabelPlan, *, features: bool = True):
+        """`features`: examples read through the eyes' richer image features where they have
+        them (then `probabilities` needs each image's); False for stored embeddings alone."""
         self.scorer, self.labels, self.templates = scorer, list(plan.labels), plan.templates
         self.knowledge = knowledge = plan.knowledge
         self.plain = named_embeddings(scorer, self.labels, self.templates, plan.names)
         if knowledge is not None:
             self._knowledge(plan)
         self.adapter: Adapter | None = None
+        self.uses_features = False
         if plan.examples is not None:
             ex = plan.examples
+            x = ex.features if features and ex.features is not None else ex.embeddings
+            self.uses_features = x is not ex.embeddings
             zero_shot = self._zero_shot(ex.embeddings)
-            self.adapter = choose(ex.embeddings, ex.label_ids(self.labels), zero_shot)
-            _announce_adapter(self.adapter, ex.counts(), len(self.labels))
+            self.adapter = choose(x, ex.label_ids(self.labels), zero_shot)
+            _announce_adapter(self.adapter, ex.counts(), len(self.labels), self.uses_features)
 
     def _knowledge(self, plan: LabelPlan) -> None:
         knowledge, scorer = plan.knowledge, self.scorer
@@ -116,19 +121,28 @@ class LabelScorer:
         score = self._combined(self.scorer.probabilities, image_embeddings)
         return score / score.sum(axis=1, keepdims=True)
 
-    def probabilities(self, image_embeddings: np.ndarray) -> np.ndarray:
-        """Softmax probabilities over the labels (with the examples' where the plan has some)."""
+    def probabilities(
+        self, image_embeddings: np.ndarray, features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Softmax probabilities over the labels (with the examples' where the plan has some;
+        `features`: the images' own, where the examples are read through them)."""
         zero_shot = self._zero_shot(image_embeddings)
         if self.adapter is None:
             return zero_shot
+        if self.uses_features:
+            if features is None:
+                raise ValueError("these examples are read through image features: pass them")
+            return self.adapter.probabilities(features, zero_shot)
         return self.adapter.probabilities(image_embeddings, zero_shot)
 
-    def scores(self, image_embeddings: np.ndarray) -> np.ndarray:
+    def scores(
+        self, image_embeddings: np.ndarray, features: np.ndarray | None = None
+    ) -> np.ndarray:
         """Each label's score as the eyes give it (`scorer.score_kind`): the probabilities, or
         SigLIP's per-label sigmoids (CHiLS: the label's own × its best kind's, not renormalised).
         Taught by examples, the probabilities."""
         if self.scorer.score_kind == "softmax" or self.adapter is not None:
-            return self.probabilities(image_embeddings)
+            return self.probabilities(image_embeddings, features)
         return self._combined(self.scorer.scores, image_embeddings)
 
     def _combined(self, score, image_embeddings: np.ndarray) -> np.ndarray:
@@ -142,11 +156,14 @@ class LabelScorer:
         return base * best  # CHiLS's reweighting: the label's own probability × its best kind
 
 
-def _announce_adapter(adapter: Adapter, counts: dict[str, int], n_labels: int) -> None:
+def _announce_adapter(
+    adapter: Adapter, counts: dict[str, int], n_labels: int, features: bool
+) -> None:
     cv = adapter.cv
     shots = sum(counts.values())
+    on = " on the eyes' image features" if features else ""
     how = (
-        f"{adapter.method} blended with zero-shot (α {adapter.alpha:g})"
+        f"{adapter.method}{on} blended with zero-shot (α {adapter.alpha:g})"
         if adapter.expert is not None
         else "zero-shot kept: they did not show that a blend helps"
     )

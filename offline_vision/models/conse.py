@@ -123,7 +123,24 @@ class ConseScorer(BundleScorer):
         return softmax(logits.astype(np.float64))
 
     def _embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        p = self.imagenet_probabilities(images)
+        return self._from_probabilities(self.imagenet_probabilities(images))
+
+    def encode_with_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The embeddings and the log ImageNet probabilities they are made from: examples read
+        through the latter did far better (labels.adapters.FEATURES), one pass of the tower."""
+        if not images:
+            return self.encode_images(images), None
+        emb, features = [], []
+        for i in range(0, len(images), self.batch_size):
+            p = self.imagenet_probabilities(images[i : i + self.batch_size])
+            emb.append(self._from_probabilities(p))
+            features.append(np.log(p + 1e-8).astype(np.float32))
+        self.images_encoded += len(images)
+        return np.concatenate(emb), np.concatenate(features)
+
+    def _from_probabilities(self, p: np.ndarray) -> np.ndarray:
         top = np.argsort(-p, axis=1)[:, : self.top_t]
         weights = np.take_along_axis(p, top, axis=1)
         emb = np.einsum("nt,ntd->nd", weights, self.class_embeddings[top])

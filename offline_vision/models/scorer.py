@@ -48,6 +48,14 @@ class Scorer(Protocol):
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
+    def encode_with_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`encode_images`'s embeddings, and richer per-image features for the example-based
+        adapters where these eyes have them (ConSE: the image tower's log ImageNet
+        probabilities, before the text projection); None where they do not."""
+        ...
+
     def encode_labels(
         self, labels: Sequence[str], templates: Sequence[str] = ("{}",)
     ) -> np.ndarray: ...
@@ -211,6 +219,11 @@ class EmbeddingScorer(ABC):
         ]
         self.images_encoded += len(images)
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def encode_with_features(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.encode_images(images), None
 
     def encode_labels(
         self, labels: Sequence[str], templates: Sequence[str] = ("{}",)
