@@ -152,3 +152,74 @@ def run_dialogue(
         label_set, eyes, knowledge=knowledge, cache_dir=s.cache_dir, reasoner=lambda: llm
     )
     return _run(img, eyes, llm, plan.label_set(known=known), config=DialogueConfig(**config))
+
+
+def index(
+    images: Sequence[str | Path],
+    catalog: str | Path,
+    *,
+    scorer=None,
+    store: str | None = None,
+    settings: Settings | None = None,
+) -> dict:
+    """Embed `images` (files, directories or globs) into `catalog` once, as `ovision index`:
+    new and changed files only; returns the counts. `store`: "float16" for a new catalog at
+    half the bytes."""
+    from offline_vision.catalog.index import index as _index
+    from offline_vision.images import expand_paths
+
+    eyes = scorer or load_scorer(settings=settings)
+    paths = expand_paths([str(p) for p in images])
+    return _index(paths, Path(catalog), eyes, dtype=store)
+
+
+def tag(
+    catalog: str | Path,
+    groups,
+    *,
+    scorer=None,
+    reasoner=None,
+    knowledge: str = "auto",
+    top_k: int = 1,
+    settings: Settings | None = None,
+) -> list[dict]:
+    """Each image of `catalog` tagged from its stored embeddings, as `ovision tag`: `groups`
+    maps a group's name to its labels (a spec, a list or a `LabelPlan`); a single label set is
+    the group "labels"."""
+    from offline_vision.catalog.store import Catalog
+    from offline_vision.catalog.tag import tag as _tag
+    from offline_vision.labels.plan import LabelPlan
+
+    eyes = scorer or load_scorer(settings=settings)
+    cat = Catalog.open(Path(catalog), eyes)
+    if not isinstance(groups, dict):
+        groups = {"labels": groups}
+    plans = {
+        g: p
+        if isinstance(p, LabelPlan)
+        else plan_labels(p, scorer=eyes, reasoner=reasoner, knowledge=knowledge, settings=settings)
+        for g, p in groups.items()
+    }
+    return list(_tag(cat, plans, eyes, top_k=top_k))
+
+
+def search(
+    catalog: str | Path,
+    text: str | None = None,
+    *,
+    like: str | Path | Image.Image | None = None,
+    top: int = 10,
+    scorer=None,
+    settings: Settings | None = None,
+) -> list[dict]:
+    """The `top` images of `catalog` nearest `text` or the image `like`, exactly."""
+    from offline_vision.catalog.store import Catalog
+    from offline_vision.catalog.tag import search as _search
+    from offline_vision.errors import BadInput
+    from offline_vision.images import load_image
+
+    if (text is None) == (like is None):
+        raise BadInput("search takes a text or an image (like=), one of them")
+    eyes = scorer or load_scorer(settings=settings)
+    image = like if like is None or isinstance(like, Image.Image) else load_image(Path(like))
+    return _search(Catalog.open(Path(catalog), eyes), eyes, text=text, like=image, top=top)

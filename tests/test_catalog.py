@@ -220,3 +220,24 @@ def test_a_float16_catalog_tags_as_the_float32_one(run_cli, tiny_clip, folder, t
         assert tags[half][path]["score"] == pytest.approx(top["score"], abs=2e-3)
     r = run_cli("index", folder, "--out", half, "--store", "float32")
     assert r.exit_code != 0 and "stores float16 embeddings" in r.stderr
+
+
+def test_the_python_api_indexes_tags_and_searches_as_the_cli(
+    run_cli, tiny_clip, folder, tmp_path, settings
+):
+    import offline_vision as ov
+
+    counts = ov.index([folder], tmp_path / "api", settings=settings)
+    assert (counts["added"], counts["failed"]) == (6, 0)
+    cli = tmp_path / "cli"
+    _index(run_cli, folder, cli)
+    r = run_cli("tag", cli, "--labels", "kind=cat,dog,car,coffee")
+    want = [json.loads(x) for x in r.stdout.splitlines()]
+    got = ov.tag(tmp_path / "api", {"kind": "cat,dog,car,coffee"}, settings=settings)
+    assert [x["kind"][0]["label"] for x in got] == [x["kind"][0]["label"] for x in want]
+    hits = ov.search(tmp_path / "api", "a photo of a cat", top=3, settings=settings)
+    r = run_cli("search", cli, "a photo of a cat", "--top", "3", "--json")
+    assert [h["image"] for h in hits] == [json.loads(x)["image"] for x in r.stdout.splitlines()]
+    assert ov.search(tmp_path / "api", like=folder / "chelsea.png", top=1, settings=settings)
+    with pytest.raises(Exception, match="a text or an image"):
+        ov.search(tmp_path / "api", settings=settings)
