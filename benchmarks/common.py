@@ -174,6 +174,20 @@ def cifar_split(settings):
     return ds, indices, truth, s300, masks
 
 
+def cifar_embeddings(eyes, ds, indices, batch: int = 64):
+    """(embeddings, features or None) of the dataset's `indices`, `batch` images at a time, by
+    `Scorer.encode_with_features` (features: the eyes' richer ones, where they have them)."""
+    import numpy as np
+
+    parts = [
+        eyes.encode_with_features([ds.image(i) for i in indices[s : s + batch]])
+        for s in range(0, len(indices), batch)
+    ]
+    feats = [f for _e, f in parts]
+    emb = np.concatenate([e for e, _f in parts])
+    return emb, None if any(f is None for f in feats) else np.concatenate(feats)
+
+
 def open_reasoner(stack: contextlib.ExitStack, settings, spec: str, threads: int, n_ctx: int):
     """The reasoner `spec`; `openai:…` is the 0.5B GGUF behind llama-cpp-python's server on
     127.0.0.1 (the hosted stand-in), kept running until `stack` closes."""

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from benchmarks.accuracy.label_bridge import TEMPLATES, read_by
-from benchmarks.common import RESULTS, cifar_split
+from benchmarks.common import RESULTS, cifar_embeddings, cifar_split
 from offline_vision.config import Settings
 from offline_vision.models.loader import load_scorer
 
@@ -21,9 +19,7 @@ def main() -> None:
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
-    emb = np.concatenate(
-        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
-    )
+    emb, _features = cifar_embeddings(eyes, ds, indices)
     recorded = json.loads((RESULTS / "label_bridge.json").read_text())
     rows, worst = [], 0.0
     for rname, r in recorded["reasoners"].items():

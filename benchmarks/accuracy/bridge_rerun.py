@@ -13,10 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.accuracy.label_bridge import REASONERS, read_by
-from benchmarks.common import RESULTS, cifar_split
+from benchmarks.common import RESULTS, cifar_embeddings, cifar_split
 from offline_vision.config import Settings
 from offline_vision.labels import plan
 from offline_vision.labels.sets import LabelSet
@@ -32,9 +30,7 @@ def main() -> None:
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
-    emb = np.concatenate(
-        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
-    )
+    emb, _features = cifar_embeddings(eyes, ds, indices)
     recorded = json.loads((RESULTS / "label_bridge.json").read_text())["reasoners"][args.reasoner]
     llm = load_reasoner(settings, REASONERS[args.reasoner])
     rows, work = {}, Path(tempfile.mkdtemp(prefix="bridge-rerun-"))

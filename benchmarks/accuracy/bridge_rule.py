@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy.label_bridge import CHECK, DEV, HERE, REASONERS, read_by, read_set
-from benchmarks.common import cifar_split, write
+from benchmarks.common import cifar_embeddings, cifar_split, write
 from offline_vision.config import Settings
 from offline_vision.labels.dictionaries import installed
 from offline_vision.labels.readable import (
@@ -80,9 +80,7 @@ def main() -> None:
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
-    emb = np.concatenate(
-        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
-    )
+    emb, _features = cifar_embeddings(eyes, ds, indices)
 
     def accuracy(labels, names=None) -> dict:
         pred = read_by(eyes, labels, names).probabilities(emb).argmax(1)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy.label_bridge import REASONERS, read_set
-from benchmarks.common import cifar_split, write
+from benchmarks.common import cifar_embeddings, cifar_split, write
 from offline_vision.config import Settings
 from offline_vision.labels import adapters
 from offline_vision.labels.examples import Examples
@@ -170,11 +170,7 @@ def main() -> None:
     settings = Settings.from_env(threads=2)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
-    both = [
-        eyes.encode_with_features([ds.image(i) for i in indices[s : s + 64]])
-        for s in range(0, 932, 64)
-    ]
-    emb, feats = np.concatenate([e for e, _f in both]), np.concatenate([f for _e, f in both])
+    emb, feats = cifar_embeddings(eyes, ds, indices)
     dev, test = np.flatnonzero(masks["632"]), np.flatnonzero(masks["300"])
     variants = {"default: gda, features": (adapters.DEFAULT, feats)}
     variants |= {"gda, embeddings (tag)": (adapters.DEFAULT, emb)}

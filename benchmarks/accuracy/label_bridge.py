@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, cifar_split, open_reasoner, write
+from benchmarks.common import RESULTS, cifar_embeddings, cifar_split, open_reasoner, write
 from offline_vision.config import Settings
 from offline_vision.dialogue import DialogueConfig, run_dialogue
 from offline_vision.eval.stats import mcnemar_exact, wilson
@@ -191,9 +191,7 @@ def main() -> None:
     settings = Settings.from_env(threads=args.threads)
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, s300, masks = cifar_split(settings)
-    emb = np.concatenate(
-        [eyes.encode_images([ds.image(i) for i in indices[s : s + 64]]) for s in range(0, 932, 64)]
-    )
+    emb, _features = cifar_embeddings(eyes, ds, indices)
     sets = {"plain": list(CIFAR10), **{n: read_set(settings, n) for n in DEV + CHECK}}
     plain = read_by(eyes, list(CIFAR10)).probabilities(emb).argmax(1)
     plain_acc = {s: float((plain == truth)[m].mean()) for s, m in masks.items()}
