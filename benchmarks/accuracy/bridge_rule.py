@@ -27,8 +27,8 @@ from benchmarks.accuracy.label_bridge import CHECK, DEV, HERE, REASONERS, read_b
 from benchmarks.common import cifar_embeddings, cifar_split, write
 from offline_vision.config import Settings
 from offline_vision.labels.dictionaries import installed
+from offline_vision.labels.plan import keeps_own_text
 from offline_vision.labels.readable import (
-    common_english,
     looks_unfamiliar,
     unfamiliar,
     unreadable,
@@ -44,16 +44,6 @@ OLD_SHARE = 0.7
 
 def old_rule(labels, eyes) -> bool:
     return len(unreadable(labels, eyes)) >= OLD_SHARE * len(labels)
-
-
-def own_text(labels, bad, named: dict) -> dict:
-    """Each label read by its names, after its own text where the eyes read it as common
-    English (as `labels.plan` does)."""
-    kept = {
-        lab: ([lab] if lab not in bad and common_english(lab) else []) + named[lab]
-        for lab in labels
-    }
-    return {lab: list(dict.fromkeys(v)) for lab, v in kept.items()}
 
 
 def fire_rates(eyes) -> dict:
@@ -82,8 +72,8 @@ def main() -> None:
     ds, indices, truth, _s300, masks = cifar_split(settings)
     emb, _features = cifar_embeddings(eyes, ds, indices)
 
-    def accuracy(labels, names=None) -> dict:
-        pred = read_by(eyes, labels, names).probabilities(emb).argmax(1)
+    def accuracy(labels, names=None, keep=()) -> dict:
+        pred = read_by(eyes, labels, names, keep=keep).probabilities(emb).argmax(1)
         return {s: float((pred == truth)[m].mean()) for s, m in masks.items()}
 
     plain = accuracy(list(CIFAR10))
@@ -98,12 +88,13 @@ def main() -> None:
         bad = unfamiliar(labels, eyes)
 
         methods = {"eyes": accuracy(labels), "bridge": accuracy(labels, names)}
-        methods["own"] = accuracy(labels, own_text(labels, bad, names))
+        own = keeps_own_text(labels, eyes)  # what labels.plan keeps
+        methods["own"] = accuracy(labels, names, own)
         t2 = time.perf_counter()
         kd, _p, _c = write_names(labels, llm, cache_dir=args.work, scorer=eyes, dictionaries=books)
         dict_s = round(time.perf_counter() - t2, 1)
         by_dict = {lab: list(kd.texts.get(lab) or [lab]) for lab in labels}
-        methods["dictionaries"] = accuracy(labels, own_text(labels, bad, by_dict))
+        methods["dictionaries"] = accuracy(labels, by_dict, own)
         methods["auto_before"] = methods["bridge" if old_rule(labels, eyes) else "eyes"]
         fires = looks_unfamiliar(labels, eyes)[0]
         methods["auto_now"] = methods["dictionaries" if fires else "eyes"]

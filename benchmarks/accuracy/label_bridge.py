@@ -99,10 +99,12 @@ def rule_table(settings, eyes, sets: dict) -> dict:
     return out
 
 
-def read_by(eyes, labels, names=None, knowledge=None) -> LabelScorer:
-    """The eyes over `labels`, each read by its `names` (a bridge's), with `knowledge` mixed in."""
+def read_by(eyes, labels, names=None, knowledge=None, keep=()) -> LabelScorer:
+    """The eyes over `labels`, each read by its `names` (a bridge's; after its own text for the
+    labels in `keep`), with `knowledge` mixed in."""
     bridge = Knowledge("names", list(labels), texts=names) if names else None
-    plan = plan_of(LabelSet("custom", tuple(labels)), TEMPLATES, bridge=bridge, knowledge=knowledge)
+    label_set = LabelSet("custom", tuple(labels))
+    plan = plan_of(label_set, TEMPLATES, bridge=bridge, knowledge=knowledge, keep=keep)
     return LabelScorer(eyes, plan)
 
 

@@ -65,7 +65,7 @@ def on_ray(
     load_eyes: Callable[[], Scorer], *, address: str | None, workers: int | None, threads: int
 ) -> Embedder:
     """An `index` embedder on Ray Data: `load_eyes` runs once in each of `workers` actors."""
-    from offline_vision.eval.cluster import RayPlan, _connect, import_ray
+    from offline_vision.eval.cluster import connect, import_ray
 
     ray = import_ray()
     try:
@@ -76,7 +76,7 @@ def on_ray(
     def run(todo: list[Path], batch_size: int) -> Iterator[Embedded]:
         if not todo:
             return
-        n, started = _connect(ray, RayPlan(None, address, workers, threads))  # type: ignore[arg-type]
+        n, started = connect(ray, address, workers, threads)
         try:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False  # index draws its own bar

@@ -108,38 +108,39 @@ def _reachable(address: str) -> None:
         ) from None
 
 
-def _connect(ray, plan: RayPlan) -> tuple[int, bool]:
-    """Start or join Ray; (number of workers, whether this process started it)."""
+def connect(ray, address: str | None, workers: int | None, threads: int) -> tuple[int, bool]:
+    """Start a local Ray (`address` None) or join one; (number of workers, whether this process
+    started it). Evaluations on Ray and the catalog's index on Ray Data both start here."""
     logging.getLogger("ray").setLevel(logging.ERROR)
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if plan.address is None:
+    if address is None:
         cpus = os.cpu_count() or 1
-        workers = plan.workers or max(1, cpus // plan.threads)
+        workers = workers or max(1, cpus // threads)
         ray.init(
             address="local",
-            num_cpus=max(cpus, workers * plan.threads),
+            num_cpus=max(cpus, workers * threads),
             include_dashboard=False,
             object_store_memory=128 * 1024**2,  # records are small; keep /dev/shm free
             _node_ip_address="127.0.0.1",  # a Ray this run starts listens on loopback only
             **quiet,
         )
         return workers, True
-    _reachable(plan.address)
+    _reachable(address)
     try:
-        ray.init(address=plan.address, **quiet)
+        ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RunError(
-            f"could not join the Ray cluster at {plan.address} ({e}); where the cluster uses "
+            f"could not join the Ray cluster at {address} ({e}); where the cluster uses "
             "Ray's token auth, this machine needs its token (RAY_AUTH_MODE=token and "
             "RAY_AUTH_TOKEN or ~/.ray/auth_token)"
         ) from None
     total = int(ray.cluster_resources().get("CPU", 0))
-    workers = plan.workers or max(1, total // plan.threads)
-    if workers * plan.threads > total:
+    workers = workers or max(1, total // threads)
+    if workers * threads > total:
         ray.shutdown()
         raise RunError(
-            f"the Ray cluster at {plan.address} has {total} CPUs; --workers {workers} × "
-            f"--threads-per-worker {plan.threads} needs {workers * plan.threads}"
+            f"the Ray cluster at {address} has {total} CPUs; --workers {workers} × "
+            f"--threads-per-worker {threads} needs {workers * threads}"
         )
     return workers, False
 
@@ -268,7 +269,7 @@ def results(plan: RayPlan, todo: list[int], concurrency: int, config: dict, stat
     differs from `config` are refused; `stats` gets the layout and the retry count."""
     ray = import_ray()
     t = time.perf_counter()
-    n, started = _connect(ray, plan)
+    n, started = connect(ray, plan.address, plan.workers, plan.threads)
     workers: list = []
     try:
         workers = _start(ray, plan, n, concurrency, config)

@@ -203,7 +203,7 @@ def resolve(
             strategy,
         )
     chosen = templates or default_templates(label_set.name, eyes.templates)
-    keep = _readable(labels, eyes) if bridge is not None else ()
+    keep = keeps_own_text(labels, eyes) if bridge is not None else ()
     plan = plan_of(label_set, chosen, bridge=bridge, keep=keep)
     if examples is not None and bridge is not None:
         cands = _candidates(bridge, labels, reasoner, cache_dir, examples.counts())
@@ -281,7 +281,7 @@ def _may_bridge(label_set: LabelSet) -> bool:
     return label_set.name == "custom" and label_set.known
 
 
-def _readable(labels: list[str], eyes: Scorer) -> list[str]:
+def keeps_own_text(labels: list[str], eyes: Scorer) -> list[str]:
     """The labels of a bridged set that keep their own text among their read-as names: those
     the eyes read as common English. Bridged plain CIFAR-10 names kept 0.99 of their accuracy
     this way on the 632 dev images, 0.96 by the bridge's names alone
