@@ -181,11 +181,12 @@ def tag(
     reasoner=None,
     knowledge: str = "auto",
     top_k: int = 1,
+    multi=(),
     settings: Settings | None = None,
 ) -> list[dict]:
     """Each image of `catalog` tagged from its stored embeddings, as `ovision tag`: `groups`
     maps a group's name to its labels (a spec, a list or a `LabelPlan`); a single label set is
-    the group "labels"."""
+    the group "labels". `multi`: the groups tagged multi-label (`ovision tag --multi`)."""
     from offline_vision.catalog.store import Catalog
     from offline_vision.catalog.tag import tag as _tag
     from offline_vision.labels.plan import LabelPlan
@@ -200,7 +201,7 @@ def tag(
         else plan_labels(p, scorer=eyes, reasoner=reasoner, knowledge=knowledge, settings=settings)
         for g, p in groups.items()
     }
-    return list(_tag(cat, plans, eyes, top_k=top_k))
+    return list(_tag(cat, plans, eyes, top_k=top_k, multi=multi))
 
 
 def search(

@@ -3,10 +3,12 @@ attribute groups, search — tiny CLIP, photos and CIFAR-10 PNGs from the shared
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from offline_vision.catalog.store import Catalog
@@ -89,7 +91,7 @@ def test_several_groups_to_csv_and_parquet(run_cli, tiny_clip, folder, tmp_path)
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
     assert lines[0] == "image,scene,scene_score,kind,kind_score,colour,colour_score"
-    assert len(lines) == 7 and json.loads(out.with_name("tags.csv.plans.json").read_text()).keys() == {"scene", "kind", "colour"}  # fmt: skip
+    assert len(lines) == 7 and json.loads(out.with_name("tags.csv.plans.json").read_text())["plans"].keys() == {"scene", "kind", "colour"}  # fmt: skip
     pq = pytest.importorskip("pyarrow.parquet")
     r = run_cli("tag", cat, "--attributes", attrs, "--out", tmp_path / "tags.parquet")
     assert r.exit_code == 0, r.output
@@ -241,3 +243,70 @@ def test_the_python_api_indexes_tags_and_searches_as_the_cli(
     assert ov.search(tmp_path / "api", like=folder / "chelsea.png", top=1, settings=settings)
     with pytest.raises(Exception, match="a text or an image"):
         ov.search(tmp_path / "api", settings=settings)
+
+
+def _multi_world(tmp_path, n=60, seed=0):
+    """A catalog of `n` images, each holding one or two of six attributes (an axis each, with
+    a little noise), and eyes whose label texts are those axes."""
+    from fakes import FakeScorer
+
+    rng = np.random.default_rng(seed)
+    names = [f"attr{j}" for j in range(6)]
+    truth = np.zeros((n, 6), bool)
+    for i in range(n):
+        truth[i, rng.choice(6, rng.integers(1, 3), replace=False)] = True
+    emb = truth + rng.normal(0, 0.1, (n, 8))[:, :6]
+    emb = np.hstack([emb, np.zeros((n, 2))])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    eyes = FakeScorer(lambda t: np.eye(8)[names.index(t)], lambda im: im)
+    cat = Catalog.open(tmp_path / "cat", eyes, create=True)
+    cat.append({"path": [f"/img{i}.png" for i in range(n)], "size": [1] * n,
+                "mtime_ns": [1] * n, "sha256": [f"{i:064x}" for i in range(n)],
+                "removed": [False] * n, "embedding": list(emb)})  # fmt: skip
+    return cat, eyes, names, truth
+
+
+def test_a_multi_label_group_gives_each_image_its_attributes(tmp_path):
+    from offline_vision.catalog.tag import Tagger
+    from offline_vision.labels.plan import plan_of
+    from offline_vision.labels.sets import LabelSet
+
+    cat, eyes, names, truth = _multi_world(tmp_path)
+    plan = plan_of(LabelSet("custom", tuple(names)), ("{}",))
+    tagger = Tagger(cat, {"attrs": plan, "one": plan}, eyes, multi=["attrs"])
+    rows = list(tagger.rows())
+    got = np.array([[n in {t["label"] for t in r["attrs"]} for n in names] for r in rows])
+    precision, recall = (got & truth).sum() / got.sum(), (got & truth).sum() / truth.sum()
+    top_only = truth.sum(1).size / truth.sum()  # a right top label per image, at best
+    assert precision > 0.95 and recall > top_only + 0.15 and (got.sum(1) == 2).sum() > 15
+    assert all(len(r["one"]) == 1 for r in rows)  # the single-label group: its top one
+    assert all(r["attrs"][0]["label"] == r["one"][0]["label"] for r in rows)  # top first
+    rule = tagger.rules["attrs"]
+    assert rule["rule"].startswith("z >= 1.25") and set(rule["mean"]) == set(names)
+    emb = np.stack(cat.rows().embeddings)
+    assert rule["mean"]["attr0"] == pytest.approx(emb[:, 0].mean(), abs=1e-5)
+
+
+def test_multi_label_through_the_command(run_cli, tiny_clip, folder, tmp_path):
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    attrs = tmp_path / "attrs.toml"
+    attrs.write_text('[kind]\nlabels = ["cat", "cup", "rocket"]\nmulti = true\n')
+    out = tmp_path / "tags.csv"
+    r = run_cli("tag", cat, "--attributes", attrs, "--labels", "scene=indoor,outdoor",
+                "--multi", "scene", "--out", out)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    record = json.loads(out.with_name("tags.csv.plans.json").read_text())
+    assert set(record["plans"]) == {"kind", "scene"} and set(record["multi"]) == {"kind", "scene"}
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and all(
+        set(r["kind"].split("|")) <= {"cat", "cup", "rocket"} for r in rows
+    )
+    assert len(rows[0]["kind_score"].split("|")) == len(rows[0]["kind"].split("|"))
+    r = run_cli("tag", cat, "--labels", "a|b,c", "--multi", "labels", "--out", out)
+    assert r.exit_code == 1 and "holds '|'" in r.stderr
+    r = run_cli("tag", cat, "--labels", "a,b", "--multi", "colour")
+    assert r.exit_code == 1 and "--multi colour: not a group here" in r.stderr
+    attrs.write_text('[kind]\nlabels = ["cat"]\nmulti = "yes"\n')
+    r = run_cli("tag", cat, "--attributes", attrs)
+    assert r.exit_code == 1 and "multi is true or false" in r.stderr

@@ -28,7 +28,8 @@ from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
 
-GROUP_KEYS = {"labels", "template"}  # what an attribute file's table may hold
+GROUP_KEYS = {"labels", "template", "multi"}  # what an attribute file's table may hold
+MULTI_SEP = "|"  # a multi-label group's labels in one CSV cell
 
 
 @click.command("index")
@@ -98,7 +99,14 @@ def index_cmd(ctx, images, catalog, dtype, batch_size, as_json, ray, **opts):
     "--attributes",
     type=click.Path(path_type=Path),
     help='A TOML file, one table per group: labels = [...] or "@file" or "cifar10"; '
-    'template = "a photo of {} clothing" (optional).',
+    'template = "a photo of {} clothing" and multi = true (both optional).',
+)
+@click.option(
+    "--multi",
+    multiple=True,
+    metavar="GROUP",
+    help="Tag GROUP multi-label: every label past its threshold (calibrated on this catalog; "
+    "SigLIP's own sigmoid) and the top one. Repeatable.",
 )
 @click.option(
     "--out",
@@ -123,16 +131,17 @@ def index_cmd(ctx, images, catalog, dtype, batch_size, as_json, ray, **opts):
     only=("scorer", "precision", "device", "knowledge", "reasoner", "base_url"),
 )
 @click.pass_context
-def tag_cmd(ctx, catalog, label_specs, attributes, out, example_specs, top_k, **opts):
+def tag_cmd(ctx, catalog, label_specs, attributes, multi, out, example_specs, top_k, **opts):
     """Tag every image of CATALOG with each label set, from its stored embeddings (no image is
     decoded): labels the eyes cannot read are bridged as `classify` bridges them."""
     from offline_vision.catalog.store import Catalog
-    from offline_vision.catalog.tag import stored, tag
+    from offline_vision.catalog.tag import Tagger, stored
     from offline_vision.labels.examples import load as load_examples
     from offline_vision.labels.plan import lazy, resolve
 
     settings = settings_of(ctx)
-    groups = _groups(label_specs, attributes)
+    groups, multi_groups = _groups(label_specs, attributes)
+    multi_groups |= _multi_of(multi, groups)
     shots = _example_sources(example_specs, groups)
     eyes_opts, know = take(EyesOptions, opts), take(KnowledgeOptions, opts)
     reasoner = take(ReasonerOptions, opts)
@@ -156,12 +165,22 @@ def tag_cmd(ctx, catalog, label_specs, attributes, out, example_specs, top_k, **
         )
         for g, (label_set, template) in groups.items()
     }
-    rows = tag(cat, plans, eyes, top_k=top_k)
+    if out is not None and out.suffix.lower() == ".csv":
+        for g in multi_groups:
+            bad = next((x for x in plans[g].labels if MULTI_SEP in x), None)
+            if bad is not None:
+                raise BadInput(
+                    f"multi-label group {g!r}: label {bad!r} holds {MULTI_SEP!r}, which joins "
+                    "a CSV cell's labels; rename it or write .jsonl or .parquet"
+                )
+    tagger = Tagger(cat, plans, eyes, multi=multi_groups)
+    rows = tagger.rows(top_k)
     if out is None:
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))
         return
-    n = _write(out, rows, list(plans), {g: p.digest for g, p in plans.items()})
+    record = {"plans": {g: p.digest for g, p in plans.items()}, "multi": tagger.rules}
+    n = _write(out, rows, list(plans), multi_groups, record)
     click.echo(f"{out}: {n} images tagged with {', '.join(plans)}")
 
 
@@ -213,12 +232,22 @@ def _example_sources(specs, groups: dict) -> dict[str, str]:
     return out
 
 
-def _groups(specs, attributes) -> dict:
-    """GROUP → (LabelSet, template or None), from --labels and an attribute file; one line for
-    a group given twice, an unknown key, an empty group or a bad template."""
+def _multi_of(names, groups: dict) -> set[str]:
+    """The groups --multi names (a single label set: "labels"); one line for one not given."""
+    for name in names:
+        if name not in groups:
+            raise BadInput(f"--multi {name}: not a group here; give one of {', '.join(groups)}")
+    return set(names)
+
+
+def _groups(specs, attributes) -> tuple[dict, set[str]]:
+    """GROUP → (LabelSet, template or None), from --labels and an attribute file, and the
+    groups the file makes multi-label; one line for a group given twice, an unknown key, an
+    empty group, a bad template or a bad multi."""
     from offline_vision.labels.sets import check_label, check_template, parse_labels, parse_list
 
     groups: dict = {}
+    multi: set[str] = set()
 
     def add(name: str, label_set, template) -> None:
         if name in groups:
@@ -255,17 +284,29 @@ def _groups(specs, attributes) -> dict:
             else:
                 raise BadInput(f'{attributes}: [{name}] names no labels (labels = ["…", …])')
             add(name, label_set, table.get("template"))
+            flag = table.get("multi", False)
+            if not isinstance(flag, bool):
+                raise BadInput(f"{attributes}: [{name}] multi is true or false")
+            if flag:
+                multi.add(name)
     if not groups:
         raise BadInput("give --labels or --attributes: what to tag with")
-    return groups
+    return groups, multi
 
 
-def _write(out: Path, rows, groups: list[str], digests: dict) -> int:
-    """Rows to `out` by its extension, streamed where the format allows; the plans' digests in
-    a sidecar `OUT.plans.json`. Returns how many rows."""
+def _write(out: Path, rows, groups: list[str], multi: set[str], record: dict) -> int:
+    """Rows to `out` by its extension, streamed where the format allows; the plans' digests and
+    the multi-label rules in a sidecar `OUT.plans.json`. A multi-label group's cell holds its
+    labels joined by "|" in CSV, a list in Parquet. Returns how many rows."""
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".parquet"):
         raise BadInput(f"--out {out}: give a .csv, .jsonl or .parquet file")
+
+    def cell(r: dict, g: str) -> tuple:
+        if g not in multi:
+            return r[g][0]["label"], r[g][0]["score"]
+        return [t["label"] for t in r[g]], [t["score"] for t in r[g]]
+
     n = 0
     if suffix == ".parquet":
         import pyarrow as pa
@@ -280,8 +321,9 @@ def _write(out: Path, rows, groups: list[str], digests: dict) -> int:
             n += 1
             cols["image"].append(r["image"])
             for g in groups:
-                cols[g].append(r[g][0]["label"])
-                cols[f"{g}_score"].append(r[g][0]["score"])
+                label, score = cell(r, g)
+                cols[g].append(label)
+                cols[f"{g}_score"].append(score)
         buf = io.BytesIO()
         pq.write_table(pa.table(cols), buf)
         write_atomic(out, buf.getvalue())
@@ -293,13 +335,13 @@ def _write(out: Path, rows, groups: list[str], digests: dict) -> int:
             for r in rows:
                 n += 1
                 if writer:
-                    writer.writerow(
-                        [
-                            r["image"],
-                            *(v for g in groups for v in (r[g][0]["label"], r[g][0]["score"])),
-                        ]
-                    )
+                    writer.writerow([r["image"], *(_csv(v) for g in groups for v in cell(r, g))])
                 else:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    write_atomic(out.with_name(out.name + ".plans.json"), json.dumps(digests, indent=1) + "\n")
+    write_atomic(out.with_name(out.name + ".plans.json"), json.dumps(record, indent=1) + "\n")
     return n
+
+
+def _csv(value) -> object:
+    """A CSV cell: a multi-label group's labels or scores joined by MULTI_SEP."""
+    return MULTI_SEP.join(map(str, value)) if isinstance(value, list) else value

@@ -145,6 +145,12 @@ class LabelScorer:
             return self.probabilities(image_embeddings, features)
         return self._combined(self.scorer.scores, image_embeddings)
 
+    def similarities(self, image_embeddings: np.ndarray) -> np.ndarray:
+        """Each image's cosine to each label's embedding (its names, templates and written
+        descriptions): what a multi-label threshold is calibrated on (`catalog.tag`)."""
+        described = self.knowledge is not None and self.knowledge.strategy != "subclasses"
+        return image_embeddings @ (self.emb if described else self.plain).T
+
     def _combined(self, score, image_embeddings: np.ndarray) -> np.ndarray:
         if self.knowledge is not None and self.knowledge.strategy != "subclasses":
             return score(image_embeddings, self.emb)
