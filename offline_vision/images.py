@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import glob
+import io
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -113,3 +115,13 @@ def load_image(path: str | Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"{p}: cannot decode image ({e})") from e
     return to_rgb(img)
+
+
+def data_url(img: Image.Image, fmt: str = "jpeg") -> str:
+    """`img` as a data: URL (PNG, or JPEG quality 80): a thumbnail inside a self-contained page."""
+    buf = io.BytesIO()
+    if fmt == "png":
+        img.save(buf, format="PNG", optimize=True)
+    else:
+        to_rgb(img).save(buf, format="JPEG", quality=80)
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode()

@@ -310,3 +310,67 @@ def test_multi_label_through_the_command(run_cli, tiny_clip, folder, tmp_path):
     attrs.write_text('[kind]\nlabels = ["cat"]\nmulti = "yes"\n')
     r = run_cli("tag", cat, "--attributes", attrs)
     assert r.exit_code == 1 and "multi is true or false" in r.stderr
+
+
+def test_search_writes_one_page_of_thumbnails(run_cli, tiny_clip, folder, tmp_path):
+    shutil.copy(folder / "coffee.png", folder / "<b>cup&.png")  # a name that is markup
+    cat = tmp_path / "cat"
+    _index(run_cli, folder, cat)
+    (folder / "rocket.jpg").unlink()  # gone since it was indexed: a row, no thumbnail
+    out = tmp_path / "hits.html"
+    r = run_cli("search", cat, '"a <cup>', "--top", "7", "--html", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert len(r.stdout.splitlines()) == 7  # the JSON lines still on stdout
+    page = out.read_text()
+    assert page.count("<figure>") == 7 and page.count('src="data:image/jpeg;base64,') == 6
+    assert "not readable now" in page and "&lt;b&gt;cup&amp;.png" in page
+    assert "<b>" not in page and "<script" not in page and "&quot;a &lt;cup&gt;" in page
+    r = run_cli("search", cat, "cup", "--html", tmp_path / "hits.txt")
+    assert r.exit_code == 1 and "give an .html file" in r.stderr
+
+
+FASHION = {"ワンピース": "dress", "ブラウス": "blouse", "スカート": "skirt"}
+FASHION |= {"赤": "red", "紺": "navy", "白": "white"}
+
+
+def test_every_line_of_the_readmes_catalog_workflow_runs(
+    run_cli, tiny_clip, folder, tmp_path, monkeypatch
+):
+    """The README's catalog block, line by line: its folders made real, the bridge's reasoner a
+    server on 127.0.0.1 that knows the Japanese labels."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from fakes import ChatServer
+    from test_bridge import _asked, _shaped
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## A catalog: embed once, tag many times", 1)[1].split("```bash\n")[1]
+    lines = [line.split("  #")[0] for line in block.split("```")[0].splitlines()]
+    assert 4 <= len(lines) <= 15 and [line.split()[1] for line in lines][:2] == ["index", "tag"]
+    server = ChatServer(
+        lambda body, headers: _shaped(
+            {k: FASHION[k] for k in _asked(body["messages"])},
+            body["response_format"]["json_schema"]["schema"],
+        )
+    )
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(folder, tmp_path / "shop")
+    (tmp_path / "groups.toml").write_text(
+        '[kind]\nlabels = ["ワンピース", "ブラウス", "スカート"]\nmulti = true\n'
+        '[colour]\nlabels = "赤,紺,白"\n'
+    )
+    try:
+        for line in lines:
+            args = shlex.split(line)[1:]
+            if args[0] == "tag":
+                args += ["--reasoner", "openai:m"]
+            r = run_cli(*args)
+            assert r.exit_code == 0, (line, r.output)
+            for out in re.findall(r"--(?:out|html) (\S+)", line):
+                assert (tmp_path / out).exists(), line
+    finally:
+        server.stop()
+    assert len(list(csv.DictReader((tmp_path / "tags.csv").open()))) == 6

@@ -191,20 +191,32 @@ def tag_cmd(ctx, catalog, label_specs, attributes, multi, out, example_specs, to
     "--like", type=click.Path(path_type=Path), help="Images like this one, instead of TEXT."
 )
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the hits as one self-contained page of thumbnails (no network needed).",
+)
 @click_options(EyesOptions, only=("scorer", "precision", "device"))
 @json_option
 @click.pass_context
-def search_cmd(ctx, catalog, text, like, top, as_json, **opts):
+def search_cmd(ctx, catalog, text, like, top, html_out, as_json, **opts):
     """The images of CATALOG nearest TEXT ("a red floral dress") or --like IMAGE, exactly."""
+    from offline_vision.catalog import page
     from offline_vision.catalog.store import Catalog
     from offline_vision.catalog.tag import search
     from offline_vision.images import load_image
 
     if (text is None) == (like is None):
         raise BadInput("give TEXT or --like IMAGE (one of them)")
+    if html_out is not None and html_out.suffix.lower() not in (".html", ".htm"):
+        raise BadInput(f"--html {html_out}: give an .html file")
     image = load_image(like) if like is not None else None
     eyes = take(EyesOptions, opts).load(settings_of(ctx))
     hits = search(Catalog.open(catalog, eyes), eyes, text=text, like=image, top=top)
+    if html_out is not None:
+        page.write(text if text is not None else f"like {like}", hits, html_out)
+        click.echo(f"{html_out}: {len(hits)} hits", err=True)
     for h in hits:
         click.echo(
             json.dumps(h, ensure_ascii=False)

@@ -8,9 +8,7 @@ own script only ever puts into the DOM as text (never as markup).
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 import re
@@ -21,6 +19,7 @@ from offline_vision.errors import OVisionError
 from offline_vision.eval.records import Record
 from offline_vision.eval.report import COLUMNS, Run, paired, row
 from offline_vision.files import write_atomic
+from offline_vision.images import data_url
 
 log = logging.getLogger("ovision")
 THUMB = 48  # px, the longer side; CIFAR-10's 32 px images stay as they are
@@ -28,15 +27,6 @@ THUMB = 48  # px, the longer side; CIFAR-10's 32 px images stay as they are
 
 def _esc(x) -> str:
     return html.escape(str(x), quote=True)
-
-
-def _data_url(img, fmt: str) -> str:
-    buf = io.BytesIO()
-    if fmt == "png":
-        img.save(buf, format="PNG", optimize=True)
-    else:
-        img.convert("RGB").save(buf, format="JPEG", quality=80)
-    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _grids(runs: list[Run], data_dir: Path | None) -> dict[int, str]:
@@ -63,7 +53,7 @@ def _grids(runs: list[Run], data_dir: Path | None) -> dict[int, str]:
         img = Image.fromarray((grid * 255).astype("uint8"), mode="L").resize(
             (60, 60), Image.Resampling.NEAREST
         )
-        out[i] = _data_url(img, "png")
+        out[i] = data_url(img, "png")
     return out
 
 
@@ -91,7 +81,7 @@ def _thumbs(runs: list[Run], data_dir: Path | None) -> dict[str, dict[int, str]]
             except (IndexError, KeyError, TypeError, OSError, OVisionError):
                 continue  # an id the data at hand does not have: no thumbnail
             img.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
-            urls[i] = _data_url(img, "png" if img.mode == "L" else "jpeg")
+            urls[i] = data_url(img, "png" if img.mode == "L" else "jpeg")
         out[name] = urls
     return out
 
