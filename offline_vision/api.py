@@ -67,12 +67,14 @@ def plan_labels(
     knowledge: str = "auto",
     templates: Sequence[str] | None = None,
     examples: str | Path | None = None,
+    domain: str | None = None,
     settings: Settings | None = None,
 ):
     """The `LabelPlan` for a label set: what the eyes read for each label — bridged where they
     cannot read it (`knowledge="auto"`, as `ovision classify` does), `"none"` to read the labels
     as they are, or any `--knowledge` value. `reasoner`: a spec (default `local`) or a Reasoner.
-    `examples`: a folder of label folders or a CSV path,label, as `--examples`."""
+    `examples`: a folder of label folders or a CSV path,label, as `--examples`; `domain`: what
+    the labels are ("clothing"), as `--domain`."""
     from offline_vision.labels import examples as shots
     from offline_vision.labels.plan import resolve
 
@@ -88,6 +90,7 @@ def plan_labels(
         cache_dir=s.cache_dir,
         reasoner=_reasoner(reasoner, s),
         examples=taught,
+        domain=domain,
     )
 
 

@@ -244,6 +244,14 @@ BRIDGE_TAKEN = "The other classes are already called: {names}. "
 # The tie-break where asking again did not separate them: which class the name belongs to.
 BRIDGE_OWNER = "Which of these classes is best called '{name}' in everyday English?"
 
+# The label set's domain, where the user gave none (`--domain`): one request per set. A
+# dictionary's senses are then weighed by it (names.py). The examples name no dev set's domain.
+BRIDGE_DOMAIN = (
+    "The classes of an image classifier are: {labels}.\nWhat kind of things are they, in 1 to 5 "
+    "plain English words (for example: birds; kitchen tools; car parts)? Answer as JSON: "
+    '{{"domain": ...}}'
+)
+
 # Names chosen by examples (labels.naming): several candidates per class, for the eyes to test on
 # the user's example images; the names the bridge gave are offered as a start, not an answer.
 BRIDGE_CANDIDATES = (

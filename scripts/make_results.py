@@ -489,7 +489,9 @@ def fashion_names() -> str:
     lines = [
         _machine(r)
         + "Cells: labels whose name holds an accepted name (the shared data's rule), and LLM "
-        "seconds. `before`: the bridge with the reasoner alone; `after`: with the dictionaries.",
+        "seconds. `before`: the bridge with the reasoner alone; `dictionaries`: with the "
+        "dictionaries, each word's commonest sense; `domain` (the default): a later sense "
+        "taken where it is much nearer the set's domain, which the reasoner names once.",
         "",
         "| group | labels | " + " | ".join(variants) + " |",
         "|---|---|" + "---|" * len(variants),
@@ -520,6 +522,17 @@ def fashion_names() -> str:
             f"{lab} → {name}" for x in vr["groups"].values() for lab, name in x["wrong"].items()
         ]
         lines.append(f"- {v}: {', '.join(wrong) or 'none'}")
+    named = {
+        g: x["domain"]
+        for vr in variants.values()
+        for g, x in vr["groups"].items()
+        if x.get("domain")
+    }
+    if named:
+        lines += [
+            "",
+            "Domains the reasoner named: " + ", ".join(f"{g}: {d}" for g, d in named.items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

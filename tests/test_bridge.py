@@ -333,3 +333,14 @@ def test_eval_labels_must_name_every_class_once(
     spec = spec.format(dupes=dupes, empty=empty)
     r = run_cli("eval", "clip", "--limit", "2", "--labels", spec, "--out", tmp_path / "r")
     assert r.exit_code == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_name_that_lists_alternatives_is_read_as_its_first(tmp_path):
+    """The 1.5B answered 'motor' with "car or truck or motorcycle or boat or tr" (40
+    characters): the eyes get "car", not a mixture of five things."""
+    llm = ScriptedReasoner(
+        _replies({"motor": "car or truck or motorcycle or boat or tr"}, {"motor": "an auto"}),
+        probabilities=lambda messages, choices: {c: 0.5 for c in choices},
+    )
+    k, _p, _c = write_names(["motor"], llm, cache_dir=tmp_path)
+    assert k.choices["motor"]["options"] == ["car", "auto"] and k.texts["motor"] == ["car"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+import numpy as np
 import pytest
 from fakes import FakeScorer
 from test_bridge import _asked, _replies
@@ -30,6 +31,8 @@ class TinyDictionary:
         "コート": ["coat", "court (tennis, etc.)"],
         "外套": ["coat/overcoat"],
         "飛行機": ["aeroplane/airplane/aircraft"],
+        "水玉": ["drop of water", "polka dots"],
+        "船": ["ship/boat", "tank/tub"],
     }
 
     def covers(self, label, labels):
@@ -79,14 +82,51 @@ def test_dictionary_labels_take_its_commonest_sense_and_only_the_rest_are_asked(
 def test_of_the_commonest_sense_the_name_the_eyes_read_whole_is_taken(tmp_path):
     eyes = FakeScorer(_keyword, lambda im: im)
     eyes.knows_word = lambda w: w in {"airplane", "aircraft"}  # 'aeroplane' is split
-    llm = ScriptedReasoner(lambda m, c, s: "{}")
+    llm = ScriptedReasoner(lambda m, c, s: "{}")  # no domain: the dictionary's order
     k, _, _ = write_names(
         ["飛行機", "ボーダー"], llm, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS
     )
     assert k.texts["飛行機"] == ["airplane"]  # not the dictionary's first, 'aeroplane'
     assert k.choices["飛行機"]["options"] == ["airplane", "aeroplane", "aircraft"]
     assert k.texts["ボーダー"] == ["border"]  # none read whole: the first gloss
-    assert llm.calls == []
+    assert len(llm.calls) == 2 and k.domain == ""  # only the domain, asked and repaired
+
+
+def _domain_text(text: str) -> np.ndarray:
+    """Texts near a domain share its axis: polka dots with clothing, a ship and a tank with
+    vehicles (the tank a little nearer: the margin keeps the dictionary's ship)."""
+    table = {
+        "clothing": [1, 0, 0, 0],
+        "polka dots": [0.9, 0, 0, 0.44],
+        "drop of water": [0, 0, 0, 1],
+        "vehicles": [0, 1, 0, 0],
+        "ship": [0, 0.8, 0.6, 0],
+        "tank": [0, 0.9, 0.44, 0],
+    }
+    return np.array(table.get(text, [0, 0, 1, 0]), dtype=np.float64)
+
+
+def test_a_later_sense_is_taken_where_it_is_much_nearer_the_sets_domain(tmp_path):
+    eyes = FakeScorer(_domain_text, lambda im: im)
+    asked = ScriptedReasoner(_replies({"domain": "clothing"}))
+    labels = ["水玉", "ボーダー"]
+    k, _, _ = write_names(labels, asked, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS)
+    assert k.texts["水玉"] == ["polka dots"] and k.domain == "clothing"  # inferred, once
+    assert len(asked.calls) == 1 and "水玉, ボーダー" in asked.calls[0][-1]["content"]
+    assert k.choices["水玉"]["domain_cosine"]["polka dots"] > 0.8
+    # Given, nothing is asked; a sense only a little nearer does not replace the first.
+    quiet = ScriptedReasoner(lambda m, c, s: "{}")
+    k, _, _ = write_names(
+        ["船", "ボーダー"], quiet, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS,
+        domain="vehicles",
+    )  # fmt: skip
+    assert k.texts["船"] == ["ship"] and k.domain == "vehicles" and quiet.calls == []
+    # The domain is part of the cache key: another one writes the names again.
+    other, _, cached = write_names(
+        ["船", "ボーダー"], quiet, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS,
+        domain="clothing",
+    )  # fmt: skip
+    assert not cached and other.domain == "clothing"
 
 
 def test_a_dictionary_name_is_never_asked_again_a_clash_is_settled(tmp_path):

@@ -4,10 +4,11 @@ by a reasoner; a name counts when, lower-cased, without articles and plural -s, 
 the label's accepted names as whole words (the shared data's README) → JSON.
 
 No fashion images exist here: this checks names, not accuracy. Each run is one variant (the
-code as it is, with or without the bridge's dictionaries), added to
+code as it is, with or without the bridge's dictionaries; `domain`: the default since the
+senses are weighed by the set's domain), added to
 benchmarks/results/fashion_names.json under `--variant`:
 
-    OVISION_DATA=../shared/data python -m benchmarks.accuracy.fashion_names --variant after
+    OVISION_DATA=../shared/data python -m benchmarks.accuracy.fashion_names --variant domain
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def groups(settings: Settings) -> dict[str, tuple[list[str], dict[str, list[str]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", required=True, help="Row name, e.g. before / after.")
+    ap.add_argument("--variant", required=True, help="Column name: before, dictionaries, domain.")
     ap.add_argument("--reasoner", default="local")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -92,6 +93,7 @@ def main() -> None:
                 "wrong": {lab: names[lab] for lab in labels if not ok[lab]},
                 "sources": {lab: c.get("source", "reasoner") for lab, c in k.choices.items()},
                 "dictionaries": k.prompts.get("dictionaries", {}),
+                "domain": k.domain,
                 "llm_seconds": round(k.llm_seconds, 1),
                 "wall_s": round(time.perf_counter() - t, 1),
             }

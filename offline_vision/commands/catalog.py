@@ -128,7 +128,7 @@ def index_cmd(ctx, images, catalog, dtype, batch_size, as_json, ray, **opts):
     EyesOptions,
     KnowledgeOptions,
     ReasonerOptions,
-    only=("scorer", "precision", "device", "knowledge", "reasoner", "base_url"),
+    only=("scorer", "precision", "device", "knowledge", "domain", "reasoner", "base_url"),
 )
 @click.pass_context
 def tag_cmd(ctx, catalog, label_specs, attributes, multi, out, example_specs, top_k, **opts):
@@ -162,6 +162,7 @@ def tag_cmd(ctx, catalog, label_specs, attributes, multi, out, example_specs, to
                 if g in shots
                 else None
             ),
+            domain=know.domain,
         )
         for g, (label_set, template) in groups.items()
     }

@@ -74,6 +74,7 @@ def classify(ctx, images, labels, template, top_k, as_json, batch_size, **opts):
         cache_dir=cache,
         reasoner=llm,
         examples=examples,
+        domain=know.domain,
     )
     results = classify_images(
         eyes,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from offline_vision.commands.common import click_options, json_flag, labels_option, seed_option
-from offline_vision.labels.plan import PER_LABEL, STRATEGY, WRITERS
+from offline_vision.labels.plan import PER_LABEL, STRATEGY, WRITERS, KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
 from offline_vision.options import take
@@ -30,6 +30,7 @@ def labels_group() -> None:
 )
 @click_options(ReasonerOptions, only=("reasoner", "base_url"))
 @click_options(EyesOptions, only=("scorer",))
+@click_options(KnowledgeOptions, only=("domain",))
 @click.option("--per-label", type=click.IntRange(1, 50), default=PER_LABEL, show_default=True)
 @seed_option("Seed of the waffle control's random words and of the reasoner's sampling.")
 @click.option(
@@ -57,8 +58,16 @@ def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts)
     reasoner, eyes_opts = take(ReasonerOptions, opts), take(EyesOptions, opts)
     llm = None if strategy == "waffle" else reasoner.load(settings)
     eyes = eyes_opts.load(settings) if strategy == STRATEGY else None  # names these eyes read
+    domain = take(KnowledgeOptions, opts).domain
     k, path, cached = write(
-        label_set, strategy, eyes, llm, cache_dir=settings.cache_dir, per_label=per_label, seed=seed
+        label_set,
+        strategy,
+        eyes,
+        llm,
+        cache_dir=settings.cache_dir,
+        per_label=per_label,
+        seed=seed,
+        domain=domain,
     )
     if out is not None:
         k.save(out)

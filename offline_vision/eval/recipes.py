@@ -109,6 +109,7 @@ def clip_task(
         cache_dir=cache,
         reasoner=llm,
         examples=taught,
+        domain=knowledge.domain,
     )
     return ScorerTask(ds, scorer, plan, follow_up=follow_up(plan, scorer, knowledge, llm, cache))
 

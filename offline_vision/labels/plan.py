@@ -76,6 +76,12 @@ class KnowledgeOptions(Options):
         lo=0,
         hi=1,
     )
+    domain: str | None = option(
+        None,
+        'What the labels are, in a few words ("clothing"): a dictionary\'s senses are weighed '
+        "by it when bridging (default: asked of --reasoner once per set, where needed).",
+        metavar="TEXT",
+    )
 
 
 @dataclass(frozen=True)
@@ -172,13 +178,15 @@ def resolve(
     reasoner: ReasonerFactory,
     dictionaries: Sequence[Dictionary] | None = None,
     examples: Examples | None = None,
+    domain: str | None = None,
 ) -> LabelPlan:
     """The plan for `label_set` under `--knowledge`: bridged where asked (or, for `auto`, where
     the eyes cannot read a custom set the LLM is told), with texts written where asked, each
     from the cache or by `reasoner()` (asked for where a cache is consulted: its identity is
     part of the key; a local model loads only where something is written), taught by
     `examples` where given (`labels.examples.load`). `templates`: the label set's own by
-    default; `dictionaries`: the installed ones by default."""
+    default; `dictionaries`: the installed ones by default; `domain`: what the labels are
+    (`--domain`), else asked where the bridge needs it."""
     books = installed() if dictionaries is None else dictionaries
     mode, strategy, path = parse_spec(knowledge)
     labels = list(label_set.labels)
@@ -190,11 +198,11 @@ def resolve(
             _announce(bridge, f"from {path}", None)
     elif mode == STRATEGY:
         bridge, _p, cached = write_names(
-            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books
+            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books, domain=domain
         )
         _announce(bridge, _source(bridge, cached), None)
     elif mode == "auto" and _may_bridge(label_set):
-        bridge = _auto(labels, eyes, cache_dir, reasoner, books)
+        bridge = _auto(labels, eyes, cache_dir, reasoner, books, domain)
     elif (
         mode == "none" and strategy and _may_bridge(label_set) and looks_unfamiliar(labels, eyes)[0]
     ):
@@ -251,6 +259,7 @@ def write(
     cache_dir: Path,
     per_label: int = PER_LABEL,
     seed: int = 0,
+    domain: str | None = None,
 ) -> tuple[Knowledge, Path, bool]:
     """`labels expand`: one writer's knowledge file for the set, from the cache or written
     now. Returns (knowledge, its cache file, whether it was cached)."""
@@ -259,7 +268,13 @@ def write(
         if reasoner is None:
             raise BadInput("names are written by a reasoner; none was given")
         return write_names(
-            labels, reasoner, cache_dir=cache_dir, seed=seed, scorer=eyes, dictionaries=installed()
+            labels,
+            reasoner,
+            cache_dir=cache_dir,
+            seed=seed,
+            scorer=eyes,
+            dictionaries=installed(),
+            domain=domain,
         )
     return expand(labels, strategy, reasoner, cache_dir=cache_dir, per_label=per_label, seed=seed)
 
@@ -320,13 +335,15 @@ def _check(k: Knowledge, labels: list[str], path: Path | None) -> Knowledge:
     return k
 
 
-def _auto(labels, eyes: Scorer, cache_dir, reasoner: ReasonerFactory, books) -> Knowledge | None:
+def _auto(
+    labels, eyes: Scorer, cache_dir, reasoner: ReasonerFactory, books, domain: str | None
+) -> Knowledge | None:
     unfamiliar, bad = looks_unfamiliar(labels, eyes)
     if not unfamiliar:
         return None
     try:
         bridge, _p, cached = write_names(
-            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books
+            labels, reasoner(), cache_dir=cache_dir, scorer=eyes, dictionaries=books, domain=domain
         )
     except OVisionError as e:
         log.warning(
@@ -354,6 +371,8 @@ def _announce(bridge: Knowledge, source: str, bad: list[str] | None) -> None:
     why = f"{len(bad)} of {len(names)} labels look unfamiliar to the eyes: " if bad else ""
     books = bridge.prompts.get("dictionaries") or {}
     source += "".join(f", {name} ({version})" for name, version in books.items())
+    if bridge.domain:
+        source += f", domain {bridge.domain!r}"
     log.info(
         "%sbridged to English names (%s; %s%s); --knowledge none turns it off",
         why,

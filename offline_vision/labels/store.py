@@ -54,6 +54,7 @@ KNOWLEDGE_SCHEMA = {
         "prompts": {"type": "object"},
         "conflicts": {"type": "array", "items": {"type": "object"}},
         "choices": {"type": "object"},
+        "domain": {"type": "string"},
     },
 }
 
@@ -110,6 +111,7 @@ class Knowledge:
     complete: bool = False
     conflicts: list[dict] = field(default_factory=list)  # the bridge's name clashes (bridge.py)
     choices: dict[str, dict] = field(default_factory=dict)  # the bridge's picks between answers
+    domain: str = ""  # what the labels are, given or inferred (the bridge's dictionary senses)
     format: str = FORMAT
     label_set_hash: str = ""
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from offline_vision.labels.store import Knowledge, cache_path
-from offline_vision.labels.writers.names import CHUNK, _context, _plain
+from offline_vision.labels.writers.names import CHUNK, _plain
+from offline_vision.labels.writers.senses import context_of
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.progress import bar as progress_bar
 from offline_vision.prompts import BRIDGE_CANDIDATES, BRIDGE_SYSTEM
@@ -46,7 +47,7 @@ def write_candidates(
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
             prompt = BRIDGE_CANDIDATES.format(
-                labels=_context(labels, chunk), chunk=", ".join(chunk), n=PER_LABEL
+                labels=context_of(labels, chunk), chunk=", ".join(chunk), n=PER_LABEL
             )
             messages = [
                 {"role": "system", "content": BRIDGE_SYSTEM},

@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from offline_vision.labels.answers import normalise, singulars
-from offline_vision.labels.dictionaries import Dictionary, glosses
+from offline_vision.labels.dictionaries import Dictionary
 from offline_vision.labels.readable import plain_english, unreadable
 from offline_vision.labels.store import Knowledge, cache_path
+from offline_vision.labels.writers.senses import Domain, context_of, from_dictionaries, pick
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
@@ -33,6 +34,7 @@ from offline_vision.prompts import (
     BRIDGE_CHOOSE,
     BRIDGE_CLASH,
     BRIDGE_CONFLICT,
+    BRIDGE_DOMAIN,
     BRIDGE_EXAMPLES,
     BRIDGE_OWNER,
     BRIDGE_PROMPTS,
@@ -44,12 +46,11 @@ from offline_vision.prompts import (
 log = logging.getLogger("ovision")
 
 STRATEGY = "names"
-VERSION = 4  # of the procedure (dictionaries, asks, picks, repairs): part of the cache key
+VERSION = 5  # of the procedure (dictionaries, asks, picks, repairs): part of the cache key
 CHUNK = 16  # labels per request: a JSON object of 16 names fits a small model's attention
-MAX_SENSES = 4  # of an unordered dictionary's senses, the reasoner picks among the first
-CONTEXT_LABELS = 64  # up to this many labels, every request lists the whole set as context
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,39}$", "maxLength": 40}
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
+_ALTERNATIVES = re.compile(r"\s+(?:or|and/or)\s+", re.IGNORECASE)
 
 
 _MEANING = {
@@ -71,12 +72,8 @@ def _schema(kind: str, chunk: Sequence[str]) -> dict:
     }
 
 
-def _context(labels: Sequence[str], chunk: Sequence[str]) -> str:
-    return ", ".join(labels if len(labels) <= CONTEXT_LABELS else chunk)
-
-
 def _messages(kind: str, labels, chunk) -> list[dict]:
-    prompt = BRIDGE_PROMPTS[kind].format(labels=_context(labels, chunk), chunk=", ".join(chunk))
+    prompt = BRIDGE_PROMPTS[kind].format(labels=context_of(labels, chunk), chunk=", ".join(chunk))
     return [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -94,8 +91,11 @@ def _ask(reasoner: Reasoner, kind: str, messages: list[dict], chunk: Sequence[st
 
 
 def _plain(name: str) -> str:
-    """A name as the eyes get it: spaces folded, no leading article ("a plane" → "plane")."""
-    return _ARTICLE.sub("", " ".join(name.split())) or name.strip()
+    """A name as the eyes get it: spaces folded, no leading article ("a plane" → "plane"), and
+    of a list of alternatives the first ("car or truck or motorcycle or …" → "car": a small
+    model hedging fills the 40 characters with them)."""
+    name = _ALTERNATIVES.split(" ".join(name.split()))[0]
+    return _ARTICLE.sub("", name) or name.strip()
 
 
 def _copied(name: str, label: str) -> bool:
@@ -105,59 +105,6 @@ def _copied(name: str, label: str) -> bool:
 
 def _same(a: str, b: str) -> bool:
     return bool(set(singulars(normalise(a))) & set(singulars(normalise(b))))
-
-
-def _pick(reasoner: Reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
-    """The option the reasoner itself finds likeliest after `prompt`: its token probabilities
-    where it gives them (returned too), else a constrained answer."""
-    messages = [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
-    odds = reasoner.choice_probabilities(messages, options)
-    if odds:
-        return max(options, key=lambda o: odds.get(o, 0.0)), odds
-    return reasoner.complete(messages, choices=options, max_tokens=16, seed=seed).value, {}
-
-
-def _from_dictionaries(
-    k: Knowledge, labels, todo, dictionaries, scorer: Scorer | None, reasoner: Reasoner, seed: int
-) -> list[str]:
-    """Names for the labels a dictionary knows: of its commonest sense's glosses, the first
-    the eyes' tokenizer holds a word of whole (airplane, not aeroplane), else its first; the
-    other glosses kept (a clash's loser takes the next). Returns the labels left to ask.
-
-    Chosen on the fashion dev lists and cifar10-ja's 632 dev images (default 1.5B, ConSE):
-    of the 18 fashion labels JMdict gives several glosses for, the dictionary's first is
-    accepted for 17; the 1.5B picking among them (its token odds, the set as context) for 14,
-    15 told the set's domain, never more than 17 with a prior towards the dictionary's order
-    or the embedding nearest the other labels' names; the commonest English word of the first
-    sense lifted cifar10-ja (aircraft) but lost 紺 (deep blue). The first gloss gave
-    'aeroplane' (cifar10-ja 63.4 %); the first the tokenizer reads, 'airplane' (63.9 %)."""
-    rest = []
-    ordered = {d.name: d.ordered for d in dictionaries}
-    for lab in todo:
-        source, found = glosses(lab, labels, dictionaries)
-        if not found:
-            rest.append(lab)
-            continue
-        senses = [
-            [g for g in found if g.meaning == m] for m in dict.fromkeys(g.meaning for g in found)
-        ]
-        heads = [_readable_first(s, scorer) for s in senses]
-        chosen, odds = heads[0], dict[str, float]()
-        if not ordered.get(source, True) and len(set(heads)) > 1:
-            # FreeDict lists senses in no order of use (Portuguese cavalo: knight, then
-            # horse): the reasoner picks one, the label set as context.
-            prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [lab]), label=lab)
-            chosen, odds = _pick(reasoner, prompt, list(dict.fromkeys(heads))[:MAX_SENSES], seed)
-        options = [chosen, *(g.name for g in found if g.name != chosen)]
-        k.choices[lab] = {"options": options, "odds": odds, "chosen": chosen, "source": source}
-        k.texts[lab] = [chosen]
-    return rest
-
-
-def _readable_first(sense: list, scorer: Scorer | None) -> str:
-    """A sense's first gloss the eyes' tokenizer holds a word of whole, else its first."""
-    read = [g for g in sense if scorer and any(scorer.knows_word(w) for w in g.name.split())]
-    return (read or sense)[0].name
 
 
 def _from_dictionary(k: Knowledge, label: str) -> bool:
@@ -191,12 +138,12 @@ def _settle(
         free = [o for o in opts if not any(_same(o, n) for n in settled)] or opts
         odds: dict[str, float] = {}
         if len(free) == 1:
-            pick = free[0]
+            chosen = free[0]
         else:
-            prompt = BRIDGE_CHOOSE.format(labels=_context(labels, [lab]), label=lab)
-            pick, odds = _pick(reasoner, prompt, free, seed)
-        k.choices[lab] = {"options": opts, "odds": odds, "chosen": pick}
-        k.texts[lab] = [pick]
+            prompt = BRIDGE_CHOOSE.format(labels=context_of(labels, [lab]), label=lab)
+            chosen, odds = pick(reasoner, prompt, free, seed)
+        k.choices[lab] = {"options": opts, "odds": odds, "chosen": chosen}
+        k.texts[lab] = [chosen]
 
 
 def _fallback(k: Knowledge, label: str) -> list[str]:
@@ -245,7 +192,7 @@ def _repair(k: Knowledge, reasoner: Reasoner, labels, seed: int, scorer: Scorer 
     left = clashes(k.texts)
     for group in left:
         name = k.texts[group[0]][0]
-        keeper, _odds = _pick(reasoner, BRIDGE_OWNER.format(name=name), group, seed)
+        keeper, _odds = pick(reasoner, BRIDGE_OWNER.format(name=name), group, seed)
         for lab in group:
             if lab != keeper:
                 k.texts[lab] = _fallback(k, lab)
@@ -316,12 +263,16 @@ def write_names(
     seed: int = 0,
     scorer: Scorer | None = None,
     dictionaries: Sequence[Dictionary] = (),
+    domain: str | None = None,
 ) -> tuple[Knowledge, Path, bool]:
     """The label set's English names, from the cache or written now (saved after every
     request, so an interrupted run resumes). Labels a dictionary knows are named from its
-    glosses; with `scorer` (the eyes the names are for), a name they cannot read is no answer.
-    Returns (knowledge, its file, whether cached)."""
+    glosses, its senses weighed by `domain` (what the labels are: "clothing"; asked of the
+    reasoner where not given and a dictionary's senses need it); with `scorer` (the eyes the
+    names are for), a name they cannot read is no answer. Returns (knowledge, its file,
+    whether cached)."""
     labels = list(labels)
+    domain = " ".join(domain.split()) if domain else None
     used = {d.name: d.version for d in dictionaries if any(d.covers(lab, labels) for lab in labels)}
     prompts = {
         "system": BRIDGE_SYSTEM,
@@ -330,6 +281,7 @@ def write_names(
         "conflict": BRIDGE_CONFLICT,
         "owner": BRIDGE_OWNER,
         "dictionaries": used,
+        "domain": domain or BRIDGE_DOMAIN,  # given, or asked with this prompt
     }
     eyes = scorer.text_model_key if scorer else None  # the names are chosen for these eyes
     key = [prompts, eyes, VERSION]
@@ -339,7 +291,8 @@ def write_names(
         return k, path, True
     todo = [lab for lab in labels if lab not in k.texts]
     if used:
-        todo = _from_dictionaries(k, labels, todo, dictionaries, scorer, reasoner, seed)
+        context = Domain(k, domain, reasoner, labels, seed, scorer)
+        todo = from_dictionaries(k, labels, todo, dictionaries, scorer, reasoner, seed, context)
         k.save(path)
     with progress_bar(None, "bridging label names", unit="request") as bar:
         llm = _Ticking(reasoner, bar.update)
