@@ -277,13 +277,16 @@ def test_a_hosted_answer_is_bounded_in_bytes_and_in_time(endless, monkeypatch):
         ),
         ("{% for a in range(2000) %}{{ 'x' * 2000 }}{% endfor %}", "wrote over"),
         ("{{ messages | tojson(indent=100000000) }}", None),  # capped: renders, small
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recurses without end"),
+        ("{% for m in messages %}{{ m.content }", "does not parse"),  # a syntax error
     ],
 )
 def test_a_chat_templates_rendering_is_bounded(tmp_path, monkeypatch, template, needle):
-    """Nested loops rendered for ever; tojson(indent=100000000) allocated 5.4 GB."""
+    """Nested loops rendered for ever; tojson(indent=100000000) allocated 5.4 GB; a macro
+    calling itself and a syntax error were tracebacks."""
     from tiny_gguf import write_gguf
 
-    from offline_vision.errors import ReasonerError
+    from offline_vision.errors import OVisionError
     from offline_vision.models.reasoners import grammar
     from offline_vision.models.reasoners.llama_cpp import LlamaCppReasoner
 
@@ -293,7 +296,7 @@ def test_a_chat_templates_rendering_is_bounded(tmp_path, monkeypatch, template, 
     if needle is None:
         assert len(r.prompt(ask)) < 1000
         return
-    with pytest.raises(ReasonerError, match=needle):
+    with pytest.raises(OVisionError, match=needle):  # one line at the CLI's edge
         r.prompt(ask)
 
 
@@ -469,3 +472,43 @@ def test_hostile_characters_in_labels_and_schema_keys_never_crash(
     finally:
         server.stop()
     assert r.exit_code in (0, 1) and len([x for x in r.stderr.splitlines() if x.strip()]) <= 1
+
+
+@pytest.mark.parametrize(
+    "tokenizer",
+    [
+        '{"model": {"type": "BPE", "vocab": 5}}',  # valid JSON, not a tokenizer
+        '{"version": "1.0", "model": {"type": "Nonesuch"}}',
+        "[]",
+        '{"model": null}',
+    ],
+)
+def test_a_malformed_tokenizer_json_is_one_line(run_cli, home, tiny_clip, tmp_path, tokenizer):
+    """A crafted bundle whose tokenizer.json (its sha256 in the manifest) is no tokenizer: a
+    traceback from the Rust tokenizers library where it was loaded."""
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bad-tok"
+    shutil.copytree(tiny_clip.path, bundle)
+    (bundle / "tokenizer.json").write_text(tokenizer)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["name"] = "bad-tok"
+    manifest["files"]["tokenizer.json"]["sha256"] = hashlib.sha256(tokenizer.encode()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    r = run_cli("models", "import", bundle)
+    if r.exit_code == 0:  # taken in: then it is refused where it is used, in one line
+        r = run_cli("classify", home / "x.png", "--scorer", "bad-tok", "--labels", "a,b")
+    assert r.exit_code == 1 and "tokenizer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("tokenizer", ['{"model": {"type": "BPE", "vocab": 5}}', "[]", "{bad"])
+def test_a_checkpoints_malformed_tokenizer_json_is_one_line(tmp_path, tiny_ckpt, tokenizer):
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_ckpt, ckpt)
+    (ckpt / "tokenizer.json").write_text(tokenizer)
+    r = _ovision("export", str(ckpt), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert "tokenizer" in r.stderr and not (tmp_path / "o").exists()

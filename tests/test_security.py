@@ -559,6 +559,16 @@ HOSTILE = {
         {},
         "malformed safetensors header",
     ),
+    "safetensors shape lies about its bytes": (
+        lambda t, c: ["export", _ckpt(t, c, _lying_shape), "--out", t / "o"],
+        {},
+        "is not its",
+    ),
+    "safetensors offsets past the end": (
+        lambda t, c: ["export", _ckpt(t, c, _offsets_past_end), "--out", t / "o"],
+        {},
+        "bad tensor entry",
+    ),
     "checkpoint config bad JSON": (
         lambda t, c: [
             "export",
@@ -815,6 +825,25 @@ def _foreign_weights(t: Path, ckpt: Path) -> Path:
     shutil.copytree(ckpt, d)
     save_file({"foo.weight": np.zeros((2, 2), np.float32)}, str(d / "model.safetensors"))
     return d
+
+
+def _edit_header(d: Path, edit) -> None:
+    """model.safetensors with its first tensor's header entry edited, its data as it was."""
+    path = d / "model.safetensors"
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    edit(header[next(k for k in header if k != "__metadata__")])
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+
+
+def _lying_shape(d: Path) -> None:
+    _edit_header(d, lambda t: t.update(shape=[*t["shape"], 1000]))  # 1000 times its bytes
+
+
+def _offsets_past_end(d: Path) -> None:
+    _edit_header(d, lambda t: t.update(data_offsets=[t["data_offsets"][0], 10**12]))
 
 
 def _write(p: Path, data: bytes) -> Path:

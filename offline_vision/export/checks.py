@@ -4,12 +4,14 @@ the exported graphs are compared on against PyTorch."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from offline_vision.errors import ExportError
+from offline_vision.files import shown
 from offline_vision.images import IMAGE_SUFFIXES, load_image
 from offline_vision.models.preprocess import Preprocess
 
@@ -75,6 +77,11 @@ def json_object(path: Path) -> dict:
     return value
 
 
+# Bytes per element of safetensors' dtypes: a tensor's shape must fill its byte range exactly.
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1}
+DTYPE_BYTES |= {"U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
 def check_safetensors(path: Path) -> None:
     """Refuse a safetensors file whose header is malformed, before any library parses it."""
     size = path.stat().st_size
@@ -88,23 +95,33 @@ def check_safetensors(path: Path) -> None:
         except (UnicodeDecodeError, ValueError) as e:
             raise ExportError(f"{path}: malformed safetensors header ({e})") from None
     data = size - 8 - n
-    ok = isinstance(header, dict)
-    for name, t in header.items() if ok else ():
-        if name == "__metadata__":
-            continue
-        offsets = t.get("data_offsets") if isinstance(t, dict) else None
-        ok = (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(isinstance(o, int) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data
-            and isinstance(t.get("shape"), list)
-            and isinstance(t.get("dtype"), str)
-        )
-        if not ok:
-            break
-    if not ok:
-        raise ExportError(f"{path}: malformed safetensors header (bad tensor entry)")
+    if not isinstance(header, dict):
+        raise ExportError(f"{path}: malformed safetensors header (not an object)")
+    for name, t in header.items():
+        problem = None if name == "__metadata__" else _entry_problem(name, t, data)
+        if problem:
+            raise ExportError(f"{path}: malformed safetensors header ({problem})")
+
+
+def _entry_problem(name: str, t, data: int) -> str | None:
+    """What is wrong with one tensor's header entry, against `data` bytes of tensors."""
+    if not isinstance(t, dict):
+        return "bad tensor entry"
+    offsets, shape, dtype = t.get("data_offsets"), t.get("shape"), t.get("dtype")
+    width = DTYPE_BYTES.get(dtype) if isinstance(dtype, str) else None
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1] <= data
+        and isinstance(shape, list)
+        and all(isinstance(d, int) and d >= 0 for d in shape)
+        and width is not None
+    ):
+        return "bad tensor entry"
+    if math.prod(shape) * width != offsets[1] - offsets[0]:
+        return f"{shown(name)}: shape {shape} of {dtype} is not its {offsets[1] - offsets[0]} bytes"
+    return None
 
 
 def check_checkpoint(
@@ -130,6 +147,8 @@ def check_checkpoint(
     if config.get("model_type") != model_type:
         raise ExportError(f"{ckpt}: model_type is {config.get('model_type')!r}, not {model_type!r}")
     check_safetensors(ckpt / "model.safetensors")
+    if (ckpt / "tokenizer.json").exists():
+        tokenizer(ckpt / "tokenizer.json")
     try:
         pre = Preprocess.from_config(json_object(ckpt / "preprocessor_config.json"))
     except (TypeError, ValueError, KeyError) as e:
@@ -137,6 +156,21 @@ def check_checkpoint(
     vision = config.get("vision_config") or {}
     check_size(ckpt, pre, vision.get("image_size", 224) if isinstance(vision, dict) else None)
     return config, pre
+
+
+def tokenizer(path: Path):
+    """The checkpoint's tokenizer.json as the runtime will load it (the tokenizers library),
+    or one line where it is not one: valid JSON is not enough."""
+    from tokenizers import Tokenizer
+
+    json_object(path)  # bad JSON or another shape: its own line
+    try:
+        return Tokenizer.from_str(path.read_text(encoding="utf-8"))
+    except Exception as e:  # the Rust library raises a bare Exception
+        said = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ExportError(
+            f"{path}: not a tokenizer the tokenizers library reads ({said})"
+        ) from None
 
 
 def check_size(ckpt: Path, pre: Preprocess, image_size: object) -> None:

@@ -14,6 +14,7 @@ from offline_vision.export.checks import (
     json_object,
     load_complete,
     run_towers,
+    tokenizer,
     validation_images,
 )
 from offline_vision.export.onnx import (
@@ -164,14 +165,10 @@ def _validate(ckpt: Path, out: Path, model, text, vision, pre, photo_dir) -> tup
 
 def pad_id(ckpt: Path) -> int:
     """The pad token's id: from tokenizer_config.json when present, else CLIP's <|endoftext|>."""
-    tok = json_object(ckpt / "tokenizer.json")
-    vocab = tok.get("model", {}).get("vocab", {})
     pad = "<|endoftext|>"
     cfg = ckpt / "tokenizer_config.json"
     if cfg.exists():
         value = json_object(cfg).get("pad_token")
         pad = value.get("content", pad) if isinstance(value, dict) else (value or pad)
-    for added in tok.get("added_tokens", []):
-        if added["content"] == pad:
-            return int(added["id"])
-    return int(vocab.get(pad, 0))
+    found = tokenizer(ckpt / "tokenizer.json").token_to_id(str(pad))  # vocabulary or added
+    return found if found is not None else 0

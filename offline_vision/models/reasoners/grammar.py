@@ -75,6 +75,10 @@ def render_bounded(name: str, formatter, messages):
         raise ReasonerError(
             f"{name}: the GGUF's chat template ran past {RENDER_SECONDS:.0f} s; refused"
         ) from None
+    except RecursionError:  # a macro that calls itself
+        raise ReasonerError(
+            f"{name}: the GGUF's chat template recurses without end; refused"
+        ) from None
     finally:
         sys.settrace(previous)
     if len(getattr(out, "prompt", "")) > RENDER_CHARS:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_vision.errors import BadModel, ChecksumMismatch, ReasonerError
-from offline_vision.files import write_atomic
+from offline_vision.files import shown, write_atomic
 from offline_vision.models.provision.integrity import sha256_file
 from offline_vision.models.reasoners.base import BaseReasoner, Usage
 from offline_vision.models.reasoners.grammar import (
@@ -160,6 +160,7 @@ def _load(
     key = (str(path), n_ctx, threads, gpu_layers)
     if key not in _LOADED:
         try:
+            import jinja2
             import llama_cpp
             from llama_cpp import Llama
         except ImportError as e:
@@ -184,6 +185,10 @@ def _load(
             )
         except (ValueError, RuntimeError) as e:
             raise BadModel(f"{path}: llama.cpp could not load it ({e})") from e
+        except (jinja2.TemplateError, RecursionError) as e:  # compiled as the model loads
+            raise BadModel(
+                f"{path}: its chat template does not parse ({shown(str(e))[:200]})"
+            ) from None
     return _LOADED[key]
 
 
@@ -247,6 +252,7 @@ class LlamaCppReasoner(BaseReasoner):
     def _formatter(self, llm):
         """The GGUF's own chat template as llama-cpp-python renders it (None: it has none),
         compiled once per loaded model."""
+        import jinja2
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         if self._template is not None and self._template[0] is llm:
@@ -255,9 +261,16 @@ class LlamaCppReasoner(BaseReasoner):
         formatter = None
         if template:
             text = llm._model.token_get_text
-            formatter = Jinja2ChatFormatter(
-                template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-            )
+            try:
+                formatter = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=text(llm.token_eos()),
+                    bos_token=text(llm.token_bos()),
+                )
+            except (jinja2.TemplateError, RecursionError) as e:
+                raise ReasonerError(
+                    f"{self.name}: the GGUF's chat template does not parse ({shown(str(e))[:200]})"
+                ) from None
             formatter._environment.environment.filters["tojson"] = bounded_tojson
         self._template = (llm, formatter)
         return formatter
