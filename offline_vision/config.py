@@ -42,6 +42,25 @@ MAX_THREADS = 256  # OVISION_THREADS and --threads alike
 PRECISIONS = ("auto", "fp32", "int8")  # of a CLIP ONNX bundle
 
 
+def _hub_url(env) -> str:
+    """OVISION_HUB_URL (or HF_ENDPOINT): an http(s) URL with a host, else one line."""
+    from urllib.parse import urlsplit
+
+    value = env.get("OVISION_HUB_URL") or env.get("HF_ENDPOINT") or DEFAULT_HUB_URL
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or bracket
+        ok = False
+    if not ok:
+        name = "OVISION_HUB_URL" if env.get("OVISION_HUB_URL") else "HF_ENDPOINT"
+        # Not echoed: a URL may carry credentials.
+        raise BadInput(
+            f"{name} is not an http(s) URL with a host; give one such as {DEFAULT_HUB_URL}"
+        )
+    return value
+
+
 def _threads(value: str | None) -> int:
     if not value:
         return physical_cores()
@@ -122,7 +141,7 @@ class Settings:
             "home": home.expanduser(),
             "data_dir": data.expanduser(),
             "runs_dir": runs.expanduser(),
-            "hub_url": (env.get("OVISION_HUB_URL") or env.get("HF_ENDPOINT") or DEFAULT_HUB_URL),
+            "hub_url": _hub_url(env),
             "pypi_url": (
                 env.get("OVISION_PYPI_URL") or env.get("PIP_INDEX_URL") or DEFAULT_PYPI_URL
             ),

@@ -197,6 +197,11 @@ BRIDGE_SYSTEM = (
     "You name the classes of an image classifier in everyday English. Its vision model reads "
     "only everyday English words, as in a photo caption."
 )
+# The set's domain follows the classes (" They are animals."): on the four dev sets without
+# dictionaries (the 1.5B, 632 dev images) it lifted cifar10-jargon's recovery from 0.65 to 0.90
+# (pooch: dog, not "animal"; cervid: deer, not "cow"), left Japanese and French as they were and
+# cost Latin 0.03 (Autocinetum: car, not automobile); mean 0.90 → 0.95.
+BRIDGE_DOMAIN_LINE = " They are {domain}."
 # Two ways of asking, each chosen on the four dev label sets (names checked by hand, accuracy on
 # the 632 dev images, the 1.5B GGUF), each wrong somewhere the other is right: asked for the
 # name alone it wrote "cow" for cervid and "dog" for moggy; asked what each class is first, "fish"
@@ -212,7 +217,7 @@ BRIDGE_EXAMPLES = {
     "mug": ("a cup with a handle", "mug"),
 }
 _ASK = (
-    "The classifier's classes are: {{labels}}.\nFor each class below, {what}give the plain "
+    "The classifier's classes are: {{labels}}.{{domain}}\nFor each class below, {what}give the plain "
     "everyday English word a photo caption would use for it, 1 to 3 words: never a scientific, "
     "foreign, slang or trade word. Each class is a different thing and gets a different word.\n"
     "For example: {examples}.\nClasses: {{chunk}}\nAnswer as JSON: each class → {answer}."

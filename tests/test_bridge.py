@@ -31,8 +31,24 @@ def _asked(messages) -> list[str]:
     return line.split(", ")
 
 
+DOMAIN = "household things"  # what the scripted reasoners say the labels are
+
+
+def is_domain(schema) -> bool:
+    """The bridge's one request for the set's domain (labels.writers.senses)."""
+    return bool(schema) and set(schema.get("properties", {})) == {"domain"}
+
+
+def bridge_calls(llm) -> list:
+    """The conversations a scripted reasoner was shown, the domain request left out."""
+    return [c for c in llm.calls if "What kind of things are they" not in c[-1]["content"]]
+
+
 def _shaped(names: dict, schema: dict) -> str:
-    """A bridge reply in the shape its request asked for: a word, or what it is and a word."""
+    """A bridge reply in the shape its request asked for: a word, or what it is and a word (or
+    the set's domain, where that was asked)."""
+    if is_domain(schema):
+        return json.dumps({"domain": DOMAIN})
     entry = next(iter(schema["properties"].values()))
     if entry.get("type") == "object":
         return json.dumps({k: {"meaning": f"a {v}", "word": v} for k, v in names.items()})
@@ -41,26 +57,30 @@ def _shaped(names: dict, schema: dict) -> str:
 
 def _translator(table):
     return lambda messages, choices, schema: _shaped(
-        {k: table[k] for k in _asked(messages)}, schema
+        {} if is_domain(schema) else {k: table[k] for k in _asked(messages)}, schema
     )
 
 
 def _replies(*tables):
-    """Each request answered by the next table (one for the direct ask, one for the meaning…)."""
+    """Each request answered by the next table (one for the direct ask, one for the meaning…);
+    the domain request by DOMAIN."""
     queue = list(tables)
-    return lambda messages, choices, schema: _shaped(queue.pop(0), schema)
+    return lambda messages, choices, schema: _shaped(
+        {} if is_domain(schema) else queue.pop(0), schema
+    )
 
 
 def test_names_are_written_once_and_round_trip_through_the_knowledge_file(tmp_path):
     llm = ScriptedReasoner(_translator(JA))
     k, path, cached = write_names(list(JA), llm, cache_dir=tmp_path)
-    assert not cached and len(llm.calls) == 2  # asked two ways; they agree: nothing to choose
+    assert not cached and len(bridge_calls(llm)) == 2  # two ways; they agree: nothing to choose
     assert k.texts == {k: [v] for k, v in JA.items()} and not k.choices
-    assert "猫, 犬, 車" in llm.calls[0][-1]["content"]  # the whole set is the context
+    first = bridge_calls(llm)[0][-1]["content"]
+    assert "猫, 犬, 車. They are household things." in first  # the whole set and its domain
     loaded = Knowledge.load(path)
     assert loaded.strategy == "names" and loaded.texts == k.texts and loaded.digest == k.digest
     _again, path2, cached = write_names(list(JA), llm, cache_dir=tmp_path)
-    assert cached and path2 == path and len(llm.calls) == 2  # from the cache: nothing asked
+    assert cached and path2 == path and len(llm.calls) == 3  # from the cache: nothing asked
 
 
 def test_where_the_two_askings_disagree_the_reasoners_own_odds_choose(tmp_path):
@@ -125,7 +145,7 @@ def test_copies_of_the_prompts_examples_and_articles_are_no_names(tmp_path):
     )
     k, _, _ = write_names(["jetliner", "mug"], llm, cache_dir=tmp_path)
     # "butterfly" is the prompt's example for Schmetterling; "mug" is its own example's word
-    assert k.texts == {"jetliner": ["plane"], "mug": ["mug"]} and len(llm.calls) == 2
+    assert k.texts == {"jetliner": ["plane"], "mug": ["mug"]} and len(bridge_calls(llm)) == 2
 
 
 def test_a_name_clash_is_asked_again_with_the_clash_stated(tmp_path):
@@ -133,10 +153,10 @@ def test_a_name_clash_is_asked_again_with_the_clash_stated(tmp_path):
     llm = ScriptedReasoner(_replies(first, first, {"自動車": "car", "トラック": "truck"}))
     k, _, _ = write_names(["自動車", "トラック", "猫"], llm, cache_dir=tmp_path)
     assert k.texts == {"自動車": ["car"], "トラック": ["truck"], "猫": ["cat"]}
-    asked_again = llm.calls[2][-1]["content"]
+    asked_again = bridge_calls(llm)[2][-1]["content"]
     assert "自動車, トラック were all called 'car'" in asked_again
     assert "already called: cat" in asked_again  # the names the other classes took
-    assert llm.calls[2][-2]["role"] == "assistant"  # roles alternate
+    assert bridge_calls(llm)[2][-2]["role"] == "assistant"  # roles alternate
     assert k.conflicts == [
         {
             "name": "car",
@@ -160,7 +180,7 @@ def test_a_clash_that_stays_is_settled_by_the_reasoner_and_reported(tmp_path):
 def test_a_name_that_is_not_plain_english_is_repaired_or_refused(tmp_path):
     llm = ScriptedReasoner(_replies({"猫": "ネコ"}, {"猫": "cat"}, {"猫": "cat"}))
     k, _, _ = write_names(["猫"], llm, cache_dir=tmp_path)
-    assert k.texts == {"猫": ["cat"]} and len(llm.calls) == 3  # one repair turn
+    assert k.texts == {"猫": ["cat"]} and len(bridge_calls(llm)) == 3  # one repair turn
 
 
 def _plan(labels, names):
@@ -241,6 +261,8 @@ def names_reply(body, headers):
     }
     table.update({"自動車": "automobile", "船": "ship", "トラック": "truck"})
     schema = body["response_format"]["json_schema"]["schema"]
+    if is_domain(schema):
+        return _shaped({}, schema)
     return _shaped({k: table[k] for k in _asked(body["messages"])}, schema)
 
 
@@ -257,20 +279,20 @@ def test_classify_bridges_unfamiliar_labels_once_and_shows_the_users_labels(
     assert len(out["bridge"]["sha256"]) == 64
     announce = [line for line in r.stderr.splitlines() if "bridged" in line]
     assert len(announce) == 1 and "written by" in announce[0] and "猫→cat" in announce[0]
-    assert len(names_server.bodies) == 2
+    assert len(names_server.bodies) == 3
     r = run_cli("classify", photo, "--labels", "猫,犬,車", *llm)
-    assert r.exit_code == 0 and "from the cache" in r.stderr and len(names_server.bodies) == 2
+    assert r.exit_code == 0 and "from the cache" in r.stderr and len(names_server.bodies) == 3
     assert re.search(r"%\s+猫  \(cat\)", r.stdout)  # the table shows the user's label first
     # --knowledge none: the raw labels, nothing asked, no names
     r = run_cli("classify", photo, "--labels", "猫,犬,車", *llm, "--knowledge", "none", "--json")
     assert "names" not in r.stdout and "bridge" not in json.loads(r.stdout)
-    assert len(names_server.bodies) == 2 and "bridged" not in r.stderr
+    assert len(names_server.bodies) == 3 and "bridged" not in r.stderr
     # a names file from `labels expand` is used as it is; for another label set it is refused
     names = tmp_path / "names.json"
     r = run_cli(
         "labels", "expand", "--labels", "猫,犬,車", "--strategy", "names", *llm, "--out", names
     )
-    assert r.exit_code == 0 and "猫" in r.stdout and len(names_server.bodies) == 2  # cached
+    assert r.exit_code == 0 and "猫" in r.stdout and len(names_server.bodies) == 3  # cached
     r = run_cli("classify", photo, "--labels", "猫,犬,車", "--knowledge", names, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["labels"][0]["names"]
     assert f"bridged to English names (from {names};" in r.stderr
@@ -278,7 +300,7 @@ def test_classify_bridges_unfamiliar_labels_once_and_shows_the_users_labels(
     assert r.exit_code == 1 and "written for another label set" in r.stderr
     # a plain set is not bridged
     r = run_cli("classify", photo, "--labels", "cat,dog,car", *llm, "--json")
-    assert "bridge" not in json.loads(r.stdout) and len(names_server.bodies) == 2
+    assert "bridge" not in json.loads(r.stdout) and len(names_server.bodies) == 3
 
 
 def test_without_a_reasoner_unfamiliar_labels_are_scored_as_they_are(run_cli, tiny_clip, data_dir):

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from fakes import FakeScorer
-from test_bridge import _asked, _replies
+from test_bridge import _asked, _replies, bridge_calls
 from test_knowledge import _keyword
 
 from offline_vision.labels.dictionaries import JMdict, _clean, glosses
@@ -76,7 +76,8 @@ def test_dictionary_labels_take_its_commonest_sense_and_only_the_rest_are_asked(
         "source": "tiny",
     }
     assert k.prompts["dictionaries"] == {"tiny": "1"}
-    assert len(llm.calls) == 2 and all(_asked(c) == ["スカート"] for c in llm.calls)
+    asked = bridge_calls(llm)
+    assert len(asked) == 2 and all(_asked(c) == ["スカート"] for c in asked)
 
 
 def test_of_the_commonest_sense_the_name_the_eyes_read_whole_is_taken(tmp_path):
@@ -108,7 +109,7 @@ def _domain_text(text: str) -> np.ndarray:
 
 def test_a_later_sense_is_taken_where_it_is_much_nearer_the_sets_domain(tmp_path):
     eyes = FakeScorer(_domain_text, lambda im: im)
-    asked = ScriptedReasoner(_replies({"domain": "clothing"}))
+    asked = ScriptedReasoner(lambda m, c, s: '{"domain": "clothing"}')
     labels = ["水玉", "ボーダー"]
     k, _, _ = write_names(labels, asked, cache_dir=tmp_path, scorer=eyes, dictionaries=BOOKS)
     assert k.texts["水玉"] == ["polka dots"] and k.domain == "clothing"  # inferred, once

@@ -36,7 +36,7 @@ def test_the_api_bridges_exactly_as_the_cli(
     assert r.exit_code == 0, r.output
     cli = json.loads(r.stdout)
     written = _cache_files(settings)
-    assert len(written) == 1 and len(names_server.bodies) == 2
+    assert len(written) == 1 and len(names_server.bodies) == 3
 
     eyes = load_scorer(settings=settings)
     reasoner = load_reasoner("openai:m", base_url=names_server.url, settings=settings)
@@ -45,7 +45,7 @@ def test_the_api_bridges_exactly_as_the_cli(
     said = [line for line in capsys.readouterr().err.splitlines() if "bridged" in line]
     assert len(said) == 1 and "from the cache; 猫→cat" in said[0]  # the CLI's announcement
     assert api[0] == cli  # the same labels, names, probabilities and bridge digest
-    assert _cache_files(settings) == written and len(names_server.bodies) == 2  # from the cache
+    assert _cache_files(settings) == written and len(names_server.bodies) == 3  # from the cache
     assert {x["label"] for x in api[0]["labels"]} == set(JA)
     assert all(x["names"] == [JA[x["label"]]] for x in api[0]["labels"])
 
@@ -84,7 +84,7 @@ def test_a_plan_is_a_value(settings, tiny_clip, names_server):
     plan = resolve(labels, eyes, cache_dir=settings.cache_dir, reasoner=factory)
     again = resolve(labels, eyes, cache_dir=settings.cache_dir, reasoner=factory)
     assert plan == again and plan.digest == again.digest
-    assert len(names_server.bodies) == 2  # the second plan came from the cache: nothing asked
+    assert len(names_server.bodies) == 3  # the second plan came from the cache: nothing asked
     assert plan.names == {k: [v] for k, v in JA.items()} and plan.read_as == list(JA.values())
     assert json.loads(json.dumps(plan.to_json()))["bridge"]["sha256"] == plan.bridge.sha256
     plain = resolve(labels, eyes, knowledge="none", cache_dir=settings.cache_dir, reasoner=factory)

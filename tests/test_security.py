@@ -589,6 +589,16 @@ HOSTILE = {
         {"OVISION_THREADS": "abc"},
         "OVISION_THREADS",
     ),
+    "OVISION_HUB_URL with a bad port": (
+        lambda t, c: ["models", "pull", "hf:org/repo"],
+        {"OVISION_HUB_URL": "http://user:hunter2@[::1"},  # was an httpx.InvalidURL traceback
+        "OVISION_HUB_URL is not an http(s) URL",  # and the password is not echoed
+    ),
+    "OVISION_HUB_URL not http": (
+        lambda t, c: ["models", "pull", "hf:org/repo"],
+        {"OVISION_HUB_URL": "ftp://hub.example"},
+        "OVISION_HUB_URL is not an http(s) URL",
+    ),
     "OVISION_DEVICE=tpu": (
         lambda t, c: ["classify", PHOTO, "--labels", "cat,dog"],
         {"OVISION_DEVICE": "tpu"},

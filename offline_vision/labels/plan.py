@@ -372,7 +372,7 @@ def _announce(bridge: Knowledge, source: str, bad: list[str] | None) -> None:
     books = bridge.prompts.get("dictionaries") or {}
     source += "".join(f", {name} ({version})" for name, version in books.items())
     if bridge.domain:
-        source += f", domain {bridge.domain!r}"
+        more += f"; domain {bridge.domain!r}"
     log.info(
         "%sbridged to English names (%s; %s%s); --knowledge none turns it off",
         why,

@@ -35,6 +35,7 @@ from offline_vision.prompts import (
     BRIDGE_CLASH,
     BRIDGE_CONFLICT,
     BRIDGE_DOMAIN,
+    BRIDGE_DOMAIN_LINE,
     BRIDGE_EXAMPLES,
     BRIDGE_OWNER,
     BRIDGE_PROMPTS,
@@ -72,8 +73,12 @@ def _schema(kind: str, chunk: Sequence[str]) -> dict:
     }
 
 
-def _messages(kind: str, labels, chunk) -> list[dict]:
-    prompt = BRIDGE_PROMPTS[kind].format(labels=context_of(labels, chunk), chunk=", ".join(chunk))
+def _messages(kind: str, labels, chunk, domain: str = "") -> list[dict]:
+    prompt = BRIDGE_PROMPTS[kind].format(
+        labels=context_of(labels, chunk),
+        domain=BRIDGE_DOMAIN_LINE.format(domain=domain) if domain else "",
+        chunk=", ".join(chunk),
+    )
     return [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -217,7 +222,7 @@ def _ask_again(k: Knowledge, reasoner: Reasoner, labels, involved, groups, unrea
     others = [k.texts[lab][0] for lab in labels if lab not in involved]
     taken = BRIDGE_TAKEN.format(names=", ".join(others)) if others else ""
     conflict = BRIDGE_CONFLICT.format(problems=problems, taken=taken, chunk=", ".join(involved))
-    messages = _messages("direct", labels, involved)
+    messages = _messages("direct", labels, involved, k.domain)
     messages += [
         {"role": "assistant", "content": json.dumps({lab: k.texts[lab][0] for lab in involved})},
         {"role": "user", "content": conflict},
@@ -290,8 +295,8 @@ def write_names(
     if k.complete:
         return k, path, True
     todo = [lab for lab in labels if lab not in k.texts]
+    context = Domain(k, domain, reasoner, labels, seed, scorer)
     if used:
-        context = Domain(k, domain, reasoner, labels, seed, scorer)
         todo = from_dictionaries(k, labels, todo, dictionaries, scorer, reasoner, seed, context)
         k.save(path)
     with progress_bar(None, "bridging label names", unit="request") as bar:
@@ -301,7 +306,8 @@ def write_names(
             asked = {}
             for kind in BRIDGE_PROMPTS:
                 bar.set_postfix_str(f"{kind}: {', '.join(chunk)}"[:60])
-                asked[kind], c = _ask(llm, kind, _messages(kind, labels, chunk), chunk, seed)
+                messages = _messages(kind, labels, chunk, context.text())
+                asked[kind], c = _ask(llm, kind, messages, chunk, seed)
                 k.transcripts[f"{kind} {start // CHUNK + 1}"] = c.text
                 k.llm_seconds += c.latency_s
             _settle(k, llm, labels, chunk, asked, seed, scorer)

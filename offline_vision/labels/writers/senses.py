@@ -128,29 +128,33 @@ def _infer_domain(reasoner: Reasoner, labels, seed: int) -> tuple[str, float]:
 
 
 class Domain:
-    """The set's domain as the eyes embed it, worked out on first use: given, or asked of the
-    reasoner once (kept in `k.domain`, so a resumed run does not ask again); None without eyes
-    or where the reasoner could not say."""
+    """What the set's labels are: `text()` is the domain given, else asked of the reasoner once
+    (kept in `k.domain`, so a resumed run does not ask again; "" where it could not say);
+    calling it gives the eyes' embedding of that text (None without eyes or text)."""
 
     def __init__(self, k: Knowledge, given, reasoner: Reasoner, labels, seed: int, scorer):
         self.k, self.given, self.reasoner, self.labels, self.seed = k, given, reasoner, labels, seed
-        self.scorer, self.done, self.vector = scorer, False, None
+        self.scorer, self.asked, self.embedded = scorer, False, False
+        self.vector: np.ndarray | None = None
 
-    def __call__(self) -> np.ndarray | None:
-        if self.done or self.scorer is None:
-            return self.vector
-        self.done, k = True, self.k
+    def text(self) -> str:
+        k = self.k
         if self.given is not None:
             k.domain = self.given
-        elif not k.domain:
+        elif not k.domain and not self.asked:
+            self.asked = True
             try:
                 k.domain, seconds = _infer_domain(self.reasoner, self.labels, self.seed)
-            except ReasonerError as e:  # the dictionary's order, as without one
+            except ReasonerError as e:  # asked without it; the dictionary's order kept
                 log.warning("no domain for these labels (%s)", str(e).splitlines()[0])
                 k.domain, seconds = "", 0.0
             k.llm_seconds += seconds
-        if k.domain:
-            self.vector = self.scorer.encode_labels([k.domain], ("{}",))[0]
+        return k.domain
+
+    def __call__(self) -> np.ndarray | None:
+        if not self.embedded and self.scorer is not None and self.text():
+            self.vector = self.scorer.encode_labels([self.k.domain], ("{}",))[0]
+        self.embedded = True
         return self.vector
 
 
