@@ -149,14 +149,11 @@ class Catalog:
         write_atomic(path, buf.getvalue())
         return path
 
-    def chunks(self, rows: int = 8192) -> Iterator[tuple[list[str], np.ndarray]]:
-        """(paths, embeddings) of the catalog's images now, `rows` at a time, in storage order:
-        the latest row of each path that is not removed. Only the path and removed columns are
-        read whole; the embeddings are streamed (never the whole matrix in memory)."""
+    def _kept(self, parts: list[Path]) -> list[np.ndarray]:
+        """Per part, which of its rows are the catalog now: each path's latest row, unless
+        that row marks it removed. Reads only the path and removed columns."""
         import pyarrow.parquet as pq
 
-        dim = int(self.meta.get("dim", 0))
-        parts = self.parts()
         owner: dict[str, tuple[int, int]] = {}  # path → (part, row) of its latest row
         removed = []
         for n, p in enumerate(parts):
@@ -167,19 +164,35 @@ class Catalog:
         keep = [np.zeros(len(r), bool) for r in removed]
         for n, i in owner.values():
             keep[n][i] = not removed[n][i]
-        for n, p in enumerate(parts):
-            if not keep[n].any():
+        return keep
+
+    def _matrix(self, column) -> np.ndarray:
+        """A fixed-size-list embedding column as a float32 matrix (a float16 catalog is scored
+        in float32)."""
+        values = column.values.to_numpy(zero_copy_only=False).reshape(len(column), self.dim)
+        return values.astype(np.float32, copy=False)
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta.get("dim", 0))
+
+    def chunks(self, rows: int = 8192) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(paths, embeddings) of the catalog's images now, `rows` at a time, in storage order.
+        The embeddings are streamed (never the whole matrix in memory)."""
+        import pyarrow.parquet as pq
+
+        parts = self.parts()
+        for p, keep in zip(parts, self._kept(parts), strict=True):
+            if not keep.any():
                 continue
             at = 0
             f = pq.ParquetFile(p, memory_map=True)
             for batch in f.iter_batches(batch_size=rows, columns=["path", "embedding"]):
-                mask = keep[n][at : at + batch.num_rows]
+                mask = keep[at : at + batch.num_rows]
                 at += batch.num_rows
                 if not mask.any():
                     continue
-                emb = batch.column("embedding")
-                values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
-                values = values.astype(np.float32, copy=False)
+                values = self._matrix(batch.column("embedding"))
                 paths = batch.column("path").to_pylist()
                 if mask.all():
                     yield paths, values
@@ -187,32 +200,30 @@ class Catalog:
                     yield [q for q, m in zip(paths, mask, strict=True) if m], values[mask]
 
     def rows(self) -> Rows:
-        """The latest row of every path that is not removed, in path order."""
+        """The catalog's images now (as `chunks` has them), in path order, whole."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        dim = int(self.meta.get("dim", 0))
         parts = self.parts()
         if not parts:
-            return Rows(
-                [], np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
-            )
+            empty = np.zeros(0, np.int64)
+            return Rows([], empty, empty, [], np.zeros((0, self.dim), np.float32))
         # Memory-mapped: 100,000 × 384 stored rows read in 0.25 s instead of 0.46 s.
-        t = pa.concat_tables([pq.read_table(p, memory_map=True) for p in parts])
+        tables = []
+        for p, keep in zip(parts, self._kept(parts), strict=True):
+            t = pq.read_table(p, memory_map=True)
+            tables.append(t if keep.all() else t.filter(pa.array(keep)))
+        t = pa.concat_tables(tables)
         paths = t.column("path").to_pylist()
-        last = {p: i for i, p in enumerate(paths)}  # the last row of a path wins
-        removed = t.column("removed").to_numpy(zero_copy_only=False)
-        keep = sorted((p, i) for p, i in last.items() if not removed[i])
-        at = np.array([i for _p, i in keep], np.int64)
-        emb = t.column("embedding").combine_chunks()
-        values = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), dim)
-        values = values.astype(np.float32, copy=False)  # a float16 catalog: scored in float32
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        values = self._matrix(t.column("embedding").combine_chunks())
+        if order != list(range(len(paths))):  # a catalog indexed once is in order: no copy
+            at = pa.array(order, pa.int64())
+            t, values = t.take(at), values[np.array(order, np.int64)]
         return Rows(
-            [p for p, _i in keep],
-            t.column("size").to_numpy()[at],
-            t.column("mtime_ns").to_numpy()[at],
-            t.column("sha256").take(pa.array(at)).to_pylist(),
-            # Rows already unique and in path order (a catalog indexed once): no 4-byte × dim
-            # × n copy (100,000 × 384: 0.4 s here).
-            values if np.array_equal(at, np.arange(len(values))) else values[at],
+            t.column("path").to_pylist(),
+            t.column("size").to_numpy(),
+            t.column("mtime_ns").to_numpy(),
+            t.column("sha256").to_pylist(),
+            values,
         )
