@@ -366,3 +366,17 @@ def test_a_name_that_lists_alternatives_is_read_as_its_first(tmp_path):
     )
     k, _p, _c = write_names(["motor"], llm, cache_dir=tmp_path)
     assert k.choices["motor"]["options"] == ["car", "auto"] and k.texts["motor"] == ["car"]
+
+
+def test_a_given_domain_is_told_in_every_ask_and_none_is_asked_for(
+    run_cli, tiny_clip, data_dir, names_server
+):
+    photo = data_dir / "photos" / "chelsea.png"
+    llm = ["--reasoner", "openai:m", "--base-url", names_server.url]
+    r = run_cli("classify", photo, "--labels", "猫,犬,車", *llm, "--domain", "pets and cars")
+    assert r.exit_code == 0, r.output
+    asks = [b["messages"][-1]["content"] for b in names_server.bodies]
+    assert len(asks) == 2 and all("猫, 犬, 車. They are pets and cars." in a for a in asks)
+    assert "domain 'pets and cars'" in r.stderr
+    r = run_cli("labels", "expand", "--labels", "猫,犬", "--strategy", "waffle", "--domain", "x")
+    assert r.exit_code == 1 and "--domain is for --strategy names" in r.stderr

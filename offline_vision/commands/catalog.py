@@ -106,7 +106,7 @@ def index_cmd(ctx, images, catalog, dtype, batch_size, as_json, ray, **opts):
     multiple=True,
     metavar="GROUP",
     help="Tag GROUP multi-label: every label past its threshold (calibrated on this catalog; "
-    "SigLIP's own sigmoid) and the top one. Repeatable.",
+    "SigLIP's own sigmoid) and the top one; --top-k is for the other groups. Repeatable.",
 )
 @click.option(
     "--out",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from offline_vision.commands.common import click_options, json_flag, labels_option, seed_option
+from offline_vision.errors import BadInput
 from offline_vision.labels.plan import PER_LABEL, STRATEGY, WRITERS, KnowledgeOptions
 from offline_vision.models.loader import EyesOptions
 from offline_vision.models.reasoners import ReasonerOptions
@@ -59,6 +60,8 @@ def expand_cmd(ctx, label_spec, strategy, per_label, seed, out, as_json, **opts)
     llm = None if strategy == "waffle" else reasoner.load(settings)
     eyes = eyes_opts.load(settings) if strategy == STRATEGY else None  # names these eyes read
     domain = take(KnowledgeOptions, opts).domain
+    if domain is not None and strategy != STRATEGY:
+        raise BadInput(f"--domain is for --strategy {STRATEGY}: the bridge's names")
     k, path, cached = write(
         label_set,
         strategy,
