@@ -13,6 +13,7 @@ from pathlib import Path
 from offline_vision.errors import OVisionError
 from offline_vision.files import write_atomic
 from offline_vision.images import data_url, load_image
+from offline_vision.progress import bar as progress_bar
 
 THUMB = 160  # px, the longer side
 
@@ -41,7 +42,12 @@ def _figure(rank: int, hit: dict) -> str:
 def page(query: str, hits: list[dict]) -> str:
     """The whole page as one string: the query, then each hit's thumbnail, score and path."""
     q = html.escape(query, quote=True)
-    figures = "\n".join(_figure(i, h) for i, h in enumerate(hits, 1))
+    with progress_bar(len(hits), "thumbnails", unit="img", min_total=200) as shown:
+        figures = []
+        for i, h in enumerate(hits, 1):
+            figures.append(_figure(i, h))
+            shown.update(1)
+    body = "\n".join(figures)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -56,7 +62,7 @@ def page(query: str, hits: list[dict]) -> str:
 <h1>{q}</h1>
 <p>{len(hits)} nearest images, best first, with their cosine.</p>
 <div id="hits">
-{figures}
+{body}
 </div>
 </body>
 </html>
