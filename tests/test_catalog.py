@@ -376,3 +376,26 @@ def test_every_line_of_the_readmes_catalog_workflow_runs(
     finally:
         server.stop()
     assert len(list(csv.DictReader((tmp_path / "tags.csv").open()))) == 6
+
+
+def test_eyes_with_their_own_sigmoid_tag_every_label_past_one_half(tmp_path):
+    from fakes import FakeScorer
+
+    from offline_vision.catalog.tag import Tagger
+    from offline_vision.labels.plan import plan_of
+    from offline_vision.labels.sets import LabelSet
+    from offline_vision.models.scorer import sigmoid
+
+    class SigmoidEyes(FakeScorer):
+        score_kind = "sigmoid"
+
+        def scores(self, image_embeddings, label_embeddings):
+            return sigmoid(10 * image_embeddings @ label_embeddings.T - 3)
+
+    cat, _eyes, names, truth = _multi_world(tmp_path)
+    eyes = SigmoidEyes(lambda t: np.eye(8)[names.index(t)], lambda im: im)
+    plan = plan_of(LabelSet("custom", tuple(names)), ("{}",))
+    tagger = Tagger(cat, {"attrs": plan}, eyes, multi=["attrs"])
+    got = np.array([[n in {t["label"] for t in r["attrs"]} for n in names] for r in tagger.rows()])
+    assert (got == truth).all()  # one or two attributes each, every one found, nothing else
+    assert tagger.rules == {"attrs": {"rule": "sigmoid >= 0.5 or top"}}

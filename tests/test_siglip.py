@@ -147,3 +147,39 @@ def test_export_command_says_what_it_checked(run_cli, ckpt, tmp_path):
     assert "sigmoid scores vs SiglipModel max-abs" in r.stdout and "tokens equal on 12" in r.stdout
     assert json.loads((out / "manifest.json").read_text())["kind"] == "siglip"
     assert run_cli("models", "import", str(out), "--name", "sg2").exit_code == 0
+
+
+def test_a_siglip_catalogs_multi_label_group_uses_its_own_sigmoid(
+    run_cli, settings, ckpt_fast, tmp_path, data_dir
+):
+    """SigLIP scores each label on its own: a multi-label group takes every label whose
+    sigmoid (the score `classify` shows) is at least one half, and the top one, with the
+    same numbers. (This random tower's sigmoids are all small; the half is crossed in
+    test_catalog's sigmoid eyes.)"""
+    import shutil
+
+    assert run_cli("models", "import", str(ckpt_fast)).exit_code == 0
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    for name in ("chelsea.png", "coffee.png", "astronaut.png"):
+        shutil.copy(data_dir / "photos" / name, shop / name)
+    eyes = ["--scorer", "tiny-siglip2", "--precision", "fp32"]
+    assert run_cli("index", shop, "--out", tmp_path / "cat", *eyes).exit_code == 0
+    out = tmp_path / "tags.jsonl"
+    r = run_cli("tag", tmp_path / "cat", "--labels", ",".join(LABELS), "--multi", "labels",
+                "--out", out, *eyes)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "tags.jsonl.plans.json").read_text())
+    assert record["multi"]["labels"]["rule"].startswith("sigmoid >= 0.5")
+    r = run_cli("classify", shop, "--labels", ",".join(LABELS), "--top-k", "4", "--json", *eyes)
+    seen = {
+        Path(x["image"]).name: {t["label"]: t["score"] for t in x["labels"]}  # the sigmoids
+        for x in map(json.loads, r.stdout.splitlines())
+    }
+    for row in map(json.loads, out.read_text().splitlines()):
+        scores = seen[Path(row["image"]).name]
+        top = max(scores, key=scores.get)
+        assert {t["label"] for t in row["labels"]} == {top} | {
+            k for k, v in scores.items() if v >= 0.5
+        }
+        assert row["labels"][0]["score"] == pytest.approx(scores[top], abs=1e-5)
