@@ -237,6 +237,12 @@ def test_the_python_api_indexes_tags_and_searches_as_the_cli(
     want = [json.loads(x) for x in r.stdout.splitlines()]
     got = ov.tag(tmp_path / "api", {"kind": "cat,dog,car,coffee"}, settings=settings)
     assert [x["kind"][0]["label"] for x in got] == [x["kind"][0]["label"] for x in want]
+    r = run_cli("tag", cli, "--labels", "kind=cat,dog,car,coffee", "--multi", "kind")
+    want = [json.loads(x)["kind"] for x in r.stdout.splitlines()]
+    got = ov.tag(
+        tmp_path / "api", {"kind": "cat,dog,car,coffee"}, multi=["kind"], settings=settings
+    )
+    assert [x["kind"] for x in got] == want
     hits = ov.search(tmp_path / "api", "a photo of a cat", top=3, settings=settings)
     r = run_cli("search", cli, "a photo of a cat", "--top", "3", "--json")
     assert [h["image"] for h in hits] == [json.loads(x)["image"] for x in r.stdout.splitlines()]
