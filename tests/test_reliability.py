@@ -348,13 +348,60 @@ class Slow(Counting):
         return super().__call__(index)
 
 
+class SlowStarted(Slow):
+    """Slow, saying when each item starts."""
+
+    def __init__(self):
+        self.started = threading.Semaphore(0)
+
+    def __call__(self, index):
+        self.started.release()
+        return super().__call__(index)
+
+
 def test_an_interrupt_writes_the_items_already_running(tmp_path):
     out = tmp_path / "run"
-    threading.Timer(0.15, _thread.interrupt_main).start()  # SIGINT while 4 items are running
+    task = SlowStarted()
+
+    def interrupt_once_four_run() -> None:  # not on a timer: a busy machine starts late
+        for _ in range(4):
+            task.started.acquire()
+        _thread.interrupt_main()  # SIGINT while the 4 items sleep
+
+    threading.Thread(target=interrupt_once_four_run, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        runner.run(Slow(), list(range(12)), out, source=runner.Threads(4))
+        runner.run(task, list(range(12)), out, source=runner.Threads(4))
     written = [json.loads(x) for x in (out / runner.RECORDS).read_text().splitlines()]
     assert sorted(r["id"] for r in written) == [0, 1, 2, 3]  # finished, so kept
+
+
+def test_an_interrupt_while_a_record_is_written_keeps_it_and_what_was_running():
+    """The interrupt may land in the writer, not the source: the record being written is
+    written, and the source's own handler hands on what was still running."""
+    from offline_vision.eval.runner import _drain
+
+    def source():
+        try:
+            yield 1
+            yield 2
+            yield 3
+        except KeyboardInterrupt:
+            yield 4  # an item that was running
+            raise
+
+    kept: list[int] = []
+
+    def keep(x):
+        if x == 2 and 2 not in interrupted:
+            interrupted.append(2)
+            raise KeyboardInterrupt
+        if x not in kept:
+            kept.append(x)
+
+    interrupted: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        _drain(source(), keep)
+    assert kept == [1, 2, 4]
 
 
 def test_text_embeddings_are_cached_as_they_are_computed(settings, tiny_clip, monkeypatch):

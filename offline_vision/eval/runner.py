@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -146,32 +147,79 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[Record]:
             yield timed(task, index)
         return
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ovision-item")
+    finished: list[Record] = []  # every record an item thread made, in the order they finished
+    handed: set[int] = set()
+    state = threading.Condition()
+    running, stopping = 0, False
+
+    def run_one(index: int) -> Record | None:
+        nonlocal running
+        with state:
+            if stopping:  # dequeued after the interrupt: not started, left for a resume
+                return None
+            running += 1
+        try:
+            rec = timed(task, index)
+            finished.append(rec)  # seen even where the item's future never reached us
+            return rec
+        finally:
+            with state:
+                running -= 1
+                state.notify_all()
+
     pending: set = set()
     queue = iter(todo)
     try:
         for index in itertools.islice(queue, concurrency):
-            pending.add(pool.submit(timed, task, index))
+            pending.add(pool.submit(run_one, index))
         while pending:
-            try:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # Items not started are cancelled; those running finish anyway (threads are
-                # not killed), so they are waited for and written before the interrupt ends the
-                # run. A second interrupt stops the wait.
-                for future in pending:
-                    future.cancel()
-                finished, _ = wait(pending)
-                for future in finished:
-                    if not future.cancelled() and future.exception() is None:
-                        yield future.result()
-                raise
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                rec = future.result()
+                handed.add(rec.id)
+                yield rec
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(timed, task, nxt))
+                    pending.add(pool.submit(run_one, nxt))
+    except KeyboardInterrupt:
+        # Wherever it lands (even inside submit, whose future is then never returned): items
+        # not started stay undone, those running finish (threads are not killed), and every
+        # record not yet handed on is, before the interrupt ends the run. A second interrupt
+        # stops the wait.
+        with state:
+            stopping = True
+            state.wait_for(lambda: running == 0)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for rec in list(finished):
+            if rec.id not in handed:
+                handed.add(rec.id)
+                yield rec
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(results: Iterator[Record], keep) -> None:
+    """`keep` every record `results` gives. An interrupt while one is kept (not only while the
+    source waits) is passed to the source, which hands on what is running and finished; those
+    are kept too before the interrupt ends the run: nothing finished is lost."""
+    current = None
+    try:
+        for current in results:
+            keep(current)
+    except KeyboardInterrupt:
+        if current is not None:
+            keep(current)  # the one being kept when it came (kept once: keep skips ids it has)
+        throw = getattr(results, "throw", None)  # a generator: its own handler drains it
+        if throw is not None:
+            try:
+                rec = throw(KeyboardInterrupt)
+                while True:
+                    keep(rec)
+                    rec = next(results)
+            except (KeyboardInterrupt, StopIteration):
+                pass
+        raise
 
 
 def _run_locked(
@@ -192,14 +240,20 @@ def _run_locked(
         open_output(rec_path, "a", encoding="utf-8") as out,
         progress_bar(len(indices), task.name, unit="item", initial=len(done)) as bar,
     ):
-        for n, rec in enumerate(source.results(task, todo, built, stats), len(done) + 1):
+
+        def keep(rec: Record) -> None:
+            nonlocal correct
+            if rec.id in by_id:  # written before an interrupt came
+                return
             out.write(line(rec))  # one writer, whole lines
+            by_id[rec.id] = rec
             out.flush()
             os.fsync(out.fileno())
-            by_id[rec.id] = rec
             correct += rec.correct
             bar.update(1)
-            bar.set_postfix(acc=f"{correct / n:.3f}")
+            bar.set_postfix(acc=f"{correct / max(len(by_id), 1):.3f}")
+
+        _drain(source.results(task, todo, built, stats), keep)
     wall = time.perf_counter() - t0
     records = [by_id[i] for i in indices]
     summary = summarize(records, config, classes)
