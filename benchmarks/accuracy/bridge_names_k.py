@@ -15,31 +15,23 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.accuracy.bridge_rule import NEW_CHECK
-from benchmarks.accuracy.label_bridge import CHECK, DEV, read_by, read_set
-from benchmarks.common import cifar_embeddings, cifar_split, write
+from benchmarks.accuracy.bridge_rule import NEW_CHECK, WORK, eyes_and_accuracy
+from benchmarks.accuracy.label_bridge import CHECK, DEV, read_set
+from benchmarks.common import write
 from offline_vision.config import Settings
 from offline_vision.labels.plan import keeps_own_text
 from offline_vision.labels.sets import CIFAR10
-from offline_vision.models.loader import load_scorer
 
 KS = (1, 2, 3)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", type=Path, default=Path("/tmp/bridge-rule"))
+    ap.add_argument("--work", type=Path, default=WORK)
     args = ap.parse_args()
     settings = Settings.from_env(threads=2)
-    eyes = load_scorer(settings, "conse")
-    ds, indices, truth, _s300, masks = cifar_split(settings)
-    emb, _features = cifar_embeddings(eyes, ds, indices)
-
-    def recovery(labels, names, keep) -> float:
-        pred = read_by(eyes, labels, names, keep=keep).probabilities(emb).argmax(1)
-        return float((pred == truth)[masks["632"]].mean())
-
-    plain = recovery(list(CIFAR10), None, ())
+    eyes, accuracy = eyes_and_accuracy(settings)
+    plain = accuracy(list(CIFAR10))["632"]
     files = [json.loads(f.read_text()) for f in (args.work / "knowledge").glob("names-*.json")]
     rows = {}
     for name in DEV + CHECK + NEW_CHECK:
@@ -57,7 +49,7 @@ def main() -> None:
                 )[:n]
                 for lab in labels
             }
-            rows[name][f"k{n}"] = round(recovery(labels, names, own) / plain, 3)
+            rows[name][f"k{n}"] = round(accuracy(labels, names, own)["632"] / plain, 3)
         print(name, rows[name], flush=True)
     dev_mean = {
         f"k{n}": round(sum(r[f"k{n}"] for r in rows.values() if r["kind"] == "dev") / len(DEV), 3)

@@ -39,6 +39,7 @@ from offline_vision.models.loader import load_scorer
 from offline_vision.models.reasoners import load_reasoner
 
 NEW_CHECK = tuple(f"cifar10-{x}" for x in ("it", "pt", "nl", "sv", "pl", "tr", "id", "gb"))
+WORK = Path("/tmp/bridge-rule")  # where the names files are written (bridge_names_k reads them)
 OLD_SHARE = 0.7
 
 
@@ -63,11 +64,9 @@ def fire_rates(eyes) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--work", type=Path, default=Path("/tmp/bridge-rule"))
-    args = ap.parse_args()
-    settings = Settings.from_env(threads=2)
+def eyes_and_accuracy(settings):
+    """The ConSE eyes, and `accuracy(labels, names=None, keep=())`: the shared CIFAR-10
+    images' accuracy ({"300": …, "632": …}) under a label set read by those names."""
     eyes = load_scorer(settings, "conse")
     ds, indices, truth, _s300, masks = cifar_split(settings)
     emb, _features = cifar_embeddings(eyes, ds, indices)
@@ -76,6 +75,15 @@ def main() -> None:
         pred = read_by(eyes, labels, names, keep=keep).probabilities(emb).argmax(1)
         return {s: float((pred == truth)[m].mean()) for s, m in masks.items()}
 
+    return eyes, accuracy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=WORK)
+    args = ap.parse_args()
+    settings = Settings.from_env(threads=2)
+    eyes, accuracy = eyes_and_accuracy(settings)
     plain = accuracy(list(CIFAR10))
     llm = load_reasoner(settings, REASONERS["default"])
     books = installed()
