@@ -258,3 +258,26 @@ def give_constants_values(model) -> None:
                 p.normal_(0.0, 0.02)
             elif "norm" in name:
                 p.normal_(1.0, 0.1)
+
+
+def catalog_of(root: Path, eyes, parts):
+    """A catalog at `root` holding each embedding matrix of `parts` as one Parquet part, its
+    rows named /syn/00000000.jpg … in order: stored embeddings without images, to tag."""
+    from offline_vision.catalog.store import Catalog
+
+    cat = Catalog.open(root, eyes, create=True)
+    at = 0
+    for v in parts:
+        m = len(v)
+        cat.append({"path": [f"/syn/{i:08d}.jpg" for i in range(at, at + m)], "size": [1] * m, "mtime_ns": [1] * m, "sha256": [""] * m, "removed": [False] * m, "embedding": list(v)})  # fmt: skip
+        at += m
+    return cat
+
+
+def random_parts(n: int, dim: int, rng, part: int = 50_000):
+    """`n` random unit vectors of width `dim`, `part` at a time (1M × 384 at once: 1.5 GB)."""
+    import numpy as np
+
+    for start in range(0, n, part):
+        v = rng.standard_normal((min(part, n - start), dim)).astype(np.float32)
+        yield v / np.linalg.norm(v, axis=1, keepdims=True)

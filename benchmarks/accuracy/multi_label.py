@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import cifar_embeddings, cifar_split, write
+from benchmarks.common import catalog_of, cifar_embeddings, cifar_split, write
 from offline_vision.catalog import tag as tagging
 from offline_vision.catalog.store import Catalog
 from offline_vision.config import Settings
@@ -60,22 +60,6 @@ def mixture(sim: np.ndarray, iters: int = 100) -> np.ndarray:
             sd = np.sqrt((r * (x[:, None] - mu) ** 2).sum(0) / n) + 1e-6
         out[:, j] = r[:, np.argmax(mu)]
     return out
-
-
-def catalog_of(root: Path, eyes, emb: np.ndarray) -> Catalog:
-    cat = Catalog.open(root, eyes, create=True)
-    n = len(emb)
-    cat.append(
-        {
-            "path": [f"/cifar/{i:05d}.png" for i in range(n)],  # sorted as given
-            "size": [1] * n,
-            "mtime_ns": [1] * n,
-            "sha256": [f"{i:064x}" for i in range(n)],
-            "removed": [False] * n,
-            "embedding": list(emb),
-        }
-    )
-    return cat
 
 
 def rules(cat: Catalog, eyes, labels, truth: np.ndarray) -> dict[str, float]:
@@ -121,7 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for split in ("632", "300"):
             m = masks[split]
-            cat = catalog_of(Path(tmp) / split, eyes, emb[m])
+            cat = catalog_of(Path(tmp) / split, eyes, [emb[m]])
             result["splits"][split] = {
                 g: rules(cat, eyes, labels, y[m]) for g, (labels, y) in groups.items()
             }

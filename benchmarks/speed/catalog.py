@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import cifar_split, peak_rss_mb, write
+from benchmarks.common import catalog_of, cifar_split, peak_rss_mb, random_parts, write
 from offline_vision.catalog.distributed import on_ray
 from offline_vision.catalog.index import index
 from offline_vision.catalog.store import Catalog
@@ -149,12 +149,7 @@ def scale(
     dim = eyes.encode_labels(["x"])[0].shape[0]
     out = []
     for n in sizes:
-        cat = Catalog.open(work / f"syn{n}", eyes, create=True)
-        for s in range(0, n, 50_000):
-            m = min(50_000, n - s)
-            v = rng.standard_normal((m, dim)).astype(np.float32)
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            cat.append({"path": [f"/syn/{i:08d}.jpg" for i in range(s, s + m)], "size": [1] * m, "mtime_ns": [1] * m, "sha256": [""] * m, "removed": [False] * m, "embedding": list(v)})  # fmt: skip
+        cat = catalog_of(work / f"syn{n}", eyes, random_parts(n, dim, rng))
         for n_labels in label_counts:
             names = tuple(f"item {i}" for i in range(n_labels))
             plan = plan_of(LabelSet("custom", names), ("a photo of a {}",))

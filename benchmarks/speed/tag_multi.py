@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import time_blocks, write
-from offline_vision.catalog.store import Catalog
+from benchmarks.common import catalog_of, random_parts, time_blocks, write
 from offline_vision.catalog.tag import tag
 from offline_vision.config import Settings
 from offline_vision.labels.plan import plan_of
@@ -36,13 +35,8 @@ def main() -> None:
     eyes.encode_labels(list(names), ("a photo of a {}",))  # text embeddings cached first
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        cat = Catalog.open(Path(tmp) / "syn", eyes, create=True)
         dim = eyes.encode_labels(["x"])[0].shape[0]
-        for s in range(0, args.stored, 50_000):
-            m = min(50_000, args.stored - s)
-            v = rng.standard_normal((m, dim)).astype(np.float32)
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            cat.append({"path": [f"/syn/{i:08d}.jpg" for i in range(s, s + m)], "size": [1] * m, "mtime_ns": [1] * m, "sha256": [""] * m, "removed": [False] * m, "embedding": list(v)})  # fmt: skip
+        cat = catalog_of(Path(tmp) / "syn", eyes, random_parts(args.stored, dim, rng))
 
         def run(multi):
             return lambda: sum(1 for _ in tag(cat, {"g": plan}, eyes, multi=multi))
