@@ -189,7 +189,6 @@ def _results(task: Task, todo: list[int], concurrency: int) -> Iterator[Record]:
         with state:
             stopping = True
             state.wait_for(lambda: running == 0)
-        pool.shutdown(wait=False, cancel_futures=True)
         for rec in list(finished):
             if rec.id not in handed:
                 handed.add(rec.id)
