@@ -295,12 +295,12 @@ def write_names(
     if k.complete:
         return k, path, True
     todo = [lab for lab in labels if lab not in k.texts]
-    context = Domain(k, domain, reasoner, labels, seed, scorer)
-    if used:
-        todo = from_dictionaries(k, labels, todo, dictionaries, scorer, reasoner, seed, context)
-        k.save(path)
     with progress_bar(None, "bridging label names", unit="request") as bar:
-        llm = _Ticking(reasoner, bar.update)
+        llm = _Ticking(reasoner, bar.update)  # every request ticks: the domain, picks, asks
+        context = Domain(k, domain, llm, labels, seed, scorer)
+        if used:
+            todo = from_dictionaries(k, labels, todo, dictionaries, scorer, llm, seed, context)
+            k.save(path)
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
             asked = {}
