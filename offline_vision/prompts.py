@@ -234,9 +234,11 @@ BRIDGE_PROMPTS = {
         answer="what it is and its plain English word",
     ),
 }
+# The pick between a label's candidates (two answers, or an unordered dictionary's senses) is told
+# the set's domain too, as every other request is.
 BRIDGE_CHOOSE = (
-    "The classifier's classes are: {labels}.\nIn plain everyday English, the class '{label}' "
-    "is called:"
+    "The classifier's classes are: {labels}.{domain}\nIn plain everyday English, the class "
+    "'{label}' is called:"
 )
 BRIDGE_CONFLICT = (
     "{problems}{taken}Each class is a different thing: give each of these classes a different "

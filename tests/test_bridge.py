@@ -104,6 +104,7 @@ def test_where_the_two_askings_disagree_the_reasoners_own_odds_choose(tmp_path):
         }
     }
     assert len(asked) == 1 and "the class 'Cervidae' is called:" in asked[0][0]
+    assert "Cervidae, Felis. They are household things.\n" in asked[0][0]  # the domain too
 
 
 def test_a_pick_never_takes_a_name_another_label_settled(tmp_path):

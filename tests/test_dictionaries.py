@@ -250,6 +250,7 @@ def test_freedict_names_the_sets_language_and_the_reasoner_picks_a_sense(tmp_pat
     picks = []
 
     def odds(messages, choices):
+        assert "They are household things.\nIn plain everyday English" in messages[-1]["content"]
         picks.append(list(choices))
         return {c: (0.9 if c == "horse" else 0.1) for c in choices}
 

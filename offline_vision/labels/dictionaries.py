@@ -125,6 +125,13 @@ def glosses(
     return "", []
 
 
+def naming(labels: Sequence[str], dictionaries: Sequence[Dictionary]) -> dict[str, str]:
+    """name → version of the dictionaries that name a label of the set (the first that knows
+    it, as `glosses` takes them: a set JMdict names whole never reads FreeDict)."""
+    found = {glosses(lab, labels, dictionaries)[0] for lab in labels}
+    return {d.name: d.version for d in dictionaries if d.name in found}
+
+
 def _clean(senses: list[str]) -> list[Gloss]:
     """Names the bridge can use, each once: parentheses dropped from the name (kept as its
     sense), at most three words, letters only."""

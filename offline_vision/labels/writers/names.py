@@ -23,10 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from offline_vision.labels.answers import normalise, singulars
-from offline_vision.labels.dictionaries import Dictionary
+from offline_vision.labels.dictionaries import Dictionary, naming
 from offline_vision.labels.readable import plain_english, unreadable
 from offline_vision.labels.store import Knowledge, cache_path
-from offline_vision.labels.writers.senses import Domain, context_of, from_dictionaries, pick
+from offline_vision.labels.writers.senses import (
+    Domain,
+    choosing,
+    context_of,
+    from_dictionaries,
+    pick,
+)
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
@@ -145,8 +151,7 @@ def _settle(
         if len(free) == 1:
             chosen = free[0]
         else:
-            prompt = BRIDGE_CHOOSE.format(labels=context_of(labels, [lab]), label=lab)
-            chosen, odds = pick(reasoner, prompt, free, seed)
+            chosen, odds = pick(reasoner, choosing(labels, lab, k.domain), free, seed)
         k.choices[lab] = {"options": opts, "odds": odds, "chosen": chosen}
         k.texts[lab] = [chosen]
 
@@ -278,7 +283,7 @@ def write_names(
     whether cached)."""
     labels = list(labels)
     domain = " ".join(domain.split()) if domain else None
-    used = {d.name: d.version for d in dictionaries if any(d.covers(lab, labels) for lab in labels)}
+    used = naming(labels, dictionaries)
     prompts = {
         "system": BRIDGE_SYSTEM,
         **BRIDGE_PROMPTS,

@@ -6,7 +6,7 @@ with the set as context. Also the two ways the bridge asks with the set as conte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,7 +15,12 @@ from offline_vision.labels.dictionaries import glosses
 from offline_vision.labels.store import Knowledge
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
-from offline_vision.prompts import BRIDGE_CHOOSE, BRIDGE_DOMAIN, BRIDGE_SYSTEM
+from offline_vision.prompts import (
+    BRIDGE_CHOOSE,
+    BRIDGE_DOMAIN,
+    BRIDGE_DOMAIN_LINE,
+    BRIDGE_SYSTEM,
+)
 
 log = logging.getLogger("ovision")
 
@@ -41,6 +46,12 @@ def context_of(labels: Sequence[str], chunk: Sequence[str]) -> str:
     return ", ".join(labels if len(labels) <= CONTEXT_LABELS else chunk)
 
 
+def choosing(labels: Sequence[str], label: str, domain: str) -> str:
+    """The request to pick `label`'s name, the set (and its domain, where known) as context."""
+    line = BRIDGE_DOMAIN_LINE.format(domain=domain) if domain else ""
+    return BRIDGE_CHOOSE.format(labels=context_of(labels, [label]), domain=line, label=label)
+
+
 def pick(reasoner: Reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
     """The option the reasoner itself finds likeliest after `prompt`: its token probabilities
     where it gives them (returned too), else a constrained answer."""
@@ -59,7 +70,7 @@ def from_dictionaries(
     scorer: Scorer | None,
     reasoner: Reasoner,
     seed: int,
-    domain: Callable[[], np.ndarray | None] = lambda: None,
+    domain: Domain | None = None,
 ) -> list[str]:
     """Names for the labels a dictionary knows: of its commonest sense's glosses, the first
     the eyes' tokenizer holds a word of whole (airplane, not aeroplane), else its first; the
@@ -90,9 +101,9 @@ def from_dictionaries(
         if not ordered.get(source, True) and len(set(heads)) > 1:
             # FreeDict lists senses in no order of use (Portuguese cavalo: knight, then
             # horse): the reasoner picks one, the label set as context.
-            prompt = BRIDGE_CHOOSE.format(labels=context_of(labels, [lab]), label=lab)
+            prompt = choosing(labels, lab, domain.text() if domain else "")
             chosen, odds = pick(reasoner, prompt, list(dict.fromkeys(heads))[:MAX_SENSES], seed)
-        elif len(set(heads)) > 1 and scorer is not None and (context := domain()) is not None:
+        elif len(set(heads)) > 1 and scorer and domain and (context := domain()) is not None:
             best, sims = _nearest_sense(senses[:MAX_SENSES], scorer, context)
             chosen, near = heads[best], dict(zip(heads, sims, strict=False))
         options = [chosen, *(g.name for g in found if g.name != chosen)]
