@@ -18,7 +18,9 @@ fi
 .venv/bin/pip install --no-cache-dir -e ".[$extras]"
 # Debian packages: the test extra's `browser` tests open the HTML report in headless Chromium;
 # the llm extra's bridge reads FreeDict's X-to-English dictionaries (labels.freedict) before it
-# asks the LLM to name a label (German Hirsch: deer, where the 1.5B said dog).
+# asks the LLM to name a label (German Hirsch: deer, where the 1.5B said dog), and the
+# English-to-X ones backwards for the words those lack (Turkish geyik: deer; Indonesian, which
+# has only eng-ind).
 debs=()
 if [[ ",$extras," == *",test,"* ]] && ! command -v chromium >/dev/null; then
   debs+=(chromium)
@@ -26,6 +28,9 @@ fi
 if [[ ",$extras," == *",llm,"* ]]; then
   for lang in deu spa fra ita por nld swe dan fin pol ces tur lat; do
     [ -f "/usr/share/dictd/freedict-$lang-eng.index" ] || debs+=("dict-freedict-$lang-eng")
+  done
+  for lang in deu spa fra ita por nld swe dan fin pol ces tur lat ind; do
+    [ -f "/usr/share/dictd/freedict-eng-$lang.index" ] || debs+=("dict-freedict-eng-$lang")
   done
 fi
 if [ "${#debs[@]}" -gt 0 ]; then

@@ -199,8 +199,9 @@ def test_jmdict_names_the_seed_users_words():
 # --- FreeDict (dictd files: an index and a gzip'd body), written here --------------------------
 
 
-def _dictd(folder, language, entries):
-    """freedict-LANG-eng.index/.dict.dz holding `entries` (headword, body) as dictd writes them."""
+def _dictd(folder, language, entries, pair="{}-eng"):
+    """freedict-LANG-eng.index/.dict.dz (or the `pair` given, "eng-{}") holding `entries`
+    (headword, body) as dictd writes them."""
     import gzip
 
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -219,8 +220,9 @@ def _dictd(folder, language, entries):
         index.append(f"{head}\t{enc(len(body))}\t{enc(len(data))}")
         body += data
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"freedict-{language}-eng.index").write_text("\n".join(sorted(index)) + "\n")
-    with gzip.open(folder / f"freedict-{language}-eng.dict.dz", "wb") as f:
+    name = "freedict-" + pair.format(language)
+    (folder / f"{name}.index").write_text("\n".join(sorted(index)) + "\n")
+    with gzip.open(folder / f"{name}.dict.dz", "wb") as f:
         f.write(body)
 
 
@@ -262,3 +264,70 @@ def test_freedict_names_the_sets_language_and_the_reasoner_picks_a_sense(tmp_pat
     assert k.texts["cavalo"] == ["horse"] and k.texts["gato"] == ["cat"]
     assert k.choices["cavalo"]["source"] == "FreeDict por-eng"
     assert k.prompts["dictionaries"]["FreeDict por-eng"].endswith(" bytes")  # no edition entry
+
+
+# English→X dictionaries read backwards (FreeDict's eng-tur, eng-ind, as Debian ships them).
+ENG_TUR = [
+    ("deer", "1. (çoğ.) deer) geyik, karaca, (zool.) Cervus.\n"),
+    ("buck", "1. erkek geyik, antilop\n"),
+    ("cervine", "1. geyik gibi\n"),
+    ("at", "1. -de, -da\n"),
+]
+ENG_IND = [
+    ("dog", "1. anjing, asu\nanimal\n"),
+    ("fuck", "anjing, anjir, bangsat!\nexpression of dismay\n"),
+    ("horse", "kuda 2.\nmembers of the species Equus ferus\n"),
+    ("knight", "kuda\nchess piece\n"),
+    ("cat", "kucing 2.\ndomestic species\n"),
+    ("cat food", "makanan kucing\nfood for cats\n"),
+    ("frog", "katak, kodok\nanimal\n"),
+]
+
+
+def test_a_word_the_x_english_dictionary_lacks_is_read_backwards(tmp_path):
+    from offline_vision.labels.freedict import freedicts
+
+    _dictd(tmp_path, "tur", [("köpek", "1. dog\n"), ("at", "1. horse\n"), ("kuş", "bird\n")])
+    _dictd(tmp_path, "tur", ENG_TUR, pair="eng-{}")
+    books = freedicts(tmp_path)
+    assert [b.name for b in books] == ["FreeDict tur-eng"]
+    assert "eng-tur" in books[0].version
+    labels = ["köpek", "at", "kuş", "geyik", "kamyon"]
+    found = {lab: glosses(lab, labels, books) for lab in labels}
+    # Only whole translations count ("erkek geyik" and "geyik gibi" do not); a stray ")" and a
+    # tag are cleaned off.
+    assert [g.name for g in found["geyik"][1]] == ["deer"]
+    assert found["geyik"][0] == "FreeDict tur-eng"
+    assert [g.name for g in found["at"][1]] == ["horse"]  # the X→English entry first
+    assert found["kamyon"] == ("", [])  # in neither: the reasoner names it
+
+
+def test_a_language_with_only_an_english_x_dictionary_is_told_and_read(tmp_path):
+    from offline_vision.labels.freedict import freedicts
+
+    _dictd(tmp_path, "ind", ENG_IND, pair="eng-{}")
+    _dictd(tmp_path, "tur", ENG_TUR, pair="eng-{}")
+    books = freedicts(tmp_path)
+    assert {b.name for b in books} == {"FreeDict eng-ind reversed", "FreeDict eng-tur reversed"}
+    labels = ["anjing", "kuda", "kucing", "katak", "rusa"]
+    found = {lab: glosses(lab, labels, books) for lab in labels}
+    assert {f[0] for f in found.values() if f[1]} == {"FreeDict eng-ind reversed"}
+    # The entry giving the label soonest first; a sense number left on the word is dropped.
+    assert [g.name for g in found["anjing"][1]] == ["dog", "fuck"]
+    assert [g.name for g in found["kuda"][1]] == ["horse", "knight"]
+    assert [g.name for g in found["kucing"][1]] == ["cat"]  # not "cat food" (makanan kucing)
+    assert found["rusa"] == ("", [])
+    # English labels are English headwords: no dictionary claims the set.
+    english = ["dog", "horse", "cat", "frog", "deer"]
+    assert all(glosses(lab, english, books) == ("", []) for lab in english)
+    assert glosses("anjing", ["anjing", "car", "house", "tree"], books) == ("", [])  # under half
+
+
+def test_an_english_x_dictionary_too_big_unpacked_is_not_read(tmp_path, monkeypatch, caplog):
+    from offline_vision.labels import freedict
+
+    _dictd(tmp_path, "ind", ENG_IND, pair="eng-{}")
+    monkeypatch.setattr(freedict, "MAX_TEXT", 64)  # a few entries' worth: a "bomb" here
+    books = freedict.freedicts(tmp_path)
+    assert glosses("anjing", ["anjing", "kuda"], books) == ("", [])
+    assert "over 0 MB unpacked; not read" in caplog.text

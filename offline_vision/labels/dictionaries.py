@@ -5,8 +5,10 @@ does, offline. Where one knows a label, its glosses, commonest sense first, are 
 names (the bridge takes the first: `labels.writers.names`); where none does, the reasoner names
 the label alone. JMdict (Japanese, through `jamdict` + `jamdict-data`, installed with the `llm`
 extra) and FreeDict's X→English dictionaries (Debian's `dict-freedict-XXX-eng`, dictd files in
-`$OVISION_DICTD_DIR`, default /usr/share/dictd; `scripts/install.sh` installs them with the
-`llm` extra). `OVISION_DICTIONARIES=none` turns them off.
+`$OVISION_DICTD_DIR`, default /usr/share/dictd), with the English→X ones (`dict-freedict-eng-XXX`)
+read backwards for the words those lack and for languages with no X→English one (Indonesian);
+`scripts/install.sh` installs both with the `llm` extra. `OVISION_DICTIONARIES=none` turns them
+off.
 """
 
 from __future__ import annotations
