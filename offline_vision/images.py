@@ -24,6 +24,7 @@ FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
 # a batch of 32 holds at most 32 × 1024² pixels whatever the files' sizes (JPEGs are decoded at
 # a reduced scale to begin with).
 MAX_SIDE = 1024
+MAX_FILE_BYTES = 1 << 30  # an image file the catalog reads whole to hash and decode
 
 
 def expand_paths(args: Iterable[str]) -> list[Path]:
@@ -82,19 +83,21 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open, check and decode an image file as RGB (EXIF orientation applied)."""
+def load_image(path: str | Path, data: bytes | None = None) -> Image.Image:
+    """Open, check and decode an image file as RGB (EXIF orientation applied); from `data`,
+    its bytes already read, where given (the catalog hashes and decodes one read)."""
     p = Path(path)
-    if not p.exists():
+    if data is None and not p.exists():
         raise BadInput(f"{p}: no such file")
-    if p.is_dir():
+    if data is None and p.is_dir():
         raise BadInput(f"{p}: is a directory, not an image")
-    if p.stat().st_size == 0:
+    if (len(data) if data is not None else p.stat().st_size) == 0:
         raise BadImage(f"{p}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(p, formats=FORMATS)
+            source = io.BytesIO(data) if data is not None else p
+            img: Image.Image = Image.open(source, formats=FORMATS)
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise BadImage(

@@ -405,3 +405,36 @@ def test_eyes_with_their_own_sigmoid_tag_every_label_past_one_half(tmp_path):
     got = np.array([[n in {t["label"] for t in r["attrs"]} for n in names] for r in tagger.rows()])
     assert (got == truth).all()  # one or two attributes each, every one found, nothing else
     assert tagger.rules == {"attrs": {"rule": "sigmoid >= 0.5 or top"}}
+
+
+def test_a_new_image_is_read_once_its_hash_and_pixels_from_the_same_bytes(
+    tiny_clip, folder, tmp_path, monkeypatch, settings
+):
+    import builtins
+    import hashlib
+
+    from offline_vision.catalog import index as catalog_index
+    from offline_vision.models.loader import load_scorer
+
+    eyes = load_scorer(settings, "clip")
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting(file, *args, **kwargs):
+        if str(file).startswith(str(folder)):
+            opened.append(os.path.basename(str(file)))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    counts = catalog_index.index(sorted(folder.iterdir()), tmp_path / "cat", eyes, workers=1)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert counts["added"] == 6
+    assert sorted(opened) == sorted(p.name for p in folder.iterdir())  # once each
+    rows = Catalog.open(tmp_path / "cat").rows()
+    for path, sha in zip(rows.paths, rows.sha256, strict=True):
+        with open(path, "rb") as f:
+            assert sha == hashlib.sha256(f.read()).hexdigest()
+    # A file over the limit is one error line, not read whole.
+    monkeypatch.setattr(catalog_index, "MAX_FILE_BYTES", 100)
+    image, error, _st, _sha = catalog_index.load(folder / "chelsea.png")
+    assert image is None and "over the 100-byte limit for an image" in error

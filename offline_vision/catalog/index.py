@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from offline_vision.catalog.store import Catalog
-from offline_vision.errors import BadInput
-from offline_vision.images import load_image
+from offline_vision.errors import BadImage, BadInput
+from offline_vision.images import MAX_FILE_BYTES, load_image
 from offline_vision.models.scorer import Scorer
 from offline_vision.progress import bar as progress_bar
 
@@ -28,11 +28,15 @@ def _sha256(path: Path) -> str:
 
 
 def load(path: Path):
-    """(image or None, error or None, stat, sha256) for one file: done on the decode pool."""
+    """(image or None, error or None, stat, sha256) for one file, read once: its hash and its
+    pixels come from the same bytes. Done on the decode pool."""
     try:
         st = os.stat(path)
-        sha = _sha256(path)
-        return load_image(path), None, st, sha
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise BadImage(f"{path}: over the {MAX_FILE_BYTES:,}-byte limit for an image")
+        return load_image(path, data), None, st, hashlib.sha256(data).hexdigest()
     except (BadInput, OSError) as e:
         return None, str(e), None, None
 
