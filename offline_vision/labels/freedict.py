@@ -6,7 +6,8 @@ A label set's language is the installed dictionary that holds most of its labels
 half); only that one is read for it. A label's senses are its entries' lines, in each entry's
 order, the entry whose commonest English word is commoner first (German Hund: dog before mine
 car). A label the X→English dictionary lacks is looked up backwards in the English→X one: the
-English headwords that give it as a whole translation (Turkish geyik: deer), commonest first.
+English headwords that give it as a whole translation (Turkish geyik: deer), the entry giving
+it soonest (first sense, first word) first.
 Where no X→English dictionary holds half the set, the English→X ones name its language too
 (Indonesian has only eng-ind).
 """
@@ -178,11 +179,11 @@ class FreeDict:
         own order (gato: cat, then jack), the entry whose commonest gloss is commoner first
         (Hund: dog before mine car); else the English headwords giving it soonest first."""
         spans = next((f[label] for f in self._found.values() if label in f), [])
-        if not spans:
+        if not spans or not self.forward:
             return next((b[label] for b in self._back.values() if label in b), [])
         entries: list[list[str]] = []
         try:
-            with gzip.open(self.forward[1] if self.forward else "", "rb") as f:
+            with gzip.open(self.forward[1], "rb") as f:
                 for off, length in sorted(spans):
                     f.seek(off)
                     text = f.read(min(length, MAX_ENTRY)).decode("utf-8", "replace")
