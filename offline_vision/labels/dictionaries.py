@@ -127,11 +127,22 @@ def glosses(
     return "", []
 
 
-def naming(labels: Sequence[str], dictionaries: Sequence[Dictionary]) -> dict[str, str]:
-    """name → version of the dictionaries that name a label of the set (the first that knows
-    it, as `glosses` takes them: a set JMdict names whole never reads FreeDict)."""
-    found = {glosses(lab, labels, dictionaries)[0] for lab in labels}
-    return {d.name: d.version for d in dictionaries if d.name in found}
+def naming(
+    labels: Sequence[str], dictionaries: Sequence[Dictionary]
+) -> dict[str, tuple[str, list[Gloss]]]:
+    """label → (the dictionary that names it, its candidates), for the labels one knows: the
+    first that knows it, as `glosses` takes them (a set JMdict names whole never reads
+    FreeDict)."""
+    found = {lab: glosses(lab, labels, dictionaries) for lab in labels}
+    return {lab: named for lab, named in found.items() if named[1]}
+
+
+def versions(
+    named: dict[str, tuple[str, list[Gloss]]], dictionaries: Sequence[Dictionary]
+) -> dict[str, str]:
+    """name → version of the dictionaries that named labels in `named` (`naming`)."""
+    sources = {source for source, _glosses in named.values()}
+    return {d.name: d.version for d in dictionaries if d.name in sources}
 
 
 def _clean(senses: list[str]) -> list[Gloss]:

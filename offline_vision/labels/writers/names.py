@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from offline_vision.labels.answers import normalise, singulars
-from offline_vision.labels.dictionaries import Dictionary, naming
+from offline_vision.labels.dictionaries import Dictionary, naming, versions
 from offline_vision.labels.readable import plain_english, unreadable
 from offline_vision.labels.store import Knowledge, cache_path
 from offline_vision.labels.writers.senses import (
     Domain,
     choosing,
     context_of,
+    domain_line,
     from_dictionaries,
     pick,
 )
@@ -41,7 +42,6 @@ from offline_vision.prompts import (
     BRIDGE_CLASH,
     BRIDGE_CONFLICT,
     BRIDGE_DOMAIN,
-    BRIDGE_DOMAIN_LINE,
     BRIDGE_EXAMPLES,
     BRIDGE_OWNER,
     BRIDGE_PROMPTS,
@@ -82,7 +82,7 @@ def _schema(kind: str, chunk: Sequence[str]) -> dict:
 def _messages(kind: str, labels, chunk, domain: str = "") -> list[dict]:
     prompt = BRIDGE_PROMPTS[kind].format(
         labels=context_of(labels, chunk),
-        domain=BRIDGE_DOMAIN_LINE.format(domain=domain) if domain else "",
+        domain=domain_line(domain),
         chunk=", ".join(chunk),
     )
     return [{"role": "system", "content": BRIDGE_SYSTEM}, {"role": "user", "content": prompt}]
@@ -283,7 +283,8 @@ def write_names(
     whether cached)."""
     labels = list(labels)
     domain = " ".join(domain.split()) if domain else None
-    used = naming(labels, dictionaries)
+    named = naming(labels, dictionaries)
+    used = versions(named, dictionaries)
     prompts = {
         "system": BRIDGE_SYSTEM,
         **BRIDGE_PROMPTS,
@@ -304,7 +305,8 @@ def write_names(
         llm = _Ticking(reasoner, bar.update)  # every request ticks: the domain, picks, asks
         context = Domain(k, domain, llm, labels, seed, scorer)
         if used:
-            todo = from_dictionaries(k, labels, todo, dictionaries, scorer, llm, seed, context)
+            ordered = {d.name: d.ordered for d in dictionaries}
+            todo = from_dictionaries(k, labels, todo, named, ordered, scorer, llm, seed, context)
             k.save(path)
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from offline_vision.errors import ReasonerError
-from offline_vision.labels.dictionaries import glosses
+from offline_vision.labels.dictionaries import Gloss
 from offline_vision.labels.store import Knowledge
 from offline_vision.models.reasoners.base import Reasoner
 from offline_vision.models.scorer import Scorer
@@ -46,10 +46,16 @@ def context_of(labels: Sequence[str], chunk: Sequence[str]) -> str:
     return ", ".join(labels if len(labels) <= CONTEXT_LABELS else chunk)
 
 
+def domain_line(domain: str) -> str:
+    """What every request says of the set after its labels (" They are animals."), if known."""
+    return BRIDGE_DOMAIN_LINE.format(domain=domain) if domain else ""
+
+
 def choosing(labels: Sequence[str], label: str, domain: str) -> str:
     """The request to pick `label`'s name, the set (and its domain, where known) as context."""
-    line = BRIDGE_DOMAIN_LINE.format(domain=domain) if domain else ""
-    return BRIDGE_CHOOSE.format(labels=context_of(labels, [label]), domain=line, label=label)
+    return BRIDGE_CHOOSE.format(
+        labels=context_of(labels, [label]), domain=domain_line(domain), label=label
+    )
 
 
 def pick(reasoner: Reasoner, prompt: str, options: list[str], seed: int) -> tuple[str, dict]:
@@ -66,15 +72,18 @@ def from_dictionaries(
     k: Knowledge,
     labels,
     todo,
-    dictionaries,
+    named: dict[str, tuple[str, list[Gloss]]],
+    ordered: dict[str, bool],
     scorer: Scorer | None,
     reasoner: Reasoner,
     seed: int,
     domain: Domain | None = None,
 ) -> list[str]:
-    """Names for the labels a dictionary knows: of its commonest sense's glosses, the first
-    the eyes' tokenizer holds a word of whole (airplane, not aeroplane), else its first; the
-    other glosses kept (a clash's loser takes the next). Returns the labels left to ask.
+    """Names for the labels a dictionary knows (`named`, from `labels.dictionaries.naming`;
+    `ordered`: each dictionary's name → whether its senses come commonest first): of its
+    commonest sense's glosses, the first the eyes' tokenizer holds a word of whole (airplane,
+    not aeroplane), else its first; the other glosses kept (a clash's loser takes the next).
+    Returns the labels left to ask.
 
     Chosen on the fashion dev lists and cifar10-ja's 632 dev images (default 1.5B, ConSE):
     of the 18 fashion labels JMdict gives several glosses for, the dictionary's first is
@@ -86,9 +95,8 @@ def from_dictionaries(
     An ordered dictionary's later sense is taken where it is nearer the set's `domain` (an
     embedding, asked for only here) by SENSE_MARGIN: 水玉 polka dots, not a drop of water."""
     rest = []
-    ordered = {d.name: d.ordered for d in dictionaries}
     for lab in todo:
-        source, found = glosses(lab, labels, dictionaries)
+        source, found = named.get(lab, ("", []))
         if not found:
             rest.append(lab)
             continue
